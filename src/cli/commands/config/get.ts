@@ -1,0 +1,17 @@
+import { NotFoundError } from "../../../errors.ts";
+import { checkKey } from "../../../config/user.ts";
+import type { CommandSpec } from "../../command.ts";
+import { listConfig } from "./list.ts";
+
+export const configGetCommand: CommandSpec = {
+  name: "get",
+  args: "<KEY>",
+  summary: "Print one setting (secrets masked)",
+  async run({ args, factory }) {
+    const key = args[0]!;
+    checkKey(key);
+    const entry = listConfig(factory).find((e) => e.key === key);
+    if (!entry) throw new NotFoundError(`"${key}" is not set`);
+    factory.io.out.write(`${entry.value}\n`);
+  },
+};

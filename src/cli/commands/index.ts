@@ -1,0 +1,8 @@
+import type { Program } from "../app.ts";
+import { configNoun } from "./config/index.ts";
+import { versionCommand } from "./version.ts";
+
+export const program: Program = {
+  nouns: [configNoun],
+  commands: [versionCommand],
+};
