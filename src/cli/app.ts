@@ -4,7 +4,7 @@ import { buildInfo, formatVersion } from "../version.ts";
 import type { CommandSpec, NounSpec, OptionSpec } from "./command.ts";
 import type { Factory } from "./factory.ts";
 import { formatCommandHelp, formatNounHelp, formatRootHelp } from "./help.ts";
-import { suggest } from "./suggest.ts";
+import { suggest } from "../util/suggest.ts";
 
 export interface Program {
   nouns: NounSpec[];

@@ -1,0 +1,65 @@
+import { UnavailableError } from "../../../errors.ts";
+import type { GpuStatus } from "../../../gpu/report.ts";
+import type { Inventory } from "../../../gpu/types.ts";
+import { jsonOption, type CommandSpec } from "../../command.ts";
+import type { Factory } from "../../factory.ts";
+import { printJson, printTable } from "../../output.ts";
+import { formatSize } from "../../../config/size.ts";
+
+export interface NodeGpusResult {
+  inventory: Inventory;
+  gpus: GpuStatus[];
+  /** Why a GPU would not be handed out, by UUID or bus id; only known when an executor answered. */
+  unavailable: Record<string, string>;
+}
+
+/** Asks the executor (which knows the claims) when one runs; otherwise runs discovery here. */
+export async function loadNodeGpus(factory: Factory): Promise<NodeGpusResult> {
+  const client = factory.executor();
+  if (await client.isRunning()) return client.request<NodeGpusResult>("GET", "/v1/gpus");
+  const { discoverGpus, createNvidiaSmiRunner } = await import("../../../gpu/discover.ts");
+  const { withClaims, unavailableReason } = await import("../../../gpu/report.ts");
+  const timeoutMs = factory.nvidiaSmiTimeoutMs();
+  const inventory = await discoverGpus(createNvidiaSmiRunner(factory.nvidiaSmiPath(), timeoutMs), timeoutMs);
+  const unavailable: Record<string, string> = {};
+  for (const gpu of inventory.gpus) {
+    const reason = unavailableReason(gpu);
+    if (reason) unavailable[gpu.uuid ?? gpu.busId ?? "?"] = reason;
+  }
+  return { inventory, gpus: withClaims(inventory, new Map()), unavailable };
+}
+
+function state(gpu: GpuStatus, unavailable: Record<string, string>): string {
+  if (!gpu.healthy) return `unhealthy: ${gpu.error ?? "unknown"}`;
+  if (gpu.claimedBy) return `claimed by ${gpu.claimedBy}`;
+  const reason = unavailable[gpu.uuid ?? gpu.busId ?? "?"];
+  return reason ? `unavailable: ${reason}` : "free";
+}
+
+export const nodeGpusCommand: CommandSpec = {
+  name: "gpus",
+  summary: "List this node's GPUs and which session holds each",
+  options: [jsonOption],
+  async run({ flags, factory }) {
+    const { io } = factory;
+    const { inventory, gpus, unavailable } = await loadNodeGpus(factory);
+    if (inventory.error) throw new UnavailableError(inventory.error);
+    if (flags.json) printJson(io, gpus);
+    else if (gpus.length > 0) {
+      printTable(
+        io,
+        ["INDEX", "NAME", "MEMORY", "UUID", "MIG", "STATE"],
+        gpus.map((g) => [
+          g.index === null ? "?" : String(g.index),
+          g.name ?? "?",
+          g.memoryTotalMiB === null ? "?" : formatSize(g.memoryTotalMiB * 1048576),
+          g.uuid ?? `? (bus ${g.busId ?? "unknown"})`,
+          g.migMode === "enabled" ? `${g.migDevices.length} devices: ${g.migDevices.map((d) => d.profile ?? "?").join(",")}` : (g.migMode ?? "-"),
+          state(g, unavailable),
+        ]),
+      );
+    }
+    if (inventory.note) io.err.write(`${inventory.note}\n`);
+    else if (gpus.length === 0) io.err.write("no GPUs on this node\n");
+  },
+};

@@ -1,0 +1,150 @@
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { ConfigError } from "../errors.ts";
+import { suggest } from "../util/suggest.ts";
+import { parseSize } from "./size.ts";
+import { parseYamlMapping } from "./yaml-file.ts";
+
+export const defaultExecutorConfigPath = "/etc/beaker/config.yml";
+export const defaultSocketPath = "/run/beaker/executor.sock";
+export const defaultImage = "allenai/base:cuda11.2-ubuntu20.04";
+
+export interface ExecutorConfig {
+  socket: string;
+  stateDir: string;
+  dockerSocket: string;
+  nvidiaSmi: string;
+  defaultImage: string;
+  mountPaths: string[];
+  sessionHome: string | null;
+  /** Bytes; null means half the memory limit or 8 GiB. */
+  shmSize: number | null;
+  server: string | null;
+  tokenFile: string;
+  cluster: string | null;
+  nodeName: string;
+  /** Seconds a session may go unattached before it is stopped; 0 = never. */
+  idleTimeout: number;
+  /** Seconds finished sessions are remembered. */
+  historyRetention: number;
+}
+
+export function defaultExecutorConfig(): ExecutorConfig {
+  return {
+    socket: defaultSocketPath,
+    stateDir: "/var/lib/beaker",
+    dockerSocket: "/var/run/docker.sock",
+    nvidiaSmi: "nvidia-smi",
+    defaultImage,
+    mountPaths: ["/net"],
+    sessionHome: null,
+    shmSize: null,
+    server: null,
+    tokenFile: "/etc/beaker/executor-token",
+    cluster: null,
+    nodeName: hostname(),
+    idleTimeout: 0,
+    historyRetention: 7 * 24 * 3600,
+  };
+}
+
+type Field = (value: unknown) => unknown;
+
+const absolutePath: Field = (v) => {
+  if (typeof v !== "string" || !v.startsWith("/")) throw new Error("must be an absolute path");
+  return v;
+};
+const nonEmpty: Field = (v) => {
+  if (typeof v !== "string" || v.trim() === "") throw new Error("must be a non-empty string");
+  return v.trim();
+};
+const optional =
+  (field: Field): Field =>
+  (v) =>
+    v === null || v === undefined || v === "" ? null : field(v);
+const seconds: Field = (v) => {
+  if (typeof v === "number" && v >= 0) return v;
+  const match = typeof v === "string" ? /^(\d+)\s*([smhd]?)$/.exec(v.trim()) : null;
+  if (!match) throw new Error('must be a duration like 3600, "30m", "12h" or "7d"');
+  return Number(match[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
+};
+
+const fields: Record<keyof ExecutorConfig, Field> = {
+  socket: absolutePath,
+  stateDir: absolutePath,
+  dockerSocket: absolutePath,
+  nvidiaSmi: nonEmpty,
+  defaultImage: nonEmpty,
+  mountPaths: (v) => {
+    if (!Array.isArray(v)) throw new Error("must be a list of absolute paths");
+    return v.map((p) => absolutePath(p));
+  },
+  sessionHome: optional(absolutePath),
+  shmSize: optional((v) => {
+    const bytes = parseSize(String(v));
+    if (bytes === null || bytes <= 0) throw new Error('must be a size like "8g" or "512m"');
+    return bytes;
+  }),
+  server: optional((v) => {
+    if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");
+    return v.replace(/\/+$/, "");
+  }),
+  tokenFile: absolutePath,
+  cluster: optional(nonEmpty),
+  nodeName: nonEmpty,
+  idleTimeout: seconds,
+  historyRetention: seconds,
+};
+
+/** Validates a parsed config mapping; every problem names the file, the key and the reason. */
+export function parseExecutorConfig(raw: Record<string, unknown>, file: string): ExecutorConfig {
+  const config = defaultExecutorConfig() as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(raw)) {
+    const field = fields[key as keyof ExecutorConfig];
+    if (!field) {
+      const near = suggest(key, Object.keys(fields));
+      throw new ConfigError(`${file}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+    try {
+      config[key] = field(value);
+    } catch (err) {
+      throw new ConfigError(`${file}: ${key} ${(err as Error).message}`);
+    }
+  }
+  return config as unknown as ExecutorConfig;
+}
+
+/** Reads the executor config; a missing file means the defaults. */
+export function loadExecutorConfig(path = defaultExecutorConfigPath, required = false): ExecutorConfig {
+  if (!existsSync(path)) {
+    if (required) throw new ConfigError(`${path} does not exist`);
+    return defaultExecutorConfig();
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  return parseExecutorConfig(parseYamlMapping(text, path), path);
+}
+
+/** Where the CLI finds the executor: BEAKER_EXECUTOR_SOCKET, else the config's socket, else the default. */
+export function executorSocketPath(env: Record<string, string | undefined>): string {
+  if (env.BEAKER_EXECUTOR_SOCKET) return env.BEAKER_EXECUTOR_SOCKET;
+  try {
+    return loadExecutorConfig().socket;
+  } catch {
+    return defaultSocketPath;
+  }
+}
+
+/** The nvidia-smi to run: BEAKER_NVIDIA_SMI, else the executor config's nvidiaSmi, else nvidia-smi on PATH. */
+export function nvidiaSmiPath(env: Record<string, string | undefined>): string {
+  if (env.BEAKER_NVIDIA_SMI) return env.BEAKER_NVIDIA_SMI;
+  try {
+    return loadExecutorConfig().nvidiaSmi;
+  } catch {
+    return "nvidia-smi";
+  }
+}

@@ -1,0 +1,72 @@
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { dirname, join } from "node:path";
+import { AuthError } from "../errors.ts";
+
+/**
+ * Who is calling, without trusting the caller's word. The caller creates a file in a root-owned sticky directory
+ * (mode 1733: anyone may create, nobody may list or remove another's files) and sends its name and the secret in it.
+ * The kernel sets the file's owner, so its uid is the caller's; the executor lstat()s it without following links,
+ * checks the secret, and deletes it. A user can neither forge another's file nor read theirs.
+ */
+export const proofHeader = "x-beaker-proof";
+const nameLength = 32;
+const maxAgeMs = 60_000;
+
+export function proofDirFor(socketPath: string): string {
+  return join(dirname(socketPath), "proofs");
+}
+
+/** Client side: writes a fresh proof file and returns the header value. */
+export function createProof(proofDir: string): { header: string; path: string } {
+  const name = randomBytes(nameLength / 2).toString("hex");
+  const secret = randomBytes(32).toString("hex");
+  const path = join(proofDir, name);
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, secret);
+  } finally {
+    closeSync(fd);
+  }
+  return { header: `${name}:${secret}`, path };
+}
+
+export function removeProof(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {}
+}
+
+/** Executor side: the uid that owns a valid proof. Throws AuthError otherwise. The proof is consumed. */
+export function verifyProof(proofDir: string, header: string | null, now = Date.now()): number {
+  const match = header ? /^([0-9a-f]{32}):([0-9a-f]{64})$/.exec(header) : null;
+  if (!match) throw new AuthError("missing or malformed caller proof");
+  const path = join(proofDir, match[1]!);
+  try {
+    const stat = lstatSync(path);
+    if (!stat.isFile()) throw new AuthError("caller proof is not a regular file");
+    if (stat.nlink !== 1) throw new AuthError("caller proof has other links");
+    if (Math.abs(now - stat.mtimeMs) > maxAgeMs) throw new AuthError("caller proof is stale");
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    let uid: number;
+    let content: Buffer;
+    try {
+      const opened = fstatSync(fd);
+      if (opened.ino !== stat.ino || opened.dev !== stat.dev) throw new AuthError("caller proof changed while read");
+      uid = opened.uid;
+      content = Buffer.alloc(65);
+      const n = readSync(fd, content, 0, 65, 0);
+      content = content.subarray(0, n);
+    } finally {
+      closeSync(fd);
+    }
+    const expected = Buffer.from(match[2]!);
+    if (content.length !== expected.length || !timingSafeEqual(content, expected)) throw new AuthError("caller proof does not match");
+    return uid;
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+    throw new AuthError(`caller proof cannot be checked: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    removeProof(path);
+  }
+}
