@@ -1,0 +1,10 @@
+import type { NounSpec } from "../../command.ts";
+import { executorInstallCommand } from "./install.ts";
+import { executorRunCommand } from "./run.ts";
+import { executorStatusCommand } from "./status.ts";
+
+export const executorNoun: NounSpec = {
+  name: "executor",
+  summary: "The node daemon that owns Docker, the GPUs and the session queue",
+  commands: [executorRunCommand, executorInstallCommand, executorStatusCommand],
+};

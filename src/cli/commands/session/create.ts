@@ -1,0 +1,141 @@
+import { BeakerError, errorFromCode, UsageError } from "../../../errors.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
+import { jsonOption, type CommandSpec } from "../../command.ts";
+import type { Factory } from "../../factory.ts";
+import { printJson } from "../../output.ts";
+import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
+import { createProgress } from "../../progress.ts";
+
+function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Flags -> the request the executor gets. Pure apart from reading the environment it is given. */
+export function buildCreateRequest(flags: Record<string, unknown>, rest: string[], ctx: { cwd: string; tty: boolean; term: string | null; defaultImage: string | null }): CreateSessionRequest {
+  const cpus = flags.cpus === undefined ? null : Number(flags.cpus);
+  if (cpus !== null && !(cpus > 0)) throw new UsageError("--cpus must be a positive number");
+  const ports = ((flags.port as string[] | undefined) ?? []).map((p) => numberFlag(p, "--port", 1, 65535)!);
+  const env = (flags.env as string[] | undefined) ?? [];
+  for (const entry of env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(entry)) throw new UsageError(`--env "${entry}" must be KEY=VALUE`);
+  return {
+    gpus: numberFlag(flags.gpus, "--gpus", 0, 64),
+    image: (flags.image as string | undefined) ?? ctx.defaultImage,
+    name: (flags.name as string | undefined) ?? null,
+    cpus,
+    memory: (flags.memory as string | undefined) ?? null,
+    sharedMemory: (flags.sharedMemory as string | undefined) ?? null,
+    ports,
+    env,
+    mounts: (flags.mount as string[] | undefined) ?? [],
+    workdir: (flags.workdir as string | undefined) ?? null,
+    command: rest,
+    cwd: ctx.cwd,
+    tty: ctx.tty,
+    term: ctx.term,
+    noWait: Boolean(flags.wait === false),
+    detach: Boolean(flags.detach),
+  };
+}
+
+/** Sends the request and follows its events (queue, pull) until the session exists. Ctrl-C leaves the queue. */
+export async function requestSession(factory: Factory, request: CreateSessionRequest): Promise<SessionInfo> {
+  const { io } = factory;
+  const progress = createProgress(io);
+  const abort = new AbortController();
+  const onInterrupt = () => abort.abort();
+  process.once("SIGINT", onInterrupt);
+  let announcedQueue = false;
+  try {
+    for await (const event of factory.executor().events<CreateEvent>("POST", "/v1/sessions", request, abort.signal)) {
+      if (event.type === "queued") {
+        const line = `Waiting for ${event.gpus} GPU${event.gpus === 1 ? "" : "s"}: position ${event.position} in the queue (${event.free} free now)`;
+        if (progress.live) progress.update(line);
+        else if (!announcedQueue) io.err.write(`${line}\n`);
+        announcedQueue = true;
+      } else if (event.type === "pulling") {
+        progress.pull(event);
+      } else if (event.type === "error") {
+        throw errorFromCode(event.code, event.message);
+      } else {
+        progress.done();
+        return event.session;
+      }
+    }
+    throw new BeakerError("the executor closed the connection before the session was created");
+  } catch (err) {
+    progress.done();
+    if (abort.signal.aborted) throw new CancelledWhileQueued();
+    throw err;
+  } finally {
+    process.off("SIGINT", onInterrupt);
+  }
+}
+
+class CancelledWhileQueued extends BeakerError {
+  override readonly exitCode = 130;
+  constructor() {
+    super("cancelled; no session was created and nothing is left in the queue");
+  }
+}
+
+export const sessionCreateCommand: CommandSpec = {
+  name: "create",
+  summary: "Start a session on this node with its own GPUs, and enter it",
+  passthrough: true,
+  options: [
+    { flags: "--gpus <n>", description: "GPUs to claim (default 1 on a node with GPUs, 0 without)", kind: "number" },
+    { flags: "--image <image>", description: "Container image (default: your default_image, else the node's)", kind: "string" },
+    { flags: "--name <name>", description: "A name for the session, unique among yours on this node", kind: "string" },
+    { flags: "--cpus <n>", description: "CPU limit", kind: "string" },
+    { flags: "--memory <size>", description: "Memory limit, like 64g", kind: "string" },
+    { flags: "--shared-memory <size>", description: "/dev/shm size (default half the memory limit, or 8g)", kind: "string" },
+    { flags: "--port <port>", description: "Publish a container port (repeatable)", kind: "list" },
+    { flags: "--env <K=V>", description: "Set an environment variable (repeatable)", kind: "list" },
+    { flags: "--mount <SRC:DST[:ro]>", description: "Bind-mount a path you can read (repeatable)", kind: "list" },
+    { flags: "--workdir <dir>", description: "Working directory inside (default: here if inside your home, else home)", kind: "string" },
+    { flags: "-d, --detach", description: "Start it without attaching", kind: "boolean" },
+    { flags: "--no-wait", description: "Fail (exit 6) instead of waiting in the queue", kind: "boolean" },
+    jsonOption,
+  ],
+  examples: ["beaker session create", "beaker session create --gpus 2 --image nvcr.io/nvidia/pytorch:24.05-py3", "beaker session create --detach -- python3 train.py"],
+  async run({ flags, rest, factory }) {
+    const { io } = factory;
+    if (flags.json && !flags.detach) throw new UsageError("--json needs --detach: an attached session prints its own output");
+    const config = factory.userConfig().read();
+    const request = buildCreateRequest(flags, rest, {
+      cwd: process.cwd(),
+      tty: !flags.detach ? io.isStdinTTY && io.isStdoutTTY : rest.length === 0,
+      term: factory.env.TERM ?? null,
+      defaultImage: config.default_image ?? null,
+    });
+    const session = await requestSession(factory, request);
+    if (request.detach) {
+      if (flags.json) printJson(io, { id: session.id, name: session.name, node: session.node, gpus: session.gpus, image: session.image, status: session.status });
+      else io.out.write(`${session.id}\n`);
+      return 0;
+    }
+    const outcome = await attachTerminal(factory.executor(), io, {
+      sessionId: session.id,
+      tty: request.tty,
+      start: true,
+      detachKeys: parseDetachKeys(config.detach_keys ?? "ctrl-p,ctrl-q"),
+    });
+    return reportOutcome(io, session, outcome);
+  },
+};
+
+export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: Awaited<ReturnType<typeof attachTerminal>>): number {
+  if (outcome.kind === "detached") {
+    io.err.write(`\ndetached from session ${session.name}; it keeps running. Back in with: beaker session attach ${session.id}\n`);
+    return 0;
+  }
+  if (outcome.kind === "lost") {
+    io.err.write(`\nlost the connection to the executor; the session may still run: beaker session attach ${session.id}\n`);
+    return 1;
+  }
+  if (outcome.reason.startsWith("stopped")) io.err.write(`\nsession ${session.name} was ${outcome.reason}\n`);
+  return outcome.code;
+}

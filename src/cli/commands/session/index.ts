@@ -1,0 +1,10 @@
+import type { NounSpec } from "../../command.ts";
+import { sessionCreateCommand } from "./create.ts";
+import { sessionListCommand } from "./list.ts";
+import { sessionStopCommand } from "./stop.ts";
+
+export const sessionNoun: NounSpec = {
+  name: "session",
+  summary: "Create and manage GPU sessions on this node",
+  commands: [sessionCreateCommand, sessionListCommand, sessionStopCommand],
+};

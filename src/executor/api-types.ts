@@ -1,0 +1,55 @@
+/** What the CLI and the executor say to each other over the unix socket. */
+
+export interface CreateSessionRequest {
+  /** null: 1 on a node with GPUs, 0 on one without. */
+  gpus: number | null;
+  image: string | null;
+  name: string | null;
+  cpus: number | null;
+  memory: string | null;
+  sharedMemory: string | null;
+  ports: number[];
+  env: string[];
+  mounts: string[];
+  workdir: string | null;
+  /** Empty: the image's shell, interactively. */
+  command: string[];
+  /** The caller's working directory; the session starts there when it is inside the home. */
+  cwd: string;
+  tty: boolean;
+  term: string | null;
+  noWait: boolean;
+  /** Start without waiting for a terminal to attach. */
+  detach: boolean;
+}
+
+export type SessionStatus = "queued" | "starting" | "running" | "stopping" | "exited";
+
+export interface SessionInfo {
+  id: string;
+  name: string;
+  node: string;
+  user: string;
+  uid: number;
+  gpus: string[];
+  image: string;
+  status: SessionStatus;
+  tty: boolean;
+  ports: string[];
+  createdAt: string;
+  startedAt: string | null;
+  exitCode: number | null;
+}
+
+export type CreateEvent =
+  | { type: "queued"; position: number; gpus: number; free: number }
+  | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }
+  | { type: "created"; session: SessionInfo }
+  | { type: "error"; code: string; message: string };
+
+/** Control messages on a terminal WebSocket (binary frames carry the bytes). */
+export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "signal"; name: string } | { type: "stdin-eof" };
+export type ServerControl = { type: "exit"; code: number; reason: string } | { type: "error"; code: string; message: string };
+
+/** On a non-TTY stream each binary frame starts with the stream it belongs to. */
+export const streamTag = { stdout: 1, stderr: 2 } as const;

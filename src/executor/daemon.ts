@@ -1,0 +1,181 @@
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import type { ExecutorConfig } from "../config/executor.ts";
+import { BeakerError, errorMessage, UsageError } from "../errors.ts";
+import { buildInfo } from "../version.ts";
+import { DockerEngine } from "../runtime/docker/engine.ts";
+import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
+import { InventoryCache } from "./inventory-cache.ts";
+import { proofDirFor, proofHeader, verifyProof } from "./proof.ts";
+import { SessionManager } from "./sessions.ts";
+import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
+import { UserDirectory } from "./users.ts";
+
+const httpStatus: Record<string, number> = {
+  usage: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  unavailable: 503,
+};
+
+function errorResponse(err: unknown): Response {
+  const code = err instanceof BeakerError ? err.code : "error";
+  return Response.json({ error: { code, message: errorMessage(err) } }, { status: httpStatus[code] ?? 500 });
+}
+
+/**
+ * Sessions get unlimited locked memory (NCCL pins buffers), which needs CAP_SYS_RESOURCE to grant. Where the node's
+ * root lacks it (a container-in-container, a locked-down host), the hard limit in force is the most runc can set.
+ */
+function memlockLimit(): number {
+  try {
+    const status = readFileSync("/proc/self/status", "utf8");
+    const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? "0"}`);
+    if (capEff & (1n << 24n)) return -1;
+    const limits = readFileSync("/proc/self/limits", "utf8");
+    const hard = /Max locked memory\s+\S+\s+(\S+)/.exec(limits)?.[1];
+    return !hard || hard === "unlimited" ? -1 : Number(hard);
+  } catch {
+    return -1;
+  }
+}
+
+export function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** Creates the socket's directory (root-owned) and the sticky proof directory, and clears a stale socket. */
+function prepareSocket(socket: string): void {
+  const dir = dirname(socket);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chownSync(dir, 0, 0);
+  chmodSync(dir, 0o755);
+  const proofs = proofDirFor(socket);
+  mkdirSync(proofs, { recursive: true });
+  chownSync(proofs, 0, 0);
+  chmodSync(proofs, 0o1733);
+  if (existsSync(socket)) {
+    if (!statSync(socket).isSocket()) throw new UsageError(`${socket} exists and is not a socket`);
+    unlinkSync(socket);
+  }
+}
+
+async function readJson<T>(req: Request, limit = 64 * 1024): Promise<T> {
+  const text = await req.text();
+  if (text.length > limit) throw new UsageError("request body too large");
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new UsageError("request body is not valid JSON");
+  }
+}
+
+/** Runs the executor in the foreground until SIGTERM/SIGINT. Sessions keep running when it stops. */
+export async function runExecutor(config: ExecutorConfig): Promise<void> {
+  const engine = new DockerEngine(config.dockerSocket);
+  const inventory = new InventoryCache(config.nvidiaSmi, log);
+  const beakerBinary = process.execPath.endsWith("/bun") ? null : process.execPath;
+  const memlock = memlockLimit();
+  if (memlock !== -1) log(`locked memory is capped at ${memlock} bytes on this node (no CAP_SYS_RESOURCE); NCCL may run slower`);
+  const manager = new SessionManager({ config, engine, inventory, users: new UserDirectory(), log, beakerBinary, memlock });
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  prepareSocket(config.socket);
+  const proofs = proofDirFor(config.socket);
+
+  await inventory.get();
+  try {
+    await manager.reconcile();
+  } catch (err) {
+    log(`cannot reach Docker yet (${errorMessage(err)}); will retry`);
+  }
+  const reconcileTimer = setInterval(() => {
+    manager.reconcile().catch((err) => log(`reconcile: ${errorMessage(err)}`));
+  }, 5000);
+
+  const server = Bun.serve<TerminalData, never>({
+    unix: config.socket,
+
+    async fetch(req, srv) {
+      const url = new URL(req.url);
+      const path = url.pathname;
+      try {
+        if (path === "/v1/health") return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid });
+        const uid = verifyProof(proofs, req.headers.get(proofHeader));
+        const attach = /^\/v1\/sessions\/([^/]+)\/attach$/.exec(path);
+        if (attach && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+          const data: TerminalData = {
+            uid,
+            sessionRef: decodeURIComponent(attach[1]!),
+            start: url.searchParams.get("start") === "1",
+            cols: Number(url.searchParams.get("cols") ?? 0),
+            rows: Number(url.searchParams.get("rows") ?? 0),
+          };
+          manager.find(uid, data.sessionRef);
+          if (srv.upgrade(req, { data })) return undefined;
+          throw new UsageError("expected a WebSocket upgrade");
+        }
+        if (path === "/v1/gpus" && req.method === "GET") return Response.json(await manager.gpuReport());
+        if (path === "/v1/sessions" && req.method === "GET") return Response.json(manager.list(uid, url.searchParams.get("all") === "1"));
+        if (path === "/v1/sessions" && req.method === "POST") {
+          // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
+          srv.timeout(req, 0);
+          return createStream(uid, await readJson<CreateSessionRequest>(req), req.signal);
+        }
+        const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
+        if (one && !one[2] && req.method === "GET") return Response.json(manager.find(uid, decodeURIComponent(one[1]!)).info);
+        if (one && one[2] && req.method === "POST") {
+          srv.timeout(req, 0);
+          const body = await readJson<{ timeout?: number }>(req);
+          return Response.json(await manager.stop(uid, decodeURIComponent(one[1]!), Math.max(0, Number(body.timeout ?? 10))));
+        }
+        return Response.json({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }, { status: 404 });
+      } catch (err) {
+        if (!(err instanceof BeakerError)) log(`${req.method} ${path}: ${errorMessage(err)}`);
+        return errorResponse(err);
+      }
+    },
+    websocket: {
+      open: (ws) => void openTerminal(ws, manager, engine),
+      message: (ws, message) => void onTerminalMessage(ws, message, engine),
+      close: (ws) => closeTerminal(ws),
+    },
+  });
+  chmodSync(config.socket, 0o666);
+  log(`beaker executor ${buildInfo.version} listening on ${config.socket} (node ${config.nodeName})`);
+
+  function createStream(uid: number, body: CreateSessionRequest, signal: AbortSignal): Response {
+    const stream = new ReadableStream<string>({
+      async start(controller) {
+        const emit = (event: CreateEvent) => {
+          try {
+            controller.enqueue(`${JSON.stringify(event)}\n`);
+          } catch {}
+        };
+        try {
+          const session = await manager.create(uid, body, emit, signal);
+          emit({ type: "created", session });
+        } catch (err) {
+          emit({ type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
+        }
+        try {
+          controller.close();
+        } catch {}
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  clearInterval(reconcileTimer);
+  server.stop(true);
+  try {
+    unlinkSync(config.socket);
+  } catch {}
+  log("executor stopped; sessions keep running and are adopted at the next start");
+}

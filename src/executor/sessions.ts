@@ -1,0 +1,376 @@
+import { chownSync, existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type Dockerode from "dockerode";
+import type { ExecutorConfig } from "../config/executor.ts";
+import { parseSize } from "../config/size.ts";
+import { ConflictError, ForbiddenError, NotFoundError, SessionStartError, UsageError } from "../errors.ts";
+import { withClaims } from "../gpu/report.ts";
+import { buildContainerSpec, checkEnv, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
+import { dockerMessage, type DockerEngine, type ManagedContainer } from "../runtime/docker/engine.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
+import { usableGpus, type InventoryCache } from "./inventory-cache.ts";
+import { FairQueue, freeGpus, GpuLedger, planClaim } from "./ledger.ts";
+import { checkMount, parseMountFlag } from "./mounts.ts";
+import type { UserDirectory } from "./users.ts";
+
+export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "executor lost the container";
+
+/** A session the executor is watching: its container exists (created or running). */
+export interface LiveSession {
+  info: SessionInfo;
+  containerId: string;
+  exited: Promise<{ code: number; reason: ExitReason }>;
+  stopReason: ExitReason | null;
+  /** Set once a terminal attached, or on detach: the container may start. */
+  startGate: { open(): void; opened: Promise<void> };
+}
+
+interface Deps {
+  config: ExecutorConfig;
+  engine: DockerEngine;
+  inventory: InventoryCache;
+  users: UserDirectory;
+  log: (line: string) => void;
+  beakerBinary: string | null;
+  memlock: number;
+}
+
+function newSessionId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+function gate(): LiveSession["startGate"] {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+/** Sessions on this node: the queue, the GPU ledger, and each container from create to removal. */
+export class SessionManager {
+  readonly ledger = new GpuLedger();
+  readonly queue = new FairQueue();
+  readonly sessions = new Map<string, LiveSession>();
+  private reconciling: Promise<void> | null = null;
+
+  constructor(private readonly deps: Deps) {}
+
+  /** Rebuilds the ledger from Docker's labels and adopts running sessions; run before any claim. */
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.reconcileOnce().finally(() => (this.reconciling = null));
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const containers = await this.deps.engine.listManaged();
+    const live = containers.filter((c) => c.state === "running" || c.state === "paused" || c.state === "restarting");
+    for (const c of containers) {
+      if (this.sessions.has(c.sessionId) || this.ledger.isPending(c.sessionId)) continue;
+      if (live.includes(c)) this.adopt(c);
+      else {
+        // A container left from before (created but never started, or exited while nobody watched): clean it up.
+        this.deps.log(`removing leftover session container ${c.sessionId} (${c.state})`);
+        await this.removeContainer(c.id);
+      }
+    }
+    this.ledger.rebuild(
+      containers.filter((c) => live.includes(c) || this.sessions.has(c.sessionId)).map((c) => ({ sessionId: c.sessionId, gpus: gpusOf(c.labels) })),
+    );
+    for (const [id, session] of this.sessions) {
+      if (!containers.some((c) => c.sessionId === id) && !this.ledger.isPending(id)) {
+        session.stopReason ??= "executor lost the container";
+        this.ledger.release(id);
+      }
+    }
+    await this.pump();
+  }
+
+  private adopt(c: ManagedContainer): void {
+    const info: SessionInfo = {
+      id: c.sessionId,
+      name: c.labels["beaker.name"] ?? c.sessionId,
+      node: c.labels["beaker.node"] ?? this.deps.config.nodeName,
+      user: c.labels["beaker.user"] ?? "?",
+      uid: Number(c.labels["beaker.uid"] ?? -1),
+      gpus: gpusOf(c.labels),
+      image: c.image,
+      status: "running",
+      tty: c.labels["beaker.tty"] === "true",
+      ports: c.ports,
+      createdAt: new Date(c.created * 1000).toISOString(),
+      startedAt: new Date(c.created * 1000).toISOString(),
+      exitCode: null,
+    };
+    const startGate = gate();
+    startGate.open();
+    this.deps.log(`adopted running session ${info.id} of ${info.user} (GPUs: ${info.gpus.join(",") || "none"})`);
+    this.track(info, c.id, startGate);
+  }
+
+  /** Watches a container until it exits, then removes it and frees its GPUs. */
+  private track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession {
+    const session: LiveSession = { info, containerId, stopReason: null, startGate, exited: null as never };
+    session.exited = (async () => {
+      const container = await this.deps.engine.container(containerId);
+      let code = 255;
+      try {
+        await startGate.opened;
+        code = ((await container.wait()) as { StatusCode: number }).StatusCode;
+      } catch (err) {
+        this.deps.log(`lost track of session ${info.id}: ${dockerMessage(err)}`);
+        session.stopReason ??= "executor lost the container";
+      }
+      const reason = session.stopReason ?? "exited";
+      info.status = "exited";
+      info.exitCode = code;
+      this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
+      await this.removeContainer(containerId);
+      this.sessions.delete(info.id);
+      this.ledger.release(info.id);
+      await this.pump();
+      return { code, reason };
+    })();
+    this.sessions.set(info.id, session);
+    return session;
+  }
+
+  private async removeContainer(id: string): Promise<void> {
+    try {
+      await (await this.deps.engine.container(id)).remove({ force: true, v: true });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) this.deps.log(`cannot remove container ${id.slice(0, 12)}: ${dockerMessage(err)}`);
+    }
+  }
+
+  /** Grants queued requests in order while GPUs are free. */
+  async pump(): Promise<void> {
+    if (this.queue.length === 0) return;
+    const free = await this.freeNow();
+    this.queue.pump(
+      (count) => {
+        const gpus = planClaim(free, count);
+        if (gpus) free.splice(0, count);
+        return gpus;
+      },
+      () => free.length,
+    );
+  }
+
+  private async freeNow(): Promise<string[]> {
+    const inventory = await this.deps.inventory.get();
+    const { usable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
+    return freeGpus(usable, this.ledger.claims());
+  }
+
+  /** The GPU report with claims, for `beaker node gpus`. */
+  async gpuReport() {
+    const inventory = await this.deps.inventory.get();
+    const { unavailable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
+    return { inventory, gpus: withClaims(inventory, this.ledger.claims()), unavailable };
+  }
+
+  /** Waits in the queue (when it must) and claims GPUs for a new session. */
+  private async claim(sessionId: string, count: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+    const inventory = await this.deps.inventory.get();
+    if (inventory.error && count > 0) throw new SessionStartError(`cannot hand out GPUs: ${inventory.error}`);
+    const { usable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
+    if (count > usable.length) {
+      const total = inventory.gpus.length;
+      throw new ConflictError(
+        `asked for ${count} GPU${count === 1 ? "" : "s"}, but this node has ${total}${usable.length < total ? ` (${usable.length} usable)` : ""}`,
+      );
+    }
+    if (count === 0) return [];
+    const free = freeGpus(usable, this.ledger.claims());
+    const now = this.queue.length === 0 ? planClaim(free, count) : null;
+    if (now) {
+      this.ledger.reserve(sessionId, now);
+      return now;
+    }
+    if (req.noWait) {
+      throw new ConflictError(`not enough free GPUs: ${free.length} free, ${count} asked, ${this.queue.length} request(s) waiting`);
+    }
+    return new Promise<string[]>((resolve, reject) => {
+      const onAbort = () => {
+        if (this.queue.remove(sessionId)) {
+          this.deps.log(`session request ${sessionId} left the queue`);
+          reject(new ConflictError("left the queue"));
+          void this.pump();
+        }
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      let lastPosition = 0;
+      this.queue.enqueue({
+        sessionId,
+        gpus: count,
+        grant: (gpus) => {
+          signal.removeEventListener("abort", onAbort);
+          this.ledger.reserve(sessionId, gpus);
+          resolve(gpus);
+        },
+        notify: (position, freeCount) => {
+          if (position !== lastPosition) emit({ type: "queued", position, gpus: count, free: freeCount });
+          lastPosition = position;
+        },
+      });
+      emit({ type: "queued", position: this.queue.position(sessionId), gpus: count, free: free.length });
+      lastPosition = this.queue.position(sessionId);
+    });
+  }
+
+  /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
+  async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<SessionInfo> {
+    const { config, engine, users } = this.deps;
+    await this.reconciling;
+    const user = await users.lookup(uid);
+    const plan = await this.prepare(user, req);
+    const sessionId = newSessionId();
+    const inventory = await this.deps.inventory.get();
+    const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
+    const gpus = await this.claim(sessionId, count, req, emit, signal);
+    let container: Dockerode.Container | null = null;
+    try {
+      if (signal.aborted) throw new ConflictError("the caller went away");
+      const image = req.image ?? config.defaultImage;
+      await engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
+      const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
+      const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, user, image, gpus, tty: req.tty, term: req.term });
+      (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
+      container = await engine.create(spec);
+      const groups = await Promise.all(
+        [user.gid, ...user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
+      );
+      await engine.injectUser(container, user, groups);
+      if (req.command.length === 0 && !(await engine.pathExists(container, "/bin/sh"))) {
+        throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
+      }
+      this.ledger.confirm(sessionId, gpus);
+      const info: SessionInfo = {
+        id: sessionId,
+        name,
+        node: config.nodeName,
+        user: user.name,
+        uid,
+        gpus,
+        image,
+        status: "starting",
+        tty: req.tty,
+        ports: [],
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        exitCode: null,
+      };
+      const startGate = gate();
+      this.track(info, container.id, startGate);
+      this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
+      if (req.detach) await this.start(sessionId);
+      else setTimeout(() => void this.start(sessionId).catch(() => {}), 30_000).unref?.();
+      return info;
+    } catch (err) {
+      if (container && !this.sessions.has(sessionId)) await this.removeContainer(container.id);
+      this.ledger.release(sessionId);
+      await this.pump();
+      throw err;
+    }
+  }
+
+  /** Starts a created session (once); on failure the container is removed and the GPUs are freed. */
+  async start(sessionId: string): Promise<void> {
+    const session = this.sessions.get(sessionId);
+    if (!session || session.info.status !== "starting") return;
+    session.info.status = "running";
+    const container = await this.deps.engine.container(session.containerId);
+    try {
+      await container.start();
+      const inspect = await container.inspect();
+      session.info.startedAt = inspect.State.StartedAt;
+      session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
+        (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`),
+      );
+    } catch (err) {
+      session.stopReason = "exited";
+      session.startGate.open();
+      await this.removeContainer(session.containerId);
+      throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
+    } finally {
+      session.startGate.open();
+    }
+  }
+
+  /** Checks the request against the node and the caller; everything here is refused before any GPU is claimed. */
+  private async prepare(user: SessionUser, req: CreateSessionRequest) {
+    const { config } = this.deps;
+    checkEnv(req.env);
+    if (req.gpus !== null && (!Number.isInteger(req.gpus) || req.gpus < 0)) throw new UsageError("--gpus must be a whole number, 0 or more");
+    const memoryBytes = req.memory ? parseSize(req.memory) : null;
+    if (req.memory && !memoryBytes) throw new UsageError(`--memory "${req.memory}" is not a size like 32g`);
+    const shmBytes = req.sharedMemory ? parseSize(req.sharedMemory) : config.shmSize;
+    if (req.sharedMemory && !shmBytes) throw new UsageError(`--shared-memory "${req.sharedMemory}" is not a size like 8g`);
+    if (req.name !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(req.name)) {
+      throw new UsageError(`--name "${req.name}" may use letters, digits, "_", "." and "-" (up to 63)`);
+    }
+    if (req.name !== null) {
+      const taken = [...this.sessions.values()].some((s) => s.info.uid === user.uid && s.info.name === req.name);
+      if (taken) throw new ConflictError(`you already have a session named ${req.name} on this node`);
+    }
+    const home = config.sessionHome ? join(config.sessionHome, user.name) : user.home;
+    if (config.sessionHome && !existsSync(home)) {
+      mkdirSync(home, { recursive: true, mode: 0o700 });
+      chownSync(home, user.uid, user.gid);
+    }
+    if (!existsSync(home)) throw new SessionStartError(`your home directory ${home} does not exist on this node`);
+    const sessionUser = { ...user, home };
+    const mounts: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
+    for (const flag of req.mounts) mounts.push(await checkMount(parseMountFlag(flag), sessionUser));
+    Object.assign(user, { home });
+    return {
+      command: req.command.length > 0 ? req.command : null,
+      env: req.env,
+      cpus: req.cpus,
+      memoryBytes,
+      shmBytes,
+      ports: req.ports,
+      mounts,
+      workdir: workdirFor(req.cwd, home, req.workdir),
+      beakerBinary: this.deps.beakerBinary,
+      memlock: this.deps.memlock,
+    };
+  }
+
+  /** Finds a session by id, unique id prefix, or name; only the caller's own unless root. */
+  find(uid: number, ref: string): LiveSession {
+    const visible = [...this.sessions.values()].filter((s) => uid === 0 || s.info.uid === uid);
+    const exact = visible.find((s) => s.info.id === ref) ?? visible.find((s) => s.info.name === ref);
+    if (exact) return exact;
+    const prefixed = visible.filter((s) => s.info.id.startsWith(ref));
+    if (prefixed.length === 1) return prefixed[0]!;
+    if (prefixed.length > 1) throw new UsageError(`"${ref}" matches ${prefixed.length} sessions; give more of the ID`);
+    const someoneElses = [...this.sessions.values()].some((s) => s.info.id === ref || s.info.id.startsWith(ref) || s.info.name === ref);
+    if (someoneElses) throw new ForbiddenError(`session ${ref} is not yours`);
+    throw new NotFoundError(`no session ${ref} on this node`);
+  }
+
+  list(uid: number, all: boolean): SessionInfo[] {
+    return [...this.sessions.values()].filter((s) => (all && uid === 0) || s.info.uid === uid).map((s) => s.info);
+  }
+
+  async stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+    const session = this.find(uid, ref);
+    session.stopReason ??= uid === 0 && session.info.uid !== 0 ? "stopped by admin" : "stopped by user";
+    session.info.status = "stopping";
+    session.startGate.open();
+    const container = await this.deps.engine.container(session.containerId);
+    try {
+      await container.stop({ t: timeoutSeconds });
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status !== 304 && status !== 404) throw err;
+    }
+    await session.exited;
+    return session.info;
+  }
+}
+
+function gpusOf(labels: Record<string, string>): string[] {
+  return (labels["beaker.gpus"] ?? "").split(",").filter(Boolean);
+}

@@ -1,0 +1,176 @@
+import type Dockerode from "dockerode";
+import type { Duplex } from "node:stream";
+import { SessionStartError, UnavailableError } from "../../errors.ts";
+import { mergeGroup, mergePasswd, type GroupEntry } from "./passwd.ts";
+import type { SessionUser } from "./spec.ts";
+import { createTar, readFirstFile, type TarEntry } from "./tar.ts";
+
+export interface ManagedContainer {
+  id: string;
+  sessionId: string;
+  state: string;
+  labels: Record<string, string>;
+  image: string;
+  created: number;
+  ports: string[];
+}
+
+export interface PullProgress {
+  status: string;
+  layer?: string;
+  current?: number;
+  total?: number;
+}
+
+/** Whether an error means the engine itself is not answering. */
+export function isDockerDown(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === "ECONNREFUSED" || code === "ENOENT" || code === "EACCES" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+/** The only code that talks to Docker. Thin: each method is one or two engine calls. */
+export class DockerEngine {
+  private docker: Dockerode | null = null;
+
+  constructor(private readonly socketPath: string) {}
+
+  private async client(): Promise<Dockerode> {
+    if (!this.docker) {
+      const { default: Docker } = await import("dockerode");
+      this.docker = new Docker({ socketPath: this.socketPath });
+    }
+    return this.docker;
+  }
+
+  /** Runs an engine call, turning "engine unreachable" into one clear line. */
+  async call<T>(fn: (docker: Dockerode) => Promise<T>): Promise<T> {
+    const docker = await this.client();
+    try {
+      return await fn(docker);
+    } catch (err) {
+      if (isDockerDown(err)) throw new UnavailableError("Docker is not running on this node: start it with 'systemctl start docker'");
+      throw err;
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.call((d) => d.ping());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async listManaged(): Promise<ManagedContainer[]> {
+    const list = await this.call((d) => d.listContainers({ all: true, filters: { label: ["beaker.managed=true"] } }));
+    return list.map((c) => ({
+      id: c.Id,
+      sessionId: c.Labels["beaker.session"] ?? "",
+      state: c.State,
+      labels: c.Labels,
+      image: c.Image,
+      created: c.Created,
+      ports: c.Ports.filter((p) => p.PublicPort).map((p) => `${p.IP === "::" ? "[::]" : p.IP}:${p.PublicPort}->${p.PrivatePort}/${p.Type}`),
+    }));
+  }
+
+  /** Makes sure the image is here, pulling it when missing. Failures name the image and the reason. */
+  async ensureImage(image: string, onProgress: (p: PullProgress) => void): Promise<void> {
+    const present = await this.call(async (d) => {
+      try {
+        await d.getImage(image).inspect();
+        return true;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return false;
+        throw err;
+      }
+    });
+    if (present) return;
+    await this.call(async (d) => {
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await d.pull(image);
+      } catch (err) {
+        throw new SessionStartError(`cannot pull image ${image}: ${dockerMessage(err)}`);
+      }
+      await new Promise<void>((resolve, reject) => {
+        d.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(new SessionStartError(`cannot pull image ${image}: ${dockerMessage(err)}`)) : resolve()),
+          (event: { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; error?: string }) => {
+            if (event.error) return;
+            onProgress({ status: event.status ?? "", layer: event.id, current: event.progressDetail?.current, total: event.progressDetail?.total });
+          },
+        );
+      });
+    });
+  }
+
+  async create(spec: Record<string, unknown>): Promise<Dockerode.Container> {
+    return this.call(async (d) => {
+      try {
+        return await d.createContainer(spec as Dockerode.ContainerCreateOptions);
+      } catch (err) {
+        throw new SessionStartError(`cannot create the session's container: ${dockerMessage(err)}`);
+      }
+    });
+  }
+
+  container(id: string): Promise<Dockerode.Container> {
+    return this.call(async (d) => d.getContainer(id));
+  }
+
+  async pathExists(container: Dockerode.Container, path: string): Promise<boolean> {
+    try {
+      await container.infoArchive({ path });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async readFile(container: Dockerode.Container, path: string): Promise<string | null> {
+    try {
+      const stream = (await container.getArchive({ path })) as unknown as NodeJS.ReadableStream;
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+      const body = readFirstFile(new Uint8Array(Buffer.concat(chunks)));
+      return body ? new TextDecoder().decode(body) : null;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw err;
+    }
+  }
+
+  /** Writes the caller into the container's /etc/passwd and /etc/group before it starts. */
+  async injectUser(container: Dockerode.Container, user: SessionUser, groups: GroupEntry[]): Promise<void> {
+    const [passwd, group, hasEtc, hasBash] = await Promise.all([
+      this.readFile(container, "/etc/passwd"),
+      this.readFile(container, "/etc/group"),
+      this.pathExists(container, "/etc"),
+      this.pathExists(container, "/bin/bash"),
+    ]);
+    const enc = new TextEncoder();
+    const entries: TarEntry[] = [];
+    if (!hasEtc) entries.push({ name: "etc/", body: new Uint8Array(), mode: 0o755, type: "directory" });
+    entries.push({ name: "etc/passwd", body: enc.encode(mergePasswd(passwd ?? "", user, hasBash ? "/bin/bash" : "/bin/sh")), mode: 0o644 });
+    entries.push({ name: "etc/group", body: enc.encode(mergeGroup(group ?? "", user, groups)), mode: 0o644 });
+    await container.putArchive(Buffer.from(createTar(entries)), { path: "/" });
+  }
+
+  async attach(container: Dockerode.Container): Promise<Duplex> {
+    return (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+  }
+
+  demux(stream: Duplex, stdout: (b: Buffer) => void, stderr: (b: Buffer) => void): void {
+    this.docker!.modem.demuxStream(stream, { write: (b: Buffer) => (stdout(b), true) } as never, { write: (b: Buffer) => (stderr(b), true) } as never);
+  }
+}
+
+/** Docker's own words for a failed call, without the HTTP framing dockerode adds. */
+export function dockerMessage(err: unknown): string {
+  const e = err as { json?: { message?: string }; reason?: string; message?: string };
+  const text = e.json?.message ?? e.message ?? String(err);
+  return text.replace(/^\(HTTP code \d+\) [\w ]+ - /, "").replace(/\s+/g, " ").trim();
+}

@@ -1,0 +1,132 @@
+import { UsageError } from "../../errors.ts";
+
+/** The caller as the executor resolved them from their uid. */
+export interface SessionUser {
+  name: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  /** Home on the node, bind-mounted at the same path. */
+  home: string;
+  gecos: string;
+}
+
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface SpecInput {
+  sessionId: string;
+  name: string;
+  node: string;
+  user: SessionUser;
+  image: string;
+  /** null: the image's shell, interactively. */
+  command: string[] | null;
+  gpus: string[];
+  env: string[];
+  cpus: number | null;
+  memoryBytes: number | null;
+  shmBytes: number | null;
+  ports: number[];
+  /** Already checked: `/net` and friends that exist, and the user's --mount list. */
+  mounts: BindMount[];
+  workdir: string;
+  tty: boolean;
+  term: string | null;
+  /** RLIMIT_MEMLOCK for the container, bytes; -1 is unlimited (what NCCL wants). */
+  memlock: number;
+  /** This beaker binary, mounted read-only at /usr/local/bin/beaker so git's credential helper works inside. */
+  beakerBinary: string | null;
+}
+
+/** Environment variables that select GPUs; a user may never set them, or they could reach unclaimed GPUs. */
+const reservedEnv = /^(NVIDIA_.*|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|GPU_DEVICE_ORDINAL|HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES)$/;
+const defaultShmBytes = 8 * 1024 ** 3;
+
+export function checkEnv(entries: string[]): void {
+  for (const entry of entries) {
+    const key = entry.split("=", 1)[0]!;
+    if (!entry.includes("=") || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`--env "${entry}" must be KEY=VALUE`);
+    if (reservedEnv.test(key)) throw new UsageError(`--env ${key} is not allowed: Beaker sets the GPU variables from the GPUs it claims`);
+  }
+}
+
+export function shmSizeFor(memoryBytes: number | null, requested: number | null): number {
+  if (requested !== null) return requested;
+  return memoryBytes !== null ? Math.floor(memoryBytes / 2) : defaultShmBytes;
+}
+
+/** The working directory: the caller's when it is inside their home, else the home. */
+export function workdirFor(cwd: string, home: string, requested: string | null): string {
+  if (requested) return requested;
+  return cwd === home || cwd.startsWith(`${home.replace(/\/+$/, "")}/`) ? cwd : home;
+}
+
+/** Docker's ContainerCreate body for a session. Pure: everything it needs is in the input. */
+export function buildContainerSpec(input: SpecInput): Record<string, unknown> {
+  const { user } = input;
+  checkEnv(input.env);
+  const env = [
+    `HOME=${user.home}`,
+    `USER=${user.name}`,
+    `LOGNAME=${user.name}`,
+    ...(input.term ? [`TERM=${input.term}`] : []),
+    ...(input.gpus.length === 0 ? ["NVIDIA_VISIBLE_DEVICES=void"] : []),
+    ...input.env,
+  ];
+  const binds = [
+    `${user.home}:${user.home}`,
+    ...input.mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ":ro" : ""}`),
+    ...(input.beakerBinary ? [`${input.beakerBinary}:/usr/local/bin/beaker:ro`] : []),
+  ];
+  const exposed: Record<string, object> = {};
+  const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const port of input.ports) {
+    exposed[`${port}/tcp`] = {};
+    portBindings[`${port}/tcp`] = [{ HostIp: "0.0.0.0", HostPort: "" }];
+  }
+  const shell = ["/bin/sh", "-c", 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
+  return {
+    name: `beaker-${input.sessionId}`,
+    Image: input.image,
+    ...(input.command ? { Cmd: input.command } : { Cmd: shell }),
+    User: `${user.uid}:${user.gid}`,
+    Env: env,
+    WorkingDir: input.workdir,
+    Hostname: input.node.split(".")[0]!.slice(0, 63),
+    Tty: input.tty,
+    OpenStdin: true,
+    StdinOnce: !input.tty,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    ExposedPorts: exposed,
+    Labels: {
+      "beaker.managed": "true",
+      "beaker.session": input.sessionId,
+      "beaker.name": input.name,
+      "beaker.user": user.name,
+      "beaker.uid": String(user.uid),
+      "beaker.gpus": input.gpus.join(","),
+      "beaker.node": input.node,
+    },
+    HostConfig: {
+      Binds: binds,
+      PortBindings: portBindings,
+      Init: true,
+      Privileged: false,
+      SecurityOpt: ["no-new-privileges"],
+      CapDrop: user.uid === 0 ? [] : ["ALL"],
+      GroupAdd: user.groups.filter((g) => g !== user.gid).map(String),
+      ShmSize: shmSizeFor(input.memoryBytes, input.shmBytes),
+      Ulimits: [{ Name: "memlock", Soft: input.memlock, Hard: input.memlock }],
+      ...(input.cpus ? { NanoCpus: Math.round(input.cpus * 1e9) } : {}),
+      ...(input.memoryBytes ? { Memory: input.memoryBytes } : {}),
+      DeviceRequests: input.gpus.length > 0 ? [{ Driver: "nvidia", DeviceIDs: input.gpus, Capabilities: [["gpu"]] }] : [],
+      AutoRemove: false,
+    },
+  };
+}
