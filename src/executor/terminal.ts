@@ -15,6 +15,8 @@ export interface TerminalData {
   session?: LiveSession;
   stream?: Duplex;
   closed?: boolean;
+  /** Messages that arrived before Docker's attach stream was ready; replayed in order once it is. */
+  early?: Array<string | Buffer>;
 }
 
 function send(ws: ServerWebSocket<TerminalData>, message: ServerControl): void {
@@ -43,6 +45,7 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
       };
       engine.demux(stream, tagged(streamTag.stdout), tagged(streamTag.stderr));
     }
+    for (const message of ws.data.early?.splice(0) ?? []) await onTerminalMessage(ws, message, engine);
     const streamEnded = new Promise<void>((resolve) => {
       stream.on("end", resolve);
       stream.on("close", resolve);
@@ -71,6 +74,10 @@ async function resize(engine: DockerEngine, session: LiveSession, cols: number, 
 
 export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, message: string | Buffer, engine: DockerEngine): Promise<void> {
   const { stream, session } = ws.data;
+  if (!stream) {
+    (ws.data.early ??= []).push(message);
+    return;
+  }
   if (typeof message !== "string") {
     stream?.write(message);
     return;

@@ -1,0 +1,211 @@
+/** The executor and `beaker session create` on the real Docker engine, run as users run them. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, chmodSync } from "node:fs";
+import { join } from "node:path";
+import { busyboxImage, eightUuids, managedContainers, noShellImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { removeDir, tempDir } from "../harness.ts";
+
+const executor = new TestExecutor();
+beforeAll(async () => {
+  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  await executor.start();
+});
+afterAll(() => executor.cleanup());
+
+describe("a session as a non-root user", () => {
+  test("their uid, name, home and GPUs inside; the exit code comes back; nothing is left", async () => {
+    const result = await executor.run(
+      ["session", "create", "--gpus", "2", "--", "sh", "-c", 'id -un; id -u; echo "gpus=$NVIDIA_VISIBLE_DEVICES"; echo "home=$HOME"; pwd; ls -ld "$HOME" | cut -d" " -f3; exit 7'],
+      { user: testUser },
+    );
+    expect(result.stderr).toBe("");
+    expect(result.exitCode).toBe(7);
+    const uid = Bun.spawnSync(["id", "-u", testUser]).stdout.toString().trim();
+    const [name, id, gpus, home, pwd, owner] = result.stdout.trim().split("\n");
+    expect([name, id, home, pwd, owner]).toEqual([testUser, uid, `home=/home/${testUser}`, `/home/${testUser}`, testUser]);
+    expect(gpus).toBe(`gpus=${eightUuids.slice(0, 2).join(",")}`);
+    expect(managedContainers()).toEqual([]);
+  });
+
+  test("--gpus 0 sees no GPU; stdin and stderr pass through separately", async () => {
+    const result = await executor.run(["session", "create", "--gpus", "0", "--", "sh", "-c", 'echo "gpus=$NVIDIA_VISIBLE_DEVICES"; cat; echo oops >&2'], {
+      user: testUser,
+      stdin: "from stdin\n",
+    });
+    expect(result).toEqual({ exitCode: 0, stdout: "gpus=void\nfrom stdin\n", stderr: "oops\n" });
+  });
+
+  test("GPU variables cannot be set by the user", async () => {
+    const result = await executor.run(["session", "create", "--env", "NVIDIA_VISIBLE_DEVICES=all", "--", "true"], { user: testUser });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/NVIDIA_VISIBLE_DEVICES is not allowed/);
+  });
+
+  test("on busybox (Alpine-like) the user exists by name; an image without a shell is refused clearly", async () => {
+    const busybox = await executor.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--", "sh", "-c", "whoami; id -gn; grep -c root /etc/passwd"], {
+      user: testUser,
+    });
+    expect(busybox).toEqual({ exitCode: 0, stdout: `${testUser}\n${testUser}\n1\n`, stderr: "" });
+    const noShell = await executor.run(["session", "create", "--gpus", "0", "--image", noShellImage], { user: testUser });
+    expect(noShell.exitCode).toBe(125);
+    expect(noShell.stderr).toMatch(/has no shell \(\/bin\/sh\); give a command/);
+    const command = await executor.run(["session", "create", "--gpus", "0", "--image", noShellImage, "--", "/app/busybox", "whoami"], { user: testUser });
+    expect(command).toEqual({ exitCode: 0, stdout: `${testUser}\n`, stderr: "" });
+    expect(managedContainers()).toEqual([]);
+  });
+
+  test("mounts: the caller's readable paths only, never the node's control paths", async () => {
+    const secret = tempDir("beaker-secret-");
+    chmodSync(secret, 0o700);
+    const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret}:/s`, "--", "true"], { user: testUser });
+    expect(denied.exitCode).toBe(4);
+    expect(denied.stderr).toMatch(/cannot read it/);
+    const etc = await executor.run(["session", "create", "--gpus", "0", "--mount", "/etc:/host-etc", "--", "true"], { user: testUser });
+    expect(etc.exitCode).toBe(4);
+    expect(etc.stderr).toMatch(/not allowed/);
+    removeDir(secret);
+  });
+
+  test("a missing image that cannot be pulled says which and why, exit 125", async () => {
+    const result = await executor.run(["session", "create", "--gpus", "0", "--image", "beaker-test/does-not-exist:1", "--", "true"]);
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^beaker: cannot pull image beaker-test\/does-not-exist:1: /);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("GPUs are exclusive and the queue is fair", () => {
+  test("a request bigger than the node fails at once with exit 6 and the node's size", async () => {
+    const result = await executor.run(["session", "create", "--gpus", "9", "--", "true"]);
+    expect(result).toEqual({ exitCode: 6, stdout: "", stderr: "beaker: asked for 9 GPUs, but this node has 8\n" });
+  });
+
+  test("40 concurrent creates of 1..3 GPUs all complete, and no two running sessions share a GPU", async () => {
+    const shared = tempDir("beaker-shared-");
+    const started = Date.now();
+    const runs = Array.from({ length: 40 }, (_, i) =>
+      executor.run([
+        "session",
+        "create",
+        "--gpus",
+        String((i % 3) + 1),
+        "--mount",
+        `${shared}:/shared`,
+        "--",
+        "sh",
+        "-c",
+        `echo "$(date +%s%N) $NVIDIA_VISIBLE_DEVICES" > /shared/${i}.start; sleep 0.2; echo "$(date +%s%N)" > /shared/${i}.end`,
+      ]),
+    );
+    const results = await Promise.all(runs);
+    const wall = Date.now() - started;
+    expect(results.map((r) => r.exitCode)).toEqual(Array(40).fill(0));
+    const sessions = Array.from({ length: 40 }, (_, i) => {
+      const [start, gpus] = readFileSync(join(shared, `${i}.start`), "utf8").trim().split(" ");
+      return { start: Number(start), end: Number(readFileSync(join(shared, `${i}.end`), "utf8")), gpus: gpus!.split(",") };
+    });
+    sessions.forEach((s, i) => expect(s.gpus).toHaveLength((i % 3) + 1));
+    for (const a of sessions)
+      for (const b of sessions) {
+        if (a === b || a.end < b.start || b.end < a.start) continue;
+        expect(a.gpus.filter((g) => b.gpus.includes(g))).toEqual([]);
+      }
+    expect(results.some((r) => /Waiting for \d GPUs?: position \d+ in the queue/.test(r.stderr))).toBe(true);
+    expect(managedContainers()).toEqual([]);
+    console.log(`40 concurrent creates on 8 GPUs: ${wall} ms wall`);
+    removeDir(shared);
+  }, 180_000);
+
+  test("--no-wait fails with exit 6 when the node is full; stop frees GPUs for a queued session", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await executor.run(["session", "create", "--detach", "--json", "--gpus", "2", "--", "sleep", "300"]);
+      expect(r.exitCode).toBe(0);
+      const info = JSON.parse(r.stdout);
+      expect(Object.keys(info).sort()).toEqual(["gpus", "id", "image", "name", "node", "status"]);
+      ids.push(info.id);
+    }
+    const full = await executor.run(["session", "create", "--no-wait", "--gpus", "1", "--", "true"]);
+    expect(full.exitCode).toBe(6);
+    expect(full.stderr).toMatch(/not enough free GPUs: 0 free, 1 asked/);
+
+    const queued = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+    await Bun.sleep(1000);
+    const gpus = JSON.parse((await executor.run(["node", "gpus", "--json"])).stdout);
+    expect(gpus.filter((g: { claimedBy: string | null }) => g.claimedBy !== null).map((g: { claimedBy: string }) => g.claimedBy).sort()).toEqual(
+      ids.flatMap((id) => [id, id]).sort(),
+    );
+    const stop = await executor.run(["session", "stop", "--timeout", "1", ids[0]!]);
+    expect(stop.exitCode).toBe(0);
+    const [out, err, code] = await Promise.all([new Response(queued.stdout).text(), new Response(queued.stderr).text(), queued.exited]);
+    expect(err).toMatch(/^Waiting for 1 GPU: position 1 in the queue \(0 free now\)\n$/);
+    expect(code).toBe(0);
+    expect(eightUuids.slice(0, 2)).toContain(out.trim());
+    for (const id of ids.slice(1)) expect((await executor.run(["session", "stop", "--timeout", "0", id])).exitCode).toBe(0);
+    expect(managedContainers()).toEqual([]);
+  }, 60_000);
+
+  test("executor kill -9 and restart loses no claim and double-books nothing", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await executor.run(["session", "create", "--detach", "--json", "--gpus", "2", "--", "sleep", "300"], { user: testUser });
+      ids.push(JSON.parse(r.stdout).id);
+    }
+    await executor.kill("SIGKILL");
+    await executor.start();
+    const gpus = JSON.parse((await executor.run(["node", "gpus", "--json"])).stdout) as Array<{ uuid: string; claimedBy: string | null }>;
+    expect(gpus.filter((g) => g.claimedBy).length).toBe(6);
+    expect(new Set(gpus.map((g) => g.claimedBy).filter(Boolean))).toEqual(new Set(ids));
+    expect((await executor.run(["session", "create", "--no-wait", "--gpus", "3", "--", "true"])).exitCode).toBe(6);
+    const two = await executor.run(["session", "create", "--no-wait", "--gpus", "2", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+    expect(two.exitCode).toBe(0);
+    const claimed = gpus.filter((g) => g.claimedBy).map((g) => g.uuid);
+    expect(two.stdout.trim().split(",").filter((u) => claimed.includes(u))).toEqual([]);
+    expect(executor.log()).toMatch(/adopted running session/);
+    for (const id of ids) expect((await executor.run(["session", "stop", "--timeout", "0", id], { user: testUser })).exitCode).toBe(0);
+  }, 60_000);
+});
+
+describe("one user never touches another's session", () => {
+  test("list, stop and attach are refused across users; root may act on all", async () => {
+    const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "1", "--", "sleep", "300"], { user: testUser });
+    const id = JSON.parse(created.stdout).id as string;
+    expect(JSON.parse((await executor.run(["session", "list", "--json"], { user: otherUser })).stdout)).toEqual([]);
+    const stop = await executor.run(["session", "stop", id], { user: otherUser });
+    expect(stop.exitCode).toBe(4);
+    expect(stop.stderr).toBe(`beaker: session ${id} is not yours\n`);
+    const mine = JSON.parse((await executor.run(["session", "list", "--json"], { user: testUser })).stdout);
+    expect(mine.map((s: { id: string }) => s.id)).toEqual([id]);
+    const all = JSON.parse((await executor.run(["session", "list", "--all", "--json"])).stdout);
+    expect(all.map((s: { id: string }) => s.id)).toContain(id);
+    expect((await executor.run(["session", "stop", "--timeout", "0", id])).exitCode).toBe(0);
+  }, 30_000);
+
+  test("a request without a valid proof is refused", async () => {
+    const res = await fetch("http://x/v1/sessions", { unix: executor.socket });
+    expect(res.status).toBe(401);
+    const forged = await fetch("http://x/v1/sessions", { unix: executor.socket, headers: { "x-beaker-proof": `${"a".repeat(32)}:${"b".repeat(64)}` } });
+    expect(forged.status).toBe(401);
+  });
+});
+
+test("Docker down: one line and exit 1", async () => {
+  const down = new TestExecutor({ dockerSocket: "/nonexistent/docker.sock" });
+  try {
+    await down.start();
+    const result = await down.run(["session", "create", "--gpus", "0", "--", "true"]);
+    expect(result).toEqual({ exitCode: 1, stdout: "", stderr: "beaker: Docker is not running on this node: start it with 'systemctl start docker'\n" });
+  } finally {
+    await down.cleanup();
+  }
+});
+
+test("no executor: one line naming the socket and how to start it", async () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, "run"));
+  const result = await new TestExecutor().run(["session", "list"], {});
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr).toMatch(/^beaker: no executor socket at .*: start it with 'systemctl start beaker-executor'/);
+  expect(readdirSync(dir)).toEqual(["run"]);
+  removeDir(dir);
+});

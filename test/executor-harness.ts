@@ -1,0 +1,104 @@
+/** A real executor (dist/beaker executor run) on a private socket, with a fake 8-GPU nvidia-smi and the test engine. */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beakerBinary, makeNvidiaSmiScenario, removeDir, sharedFixture, tempDir, type RunResult } from "./harness.ts";
+
+export const testImage = process.env.BEAKER_TEST_IMAGE ?? "beaker-test/debian:bookworm";
+export const busyboxImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox:latest";
+export const noShellImage = process.env.BEAKER_TEST_NOSHELL ?? "beaker-test/noshell:latest";
+export const testUser = "beaker-test-user";
+export const otherUser = "beaker-test-other";
+
+/** The V100 x8 recording with its GPU processes removed, so all eight GPUs are free to hand out. */
+export function eightFreeGpus(): string {
+  return readFileSync(sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8").replace(
+    /<processes>[\s\S]*?<\/processes>/g,
+    "<processes>\n\t\t</processes>",
+  );
+}
+
+export const eightUuids = [...eightFreeGpus().matchAll(/<uuid>(GPU-[^<]+)<\/uuid>/g)].map((m) => m[1]!);
+
+export class TestExecutor {
+  readonly dir = tempDir("beaker-exec-");
+  readonly socket = join(this.dir, "run", "executor.sock");
+  readonly logPath = join(this.dir, "executor.log");
+  private proc: ReturnType<typeof Bun.spawn> | null = null;
+  private smiDir: string;
+
+  constructor(options: { dockerSocket?: string; extra?: string } = {}) {
+    const smi = makeNvidiaSmiScenario({ q_x: { out: eightFreeGpus() } });
+    this.smiDir = smi.dir;
+    const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
+    writeFileSync(
+      join(this.dir, "config.yml"),
+      `socket: ${this.socket}\nstateDir: ${join(this.dir, "state")}\ndockerSocket: ${options.dockerSocket ?? docker}\nnvidiaSmi: ${smi.executable}\ndefaultImage: ${testImage}\nnodeName: test-node\n${options.extra ?? ""}`,
+    );
+  }
+
+  async start(): Promise<void> {
+    this.proc = Bun.spawn([beakerBinary, "executor", "run", "--config", join(this.dir, "config.yml")], {
+      stdout: Bun.file(this.logPath),
+      stderr: Bun.file(this.logPath),
+    });
+    for (let i = 0; i < 100; i++) {
+      try {
+        const res = await fetch("http://x/v1/health", { unix: this.socket });
+        if (res.ok) return;
+      } catch {}
+      await Bun.sleep(100);
+    }
+    throw new Error(`executor did not start: ${this.log()}`);
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logPath, "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    this.proc?.kill(signal);
+    await this.proc?.exited;
+    this.proc = null;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", "label=beaker.node=test-node"]).stdout.toString().trim();
+    if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+    removeDir(this.dir);
+    removeDir(this.smiDir);
+  }
+
+  /** Runs dist/beaker against this executor, as root or as a test user (setpriv, with the user's groups and home). */
+  spawn(args: string[], options: { user?: string; cwd?: string; stdin?: string } = {}) {
+    const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", BEAKER_EXECUTOR_SOCKET: this.socket };
+    let cmd = [beakerBinary, ...args];
+    if (options.user) {
+      const home = `/home/${options.user}`;
+      Object.assign(env, { HOME: home, USER: options.user, BEAKER_CONFIG: join(home, ".beaker", "config.yml") });
+      cmd = ["setpriv", `--reuid=${options.user}`, `--regid=${options.user}`, "--init-groups", ...cmd];
+    } else env.HOME = "/root";
+    return Bun.spawn(cmd, {
+      env,
+      cwd: options.cwd ?? (options.user ? `/home/${options.user}` : "/root"),
+      stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+  }
+
+  async run(args: string[], options: { user?: string; cwd?: string; stdin?: string } = {}): Promise<RunResult> {
+    const proc = this.spawn(args, options);
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { exitCode, stdout, stderr };
+  }
+}
+
+export function managedContainers(): string[] {
+  const out = Bun.spawnSync(["docker", "ps", "-aq", "--filter", "label=beaker.node=test-node"]).stdout.toString().trim();
+  return out ? out.split("\n") : [];
+}

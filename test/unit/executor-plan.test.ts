@@ -1,0 +1,201 @@
+/** Pure planning of the executor: container spec, queue, ledger, passwd merge, mounts, tar, proofs. */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, chmodSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildContainerSpec, checkEnv, shmSizeFor, workdirFor, type SpecInput } from "../../src/runtime/docker/spec.ts";
+import { FairQueue, freeGpus, GpuLedger, planClaim, type Waiter } from "../../src/executor/ledger.ts";
+import { mergeGroup, mergePasswd } from "../../src/runtime/docker/passwd.ts";
+import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts";
+import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
+import { createProof, verifyProof } from "../../src/executor/proof.ts";
+import type { Gpu } from "../../src/gpu/types.ts";
+import { tempDir } from "../harness.ts";
+
+const user = { name: "ada", uid: 1234, gid: 1234, groups: [1234, 27, 100], home: "/home/ada", gecos: "Ada L" };
+const base: SpecInput = {
+  sessionId: "abc123def456",
+  name: "ada-abc123",
+  node: "gpu-07.cluster",
+  user,
+  image: "ubuntu:22.04",
+  command: null,
+  gpus: ["GPU-a", "GPU-b"],
+  env: [],
+  cpus: null,
+  memoryBytes: null,
+  shmBytes: null,
+  ports: [],
+  mounts: [{ source: "/net", target: "/net", readOnly: false }],
+  workdir: "/home/ada/project",
+  tty: true,
+  term: "xterm-256color",
+  beakerBinary: "/usr/local/bin/beaker",
+  memlock: -1,
+};
+
+describe("buildContainerSpec", () => {
+  const spec = buildContainerSpec(base) as Record<string, any>;
+  test("runs as the caller with their groups, home and working directory", () => {
+    expect(spec.User).toBe("1234:1234");
+    expect(spec.HostConfig.GroupAdd).toEqual(["27", "100"]);
+    expect(spec.Env).toEqual(expect.arrayContaining(["HOME=/home/ada", "USER=ada", "LOGNAME=ada", "TERM=xterm-256color"]));
+    expect(spec.WorkingDir).toBe("/home/ada/project");
+    expect(spec.HostConfig.Binds).toEqual(["/home/ada:/home/ada", "/net:/net", "/usr/local/bin/beaker:/usr/local/bin/beaker:ro"]);
+  });
+  test("claimed GPUs by UUID, as a device request for the nvidia driver", () => {
+    expect(spec.HostConfig.DeviceRequests).toEqual([{ Driver: "nvidia", DeviceIDs: ["GPU-a", "GPU-b"], Capabilities: [["gpu"]] }]);
+    expect(spec.Env.some((e: string) => e.startsWith("NVIDIA_VISIBLE_DEVICES"))).toBe(false);
+  });
+  test("0 GPUs: no device request and NVIDIA_VISIBLE_DEVICES=void", () => {
+    const cpu = buildContainerSpec({ ...base, gpus: [] }) as Record<string, any>;
+    expect(cpu.HostConfig.DeviceRequests).toEqual([]);
+    expect(cpu.Env).toContain("NVIDIA_VISIBLE_DEVICES=void");
+  });
+  test("never privileged, no new privileges, init, memlock unlimited, capabilities dropped", () => {
+    expect(spec.HostConfig).toMatchObject({ Privileged: false, SecurityOpt: ["no-new-privileges"], Init: true, CapDrop: ["ALL"] });
+    expect(spec.HostConfig.Ulimits).toEqual([{ Name: "memlock", Soft: -1, Hard: -1 }]);
+    expect(JSON.stringify(spec)).not.toContain("docker.sock");
+  });
+  test("labels are the contract", () => {
+    expect(spec.name).toBe("beaker-abc123def456");
+    expect(spec.Labels).toMatchObject({
+      "beaker.managed": "true",
+      "beaker.session": "abc123def456",
+      "beaker.user": "ada",
+      "beaker.uid": "1234",
+      "beaker.gpus": "GPU-a,GPU-b",
+      "beaker.node": "gpu-07.cluster",
+    });
+  });
+  test("limits, ports, shared memory", () => {
+    const limited = buildContainerSpec({ ...base, cpus: 4, memoryBytes: 64 * 1024 ** 3, ports: [8888] }) as Record<string, any>;
+    expect(limited.HostConfig).toMatchObject({ NanoCpus: 4e9, Memory: 64 * 1024 ** 3, ShmSize: 32 * 1024 ** 3 });
+    expect(limited.HostConfig.PortBindings).toEqual({ "8888/tcp": [{ HostIp: "0.0.0.0", HostPort: "" }] });
+    expect(spec.HostConfig.ShmSize).toBe(8 * 1024 ** 3);
+    expect(shmSizeFor(null, 1024)).toBe(1024);
+  });
+  test("a command replaces the shell; no command runs bash or sh as a login shell", () => {
+    expect((buildContainerSpec({ ...base, command: ["python3", "x.py"] }) as any).Cmd).toEqual(["python3", "x.py"]);
+    expect(spec.Cmd.join(" ")).toContain("exec /bin/bash -l");
+  });
+  test.each(["NVIDIA_VISIBLE_DEVICES=all", "CUDA_VISIBLE_DEVICES=0,1,2", "NVIDIA_DRIVER_CAPABILITIES=all", "GPU_DEVICE_ORDINAL=3", "bad"])(
+    "--env %s is refused",
+    (entry) => {
+      expect(() => checkEnv([entry])).toThrow();
+      expect(() => buildContainerSpec({ ...base, env: [entry] })).toThrow();
+    },
+  );
+  test.each([
+    ["/home/ada/x/y", "/home/ada", null, "/home/ada/x/y"],
+    ["/home/ada", "/home/ada", null, "/home/ada"],
+    ["/home/adam", "/home/ada", null, "/home/ada"],
+    ["/tmp", "/home/ada", null, "/home/ada"],
+    ["/tmp", "/home/ada", "/work", "/work"],
+  ])("workdir for cwd %s, home %s, --workdir %s is %s", (cwd, home, requested, expected) => {
+    expect(workdirFor(cwd, home, requested)).toBe(expected);
+  });
+});
+
+describe("queue and ledger", () => {
+  const gpu = (i: number): Gpu => ({
+    index: i,
+    uuid: `GPU-${i}`,
+    name: "x",
+    busId: null,
+    memoryTotalMiB: 1,
+    migMode: null,
+    migDevices: [],
+    processes: [],
+    healthy: true,
+    error: null,
+  });
+  test("free GPUs exclude claims and keep index order; planClaim takes the lowest", () => {
+    const claims = new Map([["GPU-1", "s1"]]);
+    expect(freeGpus([0, 1, 2, 3].map(gpu), claims)).toEqual(["GPU-0", "GPU-2", "GPU-3"]);
+    expect(planClaim(["GPU-0", "GPU-2"], 2)).toEqual(["GPU-0", "GPU-2"]);
+    expect(planClaim(["GPU-0"], 2)).toBeNull();
+  });
+  test("strict FIFO: a small request never overtakes a large one at the head", () => {
+    const queue = new FairQueue();
+    const granted: string[] = [];
+    const waiter = (id: string, gpus: number): Waiter => ({ sessionId: id, gpus, grant: () => granted.push(id), notify: () => {} });
+    queue.enqueue(waiter("big", 4));
+    queue.enqueue(waiter("small", 1));
+    let free = 2;
+    const take = (n: number) => (n <= free ? ((free -= n), Array(n).fill("g")) : null);
+    queue.pump(take, () => free);
+    expect(granted).toEqual([]);
+    free = 4;
+    queue.pump(take, () => free);
+    expect(granted).toEqual(["big"]);
+    free = 1;
+    queue.pump(take, () => free);
+    expect(granted).toEqual(["big", "small"]);
+  });
+  test("positions are reported and a waiter can leave", () => {
+    const queue = new FairQueue();
+    const seen: Record<string, number> = {};
+    for (const id of ["a", "b", "c"]) queue.enqueue({ sessionId: id, gpus: 1, grant: () => {}, notify: (p) => (seen[id] = p) });
+    queue.remove("a");
+    queue.pump(() => null, () => 0);
+    expect(seen).toEqual({ b: 1, c: 2 });
+  });
+  test("pending claims survive a rebuild from Docker; release frees at once", () => {
+    const ledger = new GpuLedger();
+    ledger.reserve("new", ["GPU-3"]);
+    ledger.rebuild([{ sessionId: "old", gpus: ["GPU-0", "GPU-1"] }]);
+    expect([...ledger.claims().entries()].sort()).toEqual([["GPU-0", "old"], ["GPU-1", "old"], ["GPU-3", "new"]]);
+    ledger.release("old");
+    expect([...ledger.claims().keys()]).toEqual(["GPU-3"]);
+  });
+});
+
+describe("passwd and group injection", () => {
+  test("replaces entries that clash by name or uid, keeps the rest", () => {
+    const image = "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1234:1234::/home/ubuntu:/bin/sh\nada:x:999:999::/x:/bin/sh\n";
+    expect(mergePasswd(image, user, "/bin/bash")).toBe("root:x:0:0:root:/root:/bin/bash\nada:x:1234:1234:Ada L:/home/ada:/bin/bash\n");
+    expect(mergePasswd("", user, "/bin/sh")).toBe("ada:x:1234:1234:Ada L:/home/ada:/bin/sh\n");
+  });
+  test("groups: primary and supplementary, clashing gids replaced", () => {
+    const image = "root:x:0:\nusers:x:100:\nada:x:1234:\n";
+    expect(mergeGroup(image, user, [{ gid: 1234, name: "ada" }, { gid: 100, name: "users" }, { gid: 27, name: "sudo" }])).toBe(
+      "root:x:0:\nada:x:1234:\nusers:x:100:ada\nsudo:x:27:ada\n",
+    );
+  });
+  test("tar round trip", () => {
+    const tar = createTar([{ name: "etc/", body: new Uint8Array(), mode: 0o755, type: "directory" }, { name: "etc/passwd", body: new TextEncoder().encode("hello\n"), mode: 0o644 }]);
+    expect(tar.length % 512).toBe(0);
+    expect(new TextDecoder().decode(readFirstFile(tar)!)).toBe("hello\n");
+  });
+});
+
+describe("mounts", () => {
+  test.each(["/data:/data", "/data:/mnt/data:ro"])("%s parses", (flag) => {
+    expect(parseMountFlag(flag).source).toBe("/data");
+  });
+  test.each(["data:/data", "/data", "/data:/", "/a:/b:rx", "/a:b"])("%s is refused", (flag) => {
+    expect(() => parseMountFlag(flag)).toThrow();
+  });
+  test.each([["/", true], ["/etc", true], ["/etc/shadow", true], ["/run/beaker", true], ["/var/run/docker.sock", true], ["/var/lib/docker/x", true], ["/data", false], ["/etcetera", false]])(
+    "%s forbidden: %p",
+    (path, forbidden) => expect(isForbiddenSource(path as string)).toBe(forbidden as boolean),
+  );
+});
+
+describe("caller proofs", () => {
+  test("a fresh proof names its owner once; forgeries and replays are refused", () => {
+    const dir = tempDir("beaker-proof-");
+    chmodSync(dir, 0o1733);
+    const proof = createProof(dir);
+    expect(verifyProof(dir, proof.header)).toBe(process.getuid!());
+    expect(() => verifyProof(dir, proof.header)).toThrow(/cannot be checked/);
+    const second = createProof(dir);
+    const [name] = second.header.split(":");
+    expect(() => verifyProof(dir, `${name}:${"0".repeat(64)}`)).toThrow(/does not match/);
+    expect(() => verifyProof(dir, "nonsense")).toThrow(/malformed/);
+    mkdirSync(join(dir, "x"));
+    writeFileSync(join(dir, "target"), "a".repeat(64));
+    symlinkSync(join(dir, "target"), join(dir, "0123456789abcdef0123456789abcdef"));
+    expect(() => verifyProof(dir, `0123456789abcdef0123456789abcdef:${"a".repeat(64)}`)).toThrow(/not a regular file/);
+  });
+});
