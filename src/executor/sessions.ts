@@ -22,6 +22,7 @@ export interface LiveSession {
   containerId: string;
   exited: Promise<{ code: number; reason: ExitReason }>;
   stopReason: ExitReason | null;
+  publishesPorts?: boolean;
   /** Set once a terminal attached, or on detach: the container may start. */
   startGate: { open(): void; opened: Promise<void> };
 }
@@ -227,12 +228,15 @@ export class SessionManager {
     const sessionId = newSessionId();
     const inventory = await this.deps.inventory.get();
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
+    const image = req.image ?? config.defaultImage;
+    // The image is looked up (and pulled) while the request waits for GPUs, not after.
+    const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
+    imageReady.catch(() => {});
     const gpus = await this.claim(sessionId, count, req, emit, signal);
     let container: Dockerode.Container | null = null;
     try {
       if (signal.aborted) throw new ConflictError("the caller went away");
-      const image = req.image ?? config.defaultImage;
-      await engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
+      await imageReady;
       const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
       const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, user, image, gpus, tty: req.tty, term: req.term });
       (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
@@ -261,7 +265,7 @@ export class SessionManager {
         exitCode: null,
       };
       const startGate = gate();
-      this.track(info, container.id, startGate);
+      this.track(info, container.id, startGate).publishesPorts = req.ports.length > 0;
       this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
       if (req.detach) await this.start(sessionId);
       else setTimeout(() => void this.start(sessionId).catch(() => {}), 30_000).unref?.();
@@ -282,11 +286,13 @@ export class SessionManager {
     const container = await this.deps.engine.container(session.containerId);
     try {
       await container.start();
-      const inspect = await container.inspect();
-      session.info.startedAt = inspect.State.StartedAt;
-      session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
-        (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`),
-      );
+      session.info.startedAt = new Date().toISOString();
+      if (session.publishesPorts) {
+        const inspect = await container.inspect();
+        session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
+          (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`),
+        );
+      }
     } catch (err) {
       session.stopReason = "exited";
       session.startGate.open();
