@@ -86,7 +86,8 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data) as ServerControl;
-        if (message.type === "exit") finish({ kind: "exit", code: message.code, reason: message.reason });
+        if (message.type === "started") printPorts(io, message.ports);
+        else if (message.type === "exit") finish({ kind: "exit", code: message.code, reason: message.reason });
         else {
           for (const cleanup of cleanups.splice(0)) cleanup();
           reject(errorFromCode(message.code, message.message));
@@ -100,6 +101,10 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
     };
     socket.onclose = () => finish({ kind: "lost" });
     socket.onerror = () => finish({ kind: "lost" });
-    void io;
   });
+}
+
+/** Published ports, one line each on stderr, like `docker port`: `0.0.0.0:55117->8888/tcp`. */
+export function printPorts(io: IO, ports: string[]): void {
+  for (const port of ports) io.err.write(`port ${port}\n`);
 }

@@ -49,7 +49,10 @@ export type CreateEvent =
 
 /** Control messages on a terminal WebSocket (binary frames carry the bytes). */
 export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "signal"; name: string } | { type: "stdin-eof" };
-export type ServerControl = { type: "exit"; code: number; reason: string } | { type: "error"; code: string; message: string };
+export type ServerControl =
+  | { type: "started"; ports: string[] }
+  | { type: "exit"; code: number; reason: string }
+  | { type: "error"; code: string; message: string };
 
 /** On a non-TTY stream each binary frame starts with the stream it belongs to. */
 export const streamTag = { stdout: 1, stderr: 2 } as const;

@@ -51,7 +51,10 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
       stream.on("close", resolve);
       stream.on("error", resolve);
     });
-    if (ws.data.start) await manager.start(session.info.id);
+    if (ws.data.start) {
+      await manager.start(session.info.id);
+      send(ws, { type: "started", ports: session.info.ports });
+    }
     if (session.info.tty && ws.data.cols > 0 && ws.data.rows > 0) await resize(engine, session, ws.data.cols, ws.data.rows);
     const { code, reason } = await session.exited;
     await Promise.race([streamEnded, Bun.sleep(2000)]);

@@ -99,7 +99,7 @@ describe("GPUs are exclusive and the queue is fair", () => {
     );
     const results = await Promise.all(runs);
     const wall = Date.now() - started;
-    expect(results.map((r) => r.exitCode)).toEqual(Array(40).fill(0));
+    expect(results.flatMap((r, i) => (r.exitCode === 0 ? [] : [`#${i}: exit ${r.exitCode}: ${r.stderr}`]))).toEqual([]);
     const sessions = Array.from({ length: 40 }, (_, i) => {
       const [start, gpus] = readFileSync(join(shared, `${i}.start`), "utf8").trim().split(" ");
       return { start: Number(start), end: Number(readFileSync(join(shared, `${i}.end`), "utf8")), gpus: gpus!.split(",") };
@@ -209,3 +209,40 @@ test("no executor: one line naming the socket and how to start it", async () => 
   expect(readdirSync(dir)).toEqual(["run"]);
   removeDir(dir);
 });
+
+test("published ports are printed as HOST:PORT->PORT/tcp", async () => {
+  const detached = await executor.run(["session", "create", "--detach", "--gpus", "0", "--port", "8888", "--", "sleep", "300"]);
+  expect(detached.exitCode).toBe(0);
+  expect(detached.stderr).toMatch(/^port 0\.0\.0\.0:\d+->8888\/tcp$/m);
+  expect((await executor.run(["session", "stop", "--timeout", "0", detached.stdout.trim()])).exitCode).toBe(0);
+  const attached = await executor.run(["session", "create", "--gpus", "0", "--port", "9999", "--", "sleep", "1"]);
+  expect(attached.exitCode).toBe(0);
+  expect(attached.stderr).toMatch(/^port 0\.0\.0\.0:\d+->9999\/tcp$/m);
+}, 30_000);
+
+test("FIFO: a small request waits behind a large one even when it would fit", async () => {
+  const holders: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await executor.run(["session", "create", "--detach", "--gpus", "2", "--", "sleep", "300"]);
+    holders.push(r.stdout.trim());
+  }
+  const big = executor.spawn(["session", "create", "--gpus", "3", "--", "sh", "-c", "echo big; date +%s%N"]);
+  await Bun.sleep(700);
+  const small = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo small; date +%s%N"]);
+  await Bun.sleep(700);
+  await executor.run(["session", "stop", "--timeout", "0", holders[0]!]);
+  await Bun.sleep(1500);
+  // Two GPUs are free: enough for the small request, not the large one at the head. Nobody may start yet.
+  expect(small.exitCode).toBeNull();
+  expect(big.exitCode).toBeNull();
+  await executor.run(["session", "stop", "--timeout", "0", holders[1]!]);
+  const [bigOut, smallOut] = await Promise.all([new Response(big.stdout).text(), new Response(small.stdout).text()]);
+  expect(await big.exited).toBe(0);
+  expect(await small.exited).toBe(0);
+  const bigAt = Number(bigOut.trim().split("\n")[1]);
+  const smallAt = Number(smallOut.trim().split("\n")[1]);
+  expect(bigOut.startsWith("big")).toBe(true);
+  expect(smallAt).toBeGreaterThanOrEqual(bigAt - 50_000_000);
+  for (const id of holders.slice(2)) await executor.run(["session", "stop", "--timeout", "0", id]);
+  expect(managedContainers()).toEqual([]);
+}, 60_000);

@@ -3,7 +3,7 @@ import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../ex
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { printJson } from "../../output.ts";
-import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
+import { attachTerminal, parseDetachKeys, printPorts } from "../../terminal.ts";
 import { createProgress } from "../../progress.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
@@ -114,7 +114,10 @@ export const sessionCreateCommand: CommandSpec = {
     const session = await requestSession(factory, request);
     if (request.detach) {
       if (flags.json) printJson(io, { id: session.id, name: session.name, node: session.node, gpus: session.gpus, image: session.image, status: session.status });
-      else io.out.write(`${session.id}\n`);
+      else {
+        io.out.write(`${session.id}\n`);
+        printPorts(io, session.ports);
+      }
       return 0;
     }
     const outcome = await attachTerminal(factory.executor(), io, {
