@@ -2,6 +2,13 @@ import { existsSync } from "node:fs";
 import { errorFromCode, UnavailableError } from "../errors.ts";
 import { createProof, proofDirFor, proofHeader, removeProof } from "./proof.ts";
 
+export interface ExecutorHealth {
+  version: string;
+  commit: string;
+  node: string;
+  pid: number;
+}
+
 /** The CLI's side of the executor's unix socket: HTTP for requests, NDJSON streams for progress, WebSocket for terminals. */
 export class ExecutorClient {
   readonly proofDir: string;
@@ -10,15 +17,19 @@ export class ExecutorClient {
     this.proofDir = proofDirFor(socketPath);
   }
 
-  /** Whether an executor answers on the socket. */
-  async isRunning(): Promise<boolean> {
-    if (!existsSync(this.socketPath)) return false;
+  /** The executor's health answer, or null when none answers on the socket. */
+  async health(): Promise<ExecutorHealth | null> {
+    if (!existsSync(this.socketPath)) return null;
     try {
-      const res = await fetch("http://beaker/v1/health", { unix: this.socketPath, signal: AbortSignal.timeout(2000) });
-      return res.ok;
+      const res = await fetch("http://beaker/v1/health", { unix: this.socketPath, signal: AbortSignal.timeout(3000) });
+      return res.ok ? ((await res.json()) as ExecutorHealth) : null;
     } catch {
-      return false;
+      return null;
     }
+  }
+
+  async isRunning(): Promise<boolean> {
+    return (await this.health()) !== null;
   }
 
   private unreachable(err: unknown): UnavailableError {

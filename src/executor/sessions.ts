@@ -223,8 +223,8 @@ export class SessionManager {
   async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<SessionInfo> {
     const { config, engine, users } = this.deps;
     await this.reconciling;
-    const user = await users.lookup(uid);
-    const plan = await this.prepare(user, req);
+    const plan = await this.prepare(await users.lookup(uid), req);
+    const { user } = plan;
     const sessionId = newSessionId();
     const inventory = await this.deps.inventory.get();
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
@@ -238,7 +238,7 @@ export class SessionManager {
       if (signal.aborted) throw new ConflictError("the caller went away");
       await imageReady;
       const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
-      const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, user, image, gpus, tty: req.tty, term: req.term });
+      const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus, tty: req.tty, term: req.term });
       (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
       container = await engine.create(spec);
       const groups = await Promise.all(
@@ -328,8 +328,8 @@ export class SessionManager {
     const sessionUser = { ...user, home };
     const mounts: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
     for (const flag of req.mounts) mounts.push(await checkMount(parseMountFlag(flag), sessionUser));
-    Object.assign(user, { home });
     return {
+      user: sessionUser,
       command: req.command.length > 0 ? req.command : null,
       env: req.env,
       cpus: req.cpus,

@@ -8,13 +8,8 @@ export const executorStatusCommand: CommandSpec = {
   options: [jsonOption],
   async run({ flags, factory }) {
     const client = factory.executor();
-    let health: { version: string; commit: string; node: string; pid: number };
-    try {
-      const res = await fetch("http://beaker/v1/health", { unix: client.socketPath, signal: AbortSignal.timeout(3000) });
-      health = (await res.json()) as typeof health;
-    } catch {
-      throw new UnavailableError(`no executor answers on ${client.socketPath}: start it with 'systemctl start beaker-executor'`);
-    }
+    const health = await client.health();
+    if (!health) throw new UnavailableError(`no executor answers on ${client.socketPath}: start it with 'systemctl start beaker-executor'`);
     if (flags.json) printJson(factory.io, { running: true, socket: client.socketPath, ...health });
     else factory.io.out.write(`executor ${health.version} (${health.commit}) running on node ${health.node}, pid ${health.pid}, socket ${client.socketPath}\n`);
   },

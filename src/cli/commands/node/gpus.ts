@@ -18,14 +18,11 @@ export async function loadNodeGpus(factory: Factory): Promise<NodeGpusResult> {
   const client = factory.executor();
   if (await client.isRunning()) return client.request<NodeGpusResult>("GET", "/v1/gpus");
   const { discoverGpus, createNvidiaSmiRunner } = await import("../../../gpu/discover.ts");
-  const { withClaims, unavailableReason } = await import("../../../gpu/report.ts");
+  const { withClaims } = await import("../../../gpu/report.ts");
+  const { usableGpus } = await import("../../../executor/inventory-cache.ts");
   const timeoutMs = factory.nvidiaSmiTimeoutMs();
   const inventory = await discoverGpus(createNvidiaSmiRunner(factory.nvidiaSmiPath(), timeoutMs), timeoutMs);
-  const unavailable: Record<string, string> = {};
-  for (const gpu of inventory.gpus) {
-    const reason = unavailableReason(gpu);
-    if (reason) unavailable[gpu.uuid ?? gpu.busId ?? "?"] = reason;
-  }
+  const { unavailable } = usableGpus(inventory, []);
   return { inventory, gpus: withClaims(inventory, new Map()), unavailable };
 }
 
