@@ -6,6 +6,9 @@ import type { IO } from "./io.ts";
 
 export interface AttachOptions {
   sessionId: string;
+  /** attach: the session's own terminal (default); exec: run `command` in it. */
+  mode?: "attach" | "exec";
+  command?: string[];
   tty: boolean;
   /** Start the container once attached (a new session). */
   start: boolean;
@@ -32,8 +35,13 @@ export function parseDetachKeys(spec: string): number[] {
 export async function attachTerminal(client: ExecutorClient, io: IO, options: AttachOptions): Promise<AttachOutcome> {
   const rawTty = options.tty && process.stdin.isTTY;
   const size = () => ({ cols: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24 });
-  const query = new URLSearchParams({ start: options.start ? "1" : "0", ...(rawTty ? { cols: String(size().cols), rows: String(size().rows) } : {}) });
-  const { socket, proofPath } = client.openSocket(`/v1/sessions/${options.sessionId}/attach?${query}`);
+  const mode = options.mode ?? "attach";
+  const query = new URLSearchParams({
+    start: options.start ? "1" : "0",
+    ...(rawTty ? { cols: String(size().cols), rows: String(size().rows) } : {}),
+    ...(mode === "exec" ? { cmd: JSON.stringify(options.command ?? []), tty: options.tty ? "1" : "0", term: process.env.TERM ?? "xterm" } : {}),
+  });
+  const { socket, proofPath } = client.openSocket(`/v1/sessions/${encodeURIComponent(options.sessionId)}/${mode}?${query}`);
   const control = (message: ClientControl) => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(message));
   const cleanups: Array<() => void> = [() => removeProof(proofPath)];
 
@@ -52,7 +60,8 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
         const onResize = () => control({ type: "resize", ...size() });
         process.on("SIGWINCH", onResize);
         cleanups.push(() => process.off("SIGWINCH", onResize));
-      } else {
+      } else if (mode === "attach") {
+        // Without a TTY, signals go to the session's main process. (Docker cannot signal an exec'd one: it is left be.)
         for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) {
           const forward = () => control({ type: "signal", name: signal });
           process.on(signal, forward);
@@ -87,7 +96,10 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data) as ServerControl;
         if (message.type === "started") printPorts(io, message.ports);
-        else if (message.type === "exit") finish({ kind: "exit", code: message.code, reason: message.reason });
+        else if (message.type === "exit") {
+          if (message.message) io.err.write(`beaker: ${message.message}\n`);
+          finish({ kind: "exit", code: message.code, reason: message.reason });
+        }
         else {
           for (const cleanup of cleanups.splice(0)) cleanup();
           reject(errorFromCode(message.code, message.message));

@@ -35,10 +35,24 @@ export interface SessionInfo {
   image: string;
   status: SessionStatus;
   tty: boolean;
+  /** GPUs asked for; a queued session holds none yet. */
+  requestedGpus: number;
   ports: string[];
+  /** Bind mounts as SRC:DST or SRC:DST:ro. */
+  mounts: string[];
   createdAt: string;
   startedAt: string | null;
+  finishedAt: string | null;
+  /** 1-based place in this node's queue while queued, else null. */
+  queuePosition: number | null;
   exitCode: number | null;
+  /** Why it ended: exited, stopped by user, stopped by admin, idle, executor lost the container. */
+  reason: string | null;
+}
+
+/** `describe`: the session plus what the node knows of its GPUs. */
+export interface SessionDetails extends SessionInfo {
+  devices: Array<{ uuid: string; index: number | null; name: string | null }>;
 }
 
 export type CreateEvent =
@@ -51,7 +65,7 @@ export type CreateEvent =
 export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "signal"; name: string } | { type: "stdin-eof" };
 export type ServerControl =
   | { type: "started"; ports: string[] }
-  | { type: "exit"; code: number; reason: string }
+  | { type: "exit"; code: number; reason: string; message?: string }
   | { type: "error"; code: string; message: string };
 
 /** On a non-TTY stream each binary frame starts with the stream it belongs to. */

@@ -5,6 +5,7 @@ import { BeakerError, errorMessage, UsageError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
 import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
+import { SessionHistory } from "./history.ts";
 import { InventoryCache } from "./inventory-cache.ts";
 import { proofDirFor, proofHeader, verifyProof } from "./proof.ts";
 import { SessionManager } from "./sessions.ts";
@@ -62,6 +63,19 @@ function prepareSocket(socket: string): void {
   }
 }
 
+/** An exec's command, a JSON array of strings in the query. */
+function parseCommand(raw: string | null): string[] {
+  if (!raw) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new UsageError("cmd must be a JSON array of strings");
+  }
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw new UsageError("cmd must be a JSON array of strings");
+  return value;
+}
+
 async function readJson<T>(req: Request, limit = 64 * 1024): Promise<T> {
   const text = await req.text();
   if (text.length > limit) throw new UsageError("request body too large");
@@ -79,8 +93,9 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   const beakerBinary = process.execPath.endsWith("/bun") ? null : process.execPath;
   const memlock = memlockLimit();
   if (memlock !== -1) log(`locked memory is capped at ${memlock} bytes on this node (no CAP_SYS_RESOURCE); NCCL may run slower`);
-  const manager = new SessionManager({ config, engine, inventory, users: new UserDirectory(), log, beakerBinary, memlock });
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const history = new SessionHistory(config.stateDir, config.historyRetention, log);
+  const manager = new SessionManager({ config, engine, inventory, users: new UserDirectory(), history, log, beakerBinary, memlock });
   prepareSocket(config.socket);
   const proofs = proofDirFor(config.socket);
 
@@ -91,11 +106,16 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     log(`cannot reach Docker yet (${errorMessage(err)}); will retry`);
   }
   const reconcileTimer = setInterval(() => {
-    manager.reconcile().catch((err) => log(`reconcile: ${errorMessage(err)}`));
+    manager
+      .reconcile()
+      .then(() => manager.stopIdle())
+      .catch((err) => log(`reconcile: ${errorMessage(err)}`));
   }, 5000);
 
   const server = Bun.serve<TerminalData, never>({
     unix: config.socket,
+    // The longest a request may be silent (a stop waiting out its timeout); queued creates send keepalives.
+    ...({ idleTimeout: 255 } as object),
 
     async fetch(req, srv) {
       const url = new URL(req.url);
@@ -103,16 +123,21 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
       try {
         if (path === "/v1/health") return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid });
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
-        const attach = /^\/v1\/sessions\/([^/]+)\/attach$/.exec(path);
-        if (attach && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
+        if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+          const q = url.searchParams;
           const data: TerminalData = {
             uid,
-            sessionRef: decodeURIComponent(attach[1]!),
-            start: url.searchParams.get("start") === "1",
-            cols: Number(url.searchParams.get("cols") ?? 0),
-            rows: Number(url.searchParams.get("rows") ?? 0),
+            sessionRef: decodeURIComponent(terminal[1]!),
+            mode: terminal[2] as "attach" | "exec",
+            start: q.get("start") === "1",
+            cols: Number(q.get("cols") ?? 0),
+            rows: Number(q.get("rows") ?? 0),
+            command: parseCommand(q.get("cmd")),
+            tty: q.get("tty") === "1",
+            term: q.get("term"),
           };
-          manager.find(uid, data.sessionRef);
+          // Errors (not yours, not running) go over the socket as a control message, where the CLI reads them.
           if (srv.upgrade(req, { data })) return undefined;
           throw new UsageError("expected a WebSocket upgrade");
         }
@@ -124,7 +149,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           return createStream(uid, await readJson<CreateSessionRequest>(req), req.signal);
         }
         const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
-        if (one && !one[2] && req.method === "GET") return Response.json(manager.find(uid, decodeURIComponent(one[1]!)).info);
+        if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, decodeURIComponent(one[1]!)));
         if (one && one[2] && req.method === "POST") {
           srv.timeout(req, 0);
           const body = await readJson<{ timeout?: number }>(req);
@@ -153,11 +178,19 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
             controller.enqueue(`${JSON.stringify(event)}\n`);
           } catch {}
         };
+        // A blank line every few seconds keeps the connection busy: Bun's idle timeout would cut a silent wait.
+        const keepalive = setInterval(() => {
+          try {
+            controller.enqueue("\n");
+          } catch {}
+        }, 4000);
         try {
           const session = await manager.create(uid, body, emit, signal);
           emit({ type: "created", session });
         } catch (err) {
           emit({ type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
+        } finally {
+          clearInterval(keepalive);
         }
         try {
           controller.close();

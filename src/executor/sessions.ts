@@ -4,17 +4,18 @@ import { join } from "node:path";
 import type Dockerode from "dockerode";
 import type { ExecutorConfig } from "../config/executor.ts";
 import { parseSize } from "../config/size.ts";
-import { ConflictError, ForbiddenError, NotFoundError, SessionStartError, UsageError } from "../errors.ts";
+import { BeakerError, ConflictError, ForbiddenError, NotFoundError, SessionStartError, UsageError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import { buildContainerSpec, checkEnv, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
 import { dockerMessage, type DockerEngine, type ManagedContainer } from "../runtime/docker/engine.ts";
-import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
+import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
+import type { SessionHistory } from "./history.ts";
 import { usableGpus, type InventoryCache } from "./inventory-cache.ts";
 import { FairQueue, freeGpus, GpuLedger, planClaim } from "./ledger.ts";
 import { checkMount, parseMountFlag } from "./mounts.ts";
 import type { UserDirectory } from "./users.ts";
 
-export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "executor lost the container";
+export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
 
 /** A session the executor is watching: its container exists (created or running). */
 export interface LiveSession {
@@ -25,13 +26,26 @@ export interface LiveSession {
   publishesPorts?: boolean;
   /** Set once a terminal attached, or on detach: the container may start. */
   startGate: { open(): void; opened: Promise<void> };
+  /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
+  terminals: number;
+  lastAttached: number;
 }
+
+/** A request not yet a container: waiting in the queue, or pulling and creating. */
+interface PendingSession {
+  info: SessionInfo;
+  abort: AbortController;
+}
+
+/** What a session reference resolved to. */
+type Resolved = { kind: "live"; session: LiveSession } | { kind: "pending"; pending: PendingSession } | { kind: "finished"; info: SessionInfo };
 
 interface Deps {
   config: ExecutorConfig;
   engine: DockerEngine;
   inventory: InventoryCache;
   users: UserDirectory;
+  history: SessionHistory;
   log: (line: string) => void;
   beakerBinary: string | null;
   memlock: number;
@@ -52,6 +66,7 @@ export class SessionManager {
   readonly ledger = new GpuLedger();
   readonly queue = new FairQueue();
   readonly sessions = new Map<string, LiveSession>();
+  readonly pending = new Map<string, PendingSession>();
   private reconciling: Promise<void> | null = null;
 
   constructor(private readonly deps: Deps) {}
@@ -63,45 +78,60 @@ export class SessionManager {
   }
 
   private async reconcileOnce(): Promise<void> {
+    // Sessions tracked before the listing; one created while it runs is not in it, and is not lost.
+    const known = new Set(this.sessions.keys());
     const containers = await this.deps.engine.listManaged();
     const live = containers.filter((c) => c.state === "running" || c.state === "paused" || c.state === "restarting");
     for (const c of containers) {
-      if (this.sessions.has(c.sessionId) || this.ledger.isPending(c.sessionId)) continue;
+      // A container still being set up (its request is pending) is not a leftover.
+      if (this.sessions.has(c.sessionId) || this.pending.has(c.sessionId) || this.ledger.isPending(c.sessionId)) continue;
       if (live.includes(c)) this.adopt(c);
       else {
         // A container left from before (created but never started, or exited while nobody watched): clean it up.
         this.deps.log(`removing leftover session container ${c.sessionId} (${c.state})`);
+        if (c.state === "exited" && c.sessionId) {
+          const info = this.infoFrom(c);
+          this.deps.history.add({ ...info, status: "exited", exitCode: c.exitCode, reason: "exited", finishedAt: new Date().toISOString() });
+        }
         await this.removeContainer(c.id);
       }
     }
+    const lost = [...known].filter((id) => this.sessions.has(id) && !containers.some((c) => c.sessionId === id));
+    for (const id of lost) this.sessions.get(id)!.stopReason ??= "executor lost the container";
+    // Every tracked session's claim, from the labels its container was created with (adopted ones included).
     this.ledger.rebuild(
-      containers.filter((c) => live.includes(c) || this.sessions.has(c.sessionId)).map((c) => ({ sessionId: c.sessionId, gpus: gpusOf(c.labels) })),
+      [...this.sessions.values()].filter((s) => !lost.includes(s.info.id)).map((s) => ({ sessionId: s.info.id, gpus: s.info.gpus })),
     );
-    for (const [id, session] of this.sessions) {
-      if (!containers.some((c) => c.sessionId === id) && !this.ledger.isPending(id)) {
-        session.stopReason ??= "executor lost the container";
-        this.ledger.release(id);
-      }
-    }
     await this.pump();
   }
 
-  private adopt(c: ManagedContainer): void {
-    const info: SessionInfo = {
+  /** A session's record rebuilt from its container's labels (after an executor restart). */
+  private infoFrom(c: ManagedContainer): SessionInfo {
+    const gpus = gpusOf(c.labels);
+    return {
       id: c.sessionId,
       name: c.labels["beaker.name"] ?? c.sessionId,
       node: c.labels["beaker.node"] ?? this.deps.config.nodeName,
       user: c.labels["beaker.user"] ?? "?",
       uid: Number(c.labels["beaker.uid"] ?? -1),
-      gpus: gpusOf(c.labels),
+      gpus,
+      requestedGpus: gpus.length,
       image: c.image,
       status: "running",
       tty: c.labels["beaker.tty"] === "true",
       ports: c.ports,
+      mounts: c.mounts,
       createdAt: new Date(c.created * 1000).toISOString(),
       startedAt: new Date(c.created * 1000).toISOString(),
+      finishedAt: null,
+      queuePosition: null,
       exitCode: null,
+      reason: null,
     };
+  }
+
+  private adopt(c: ManagedContainer): void {
+    const info = this.infoFrom(c);
     const startGate = gate();
     startGate.open();
     this.deps.log(`adopted running session ${info.id} of ${info.user} (GPUs: ${info.gpus.join(",") || "none"})`);
@@ -110,7 +140,7 @@ export class SessionManager {
 
   /** Watches a container until it exits, then removes it and frees its GPUs. */
   private track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession {
-    const session: LiveSession = { info, containerId, stopReason: null, startGate, exited: null as never };
+    const session: LiveSession = { info, containerId, stopReason: null, startGate, exited: null as never, terminals: 0, lastAttached: Date.now() };
     session.exited = (async () => {
       const container = await this.deps.engine.container(containerId);
       let code = 255;
@@ -124,9 +154,12 @@ export class SessionManager {
       const reason = session.stopReason ?? "exited";
       info.status = "exited";
       info.exitCode = code;
+      info.reason = reason;
+      info.finishedAt = new Date().toISOString();
       this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
       await this.removeContainer(containerId);
       this.sessions.delete(info.id);
+      this.deps.history.add(info);
       this.ledger.release(info.id);
       await this.pump();
       return { code, reason };
@@ -195,7 +228,7 @@ export class SessionManager {
       const onAbort = () => {
         if (this.queue.remove(sessionId)) {
           this.deps.log(`session request ${sessionId} left the queue`);
-          reject(new ConflictError("left the queue"));
+          reject(signal.reason instanceof BeakerError ? signal.reason : new ConflictError("left the queue"));
           void this.pump();
         }
       };
@@ -210,12 +243,16 @@ export class SessionManager {
           resolve(gpus);
         },
         notify: (position, freeCount) => {
+          const pending = this.pending.get(sessionId);
+          if (pending) pending.info.queuePosition = position;
           if (position !== lastPosition) emit({ type: "queued", position, gpus: count, free: freeCount });
           lastPosition = position;
         },
       });
-      emit({ type: "queued", position: this.queue.position(sessionId), gpus: count, free: free.length });
       lastPosition = this.queue.position(sessionId);
+      const pending = this.pending.get(sessionId);
+      if (pending) Object.assign(pending.info, { status: "queued", queuePosition: lastPosition });
+      emit({ type: "queued", position: lastPosition, gpus: count, free: free.length });
     });
   }
 
@@ -230,16 +267,43 @@ export class SessionManager {
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
     const image = req.image ?? config.defaultImage;
     // The image is looked up (and pulled) while the request waits for GPUs, not after.
-    const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
-    imageReady.catch(() => {});
-    const gpus = await this.claim(sessionId, count, req, emit, signal);
+    const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
+    const abort = new AbortController();
+    const onCallerGone = () => abort.abort(signal.reason);
+    signal.addEventListener("abort", onCallerGone, { once: true });
+    const info: SessionInfo = {
+      id: sessionId,
+      name,
+      node: config.nodeName,
+      user: user.name,
+      uid,
+      gpus: [],
+      requestedGpus: count,
+      image,
+      status: "starting",
+      tty: req.tty,
+      ports: [],
+      mounts: [],
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      queuePosition: null,
+      exitCode: null,
+      reason: null,
+    };
+    this.pending.set(sessionId, { info, abort });
     let container: Dockerode.Container | null = null;
     try {
-      if (signal.aborted) throw new ConflictError("the caller went away");
+      const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
+      imageReady.catch(() => {});
+      info.gpus = await this.claim(sessionId, count, req, emit, abort.signal);
+      Object.assign(info, { status: "starting", queuePosition: null });
+      const gpus = info.gpus;
+      if (abort.signal.aborted) throw abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away");
       await imageReady;
-      const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
       const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus, tty: req.tty, term: req.term });
       (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
+      info.mounts = [...((spec.HostConfig as { Binds?: string[] }).Binds ?? [])];
       container = await engine.create(spec);
       const groups = await Promise.all(
         [user.gid, ...user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
@@ -249,21 +313,6 @@ export class SessionManager {
         throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
       }
       this.ledger.confirm(sessionId, gpus);
-      const info: SessionInfo = {
-        id: sessionId,
-        name,
-        node: config.nodeName,
-        user: user.name,
-        uid,
-        gpus,
-        image,
-        status: "starting",
-        tty: req.tty,
-        ports: [],
-        createdAt: new Date().toISOString(),
-        startedAt: null,
-        exitCode: null,
-      };
       const startGate = gate();
       this.track(info, container.id, startGate).publishesPorts = req.ports.length > 0;
       this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
@@ -275,6 +324,9 @@ export class SessionManager {
       this.ledger.release(sessionId);
       await this.pump();
       throw err;
+    } finally {
+      this.pending.delete(sessionId);
+      signal.removeEventListener("abort", onCallerGone);
     }
   }
 
@@ -316,7 +368,7 @@ export class SessionManager {
       throw new UsageError(`--name "${req.name}" may use letters, digits, "_", "." and "-" (up to 63)`);
     }
     if (req.name !== null) {
-      const taken = [...this.sessions.values()].some((s) => s.info.uid === user.uid && s.info.name === req.name);
+      const taken = [...this.sessions.values(), ...this.pending.values()].some((s) => s.info.uid === user.uid && s.info.name === req.name);
       if (taken) throw new ConflictError(`you already have a session named ${req.name} on this node`);
     }
     const home = config.sessionHome ? join(config.sessionHome, user.name) : user.home;
@@ -343,26 +395,101 @@ export class SessionManager {
     };
   }
 
-  /** Finds a session by id, unique id prefix, or name; only the caller's own unless root. */
-  find(uid: number, ref: string): LiveSession {
-    const visible = [...this.sessions.values()].filter((s) => uid === 0 || s.info.uid === uid);
-    const exact = visible.find((s) => s.info.id === ref) ?? visible.find((s) => s.info.name === ref);
+  /**
+   * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
+   * caller's own unless root; someone else's is "not yours", not "not found".
+   */
+  resolve(uid: number, ref: string): Resolved {
+    const candidates: Resolved[] = [
+      ...[...this.sessions.values()].map((session) => ({ kind: "live" as const, session })),
+      ...[...this.pending.values()].map((pending) => ({ kind: "pending" as const, pending })),
+      ...this.deps.history
+        .all()
+        .toReversed()
+        .map((info) => ({ kind: "finished" as const, info })),
+    ];
+    const infoOf = (r: Resolved) => (r.kind === "live" ? r.session.info : r.kind === "pending" ? r.pending.info : r.info);
+    const visible = candidates.filter((r) => uid === 0 || infoOf(r).uid === uid);
+    const exact = visible.find((r) => infoOf(r).id === ref) ?? visible.find((r) => infoOf(r).name === ref);
     if (exact) return exact;
-    const prefixed = visible.filter((s) => s.info.id.startsWith(ref));
-    if (prefixed.length === 1) return prefixed[0]!;
-    if (prefixed.length > 1) throw new UsageError(`"${ref}" matches ${prefixed.length} sessions; give more of the ID`);
-    const someoneElses = [...this.sessions.values()].some((s) => s.info.id === ref || s.info.id.startsWith(ref) || s.info.name === ref);
-    if (someoneElses) throw new ForbiddenError(`session ${ref} is not yours`);
+    const prefixed = visible.filter((r) => infoOf(r).id.startsWith(ref));
+    const ids = new Set(prefixed.map((r) => infoOf(r).id));
+    if (ids.size === 1) return prefixed[0]!;
+    if (ids.size > 1) throw new UsageError(`"${ref}" matches ${ids.size} sessions; give more of the ID`);
+    if (candidates.some((r) => infoOf(r).id.startsWith(ref) || infoOf(r).name === ref)) throw new ForbiddenError(`session ${ref} is not yours`);
     throw new NotFoundError(`no session ${ref} on this node`);
   }
 
+  /** A running (or starting) session to attach to, exec in or stop; a clear line for one that is not. */
+  find(uid: number, ref: string): LiveSession {
+    const found = this.resolve(uid, ref);
+    if (found.kind === "live") return found.session;
+    if (found.kind === "pending") throw new ConflictError(`session ${found.pending.info.name} has not started yet (${found.pending.info.status})`);
+    const { name, reason, exitCode } = found.info;
+    throw new ConflictError(`session ${name} has already ended (${reason ?? "exited"}${exitCode === null ? "" : `, exit code ${exitCode}`})`);
+  }
+
+  private snapshot(info: SessionInfo): SessionInfo {
+    return { ...info, queuePosition: info.status === "queued" ? this.queue.position(info.id) || null : null };
+  }
+
+  /** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */
   list(uid: number, all: boolean): SessionInfo[] {
-    return [...this.sessions.values()].filter((s) => (all && uid === 0) || s.info.uid === uid).map((s) => s.info);
+    const mine = (info: SessionInfo) => (all && uid === 0) || info.uid === uid;
+    const live = [...this.sessions.values(), ...this.pending.values()].map((s) => s.info);
+    const finished = all ? this.deps.history.all().filter((f) => !live.some((l) => l.id === f.id)) : [];
+    return [...live, ...finished].filter(mine).map((info) => this.snapshot(info)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Everything about one session, with its GPUs' indexes and names from the current inventory. */
+  async describe(uid: number, ref: string): Promise<SessionDetails> {
+    const found = this.resolve(uid, ref);
+    const info = found.kind === "live" ? found.session.info : found.kind === "pending" ? found.pending.info : found.info;
+    const inventory = await this.deps.inventory.get();
+    const devices = info.gpus.map((uuid) => {
+      const gpu = inventory.gpus.find((g) => g.uuid === uuid);
+      return { uuid, index: gpu?.index ?? null, name: gpu?.name ?? null };
+    });
+    return { ...this.snapshot(info), devices };
+  }
+
+  /** A terminal opened or closed on a session (for idleTimeout). */
+  terminalOpened(session: LiveSession): void {
+    session.terminals++;
+  }
+
+  terminalClosed(session: LiveSession): void {
+    session.terminals = Math.max(0, session.terminals - 1);
+    session.lastAttached = Date.now();
+  }
+
+  /** Stops running sessions nobody has attached to for `idleTimeout` seconds (0: never). */
+  async stopIdle(now = Date.now()): Promise<void> {
+    const limit = this.deps.config.idleTimeout;
+    if (limit <= 0) return;
+    for (const session of this.sessions.values()) {
+      if (session.info.status !== "running" || session.terminals > 0 || now - session.lastAttached < limit * 1000) continue;
+      this.deps.log(`stopping session ${session.info.id} of ${session.info.user}: nobody attached for ${limit} s (idleTimeout)`);
+      session.stopReason = "idle";
+      void this.stopSession(session, 10).catch((err) => this.deps.log(`cannot stop idle session ${session.info.id}: ${dockerMessage(err)}`));
+    }
   }
 
   async stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+    const found = this.resolve(uid, ref);
+    const reason: ExitReason = uid === 0 && (found.kind === "finished" ? found.info : found.kind === "live" ? found.session.info : found.pending.info).uid !== 0 ? "stopped by admin" : "stopped by user";
+    if (found.kind === "pending") {
+      const { info, abort } = found.pending;
+      abort.abort(new ConflictError(`session ${info.name} was ${reason} before it started`));
+      this.deps.log(`session request ${info.id} of ${info.user} ${reason} before it started`);
+      return { ...info, status: "exited", reason, finishedAt: new Date().toISOString(), queuePosition: null };
+    }
     const session = this.find(uid, ref);
-    session.stopReason ??= uid === 0 && session.info.uid !== 0 ? "stopped by admin" : "stopped by user";
+    session.stopReason ??= reason;
+    return this.stopSession(session, timeoutSeconds);
+  }
+
+  private async stopSession(session: LiveSession, timeoutSeconds: number): Promise<SessionInfo> {
     session.info.status = "stopping";
     session.startGate.open();
     const container = await this.deps.engine.container(session.containerId);

@@ -2,20 +2,27 @@ import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
 import { dockerMessage } from "../runtime/docker/engine.ts";
-import { errorMessage } from "../errors.ts";
+import { ConflictError, errorMessage } from "../errors.ts";
 import { streamTag, type ClientControl, type ServerControl } from "./api-types.ts";
 import type { LiveSession, SessionManager } from "./sessions.ts";
 
 export interface TerminalData {
   uid: number;
   sessionRef: string;
+  /** attach: the session's own terminal; exec: a new process in it. */
+  mode: "attach" | "exec";
   start: boolean;
   cols: number;
   rows: number;
+  /** exec only: the command (empty: a login shell) and whether it gets a TTY. */
+  command: string[];
+  tty: boolean;
+  term: string | null;
   session?: LiveSession;
   stream?: Duplex;
+  resize?: (cols: number, rows: number) => Promise<void>;
   closed?: boolean;
-  /** Messages that arrived before Docker's attach stream was ready; replayed in order once it is. */
+  /** Messages that arrived before Docker's stream was ready; replayed in order once it is. */
   early?: Array<string | Buffer>;
 }
 
@@ -23,56 +30,124 @@ function send(ws: ServerWebSocket<TerminalData>, message: ServerControl): void {
   if (!ws.data.closed) ws.send(JSON.stringify(message));
 }
 
+/** Docker's stream -> the WebSocket: raw bytes on a TTY, else each frame tagged with stdout or stderr. */
+function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, stream: Duplex, tty: boolean): Promise<void> {
+  if (tty) stream.on("data", (chunk: Buffer) => !ws.data.closed && ws.sendBinary(chunk));
+  else {
+    const tagged = (tag: number) => (chunk: Buffer) => {
+      if (ws.data.closed) return;
+      const frame = new Uint8Array(chunk.length + 1);
+      frame[0] = tag;
+      frame.set(chunk, 1);
+      ws.sendBinary(frame);
+    };
+    engine.demux(stream, tagged(streamTag.stdout), tagged(streamTag.stderr));
+  }
+  return new Promise<void>((resolve) => {
+    stream.on("end", resolve);
+    stream.on("close", resolve);
+    stream.on("error", resolve);
+  });
+}
+
 /**
- * One attached terminal: Docker's attach stream <-> the CLI's WebSocket. Attaches before the container starts (no
- * early output lost), resizes, forwards signals, and reports the exit code. When the CLI goes away the session runs on.
+ * One terminal on a session: Docker's attach (or exec) stream <-> the CLI's WebSocket. A new session is attached
+ * before it starts (no early output lost); resizes and signals are forwarded and the exit code reported. When the
+ * CLI goes away the session runs on.
  */
 export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: SessionManager, engine: DockerEngine): Promise<void> {
+  let session: LiveSession | null = null;
   try {
-    const session = manager.find(ws.data.uid, ws.data.sessionRef);
+    session = manager.find(ws.data.uid, ws.data.sessionRef);
     ws.data.session = session;
-    const container = await engine.container(session.containerId);
-    const stream = await engine.attach(container);
-    ws.data.stream = stream;
-    if (session.info.tty) stream.on("data", (chunk: Buffer) => !ws.data.closed && ws.sendBinary(chunk));
-    else {
-      const tagged = (tag: number) => (chunk: Buffer) => {
-        if (ws.data.closed) return;
-        const frame = new Uint8Array(chunk.length + 1);
-        frame[0] = tag;
-        frame.set(chunk, 1);
-        ws.sendBinary(frame);
-      };
-      engine.demux(stream, tagged(streamTag.stdout), tagged(streamTag.stderr));
-    }
-    for (const message of ws.data.early?.splice(0) ?? []) await onTerminalMessage(ws, message, engine);
-    const streamEnded = new Promise<void>((resolve) => {
-      stream.on("end", resolve);
-      stream.on("close", resolve);
-      stream.on("error", resolve);
-    });
-    if (ws.data.start) {
-      await manager.start(session.info.id);
-      send(ws, { type: "started", ports: session.info.ports });
-    }
-    if (session.info.tty && ws.data.cols > 0 && ws.data.rows > 0) await resize(engine, session, ws.data.cols, ws.data.rows);
-    const { code, reason } = await session.exited;
-    await Promise.race([streamEnded, Bun.sleep(2000)]);
-    send(ws, { type: "exit", code, reason });
-    ws.close(1000, "session ended");
+    manager.terminalOpened(session);
+    if (ws.data.mode === "exec") await runExec(ws, session, engine);
+    else await attach(ws, session, manager, engine);
   } catch (err) {
     const e = err as { code?: string };
     send(ws, { type: "error", code: typeof e.code === "string" && !e.code.startsWith("E") ? e.code : "error", message: errorMessage(err) });
     ws.close(1011, "error");
+  } finally {
+    if (session) manager.terminalClosed(session);
   }
 }
 
-async function resize(engine: DockerEngine, session: LiveSession, cols: number, rows: number): Promise<void> {
-  try {
-    await (await engine.container(session.containerId)).resize({ w: cols, h: rows });
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 409) throw new Error(dockerMessage(err));
+async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: SessionManager, engine: DockerEngine): Promise<void> {
+  const container = await engine.container(session.containerId);
+  const stream = await engine.attach(container);
+  const tty = session.info.tty;
+  ws.data.resize = async (cols, rows) => {
+    if (!tty || session.info.status !== "running") return;
+    try {
+      await container.resize({ w: cols, h: rows });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw new Error(dockerMessage(err));
+    }
+  };
+  ws.data.stream = stream;
+  const streamEnded = pipeOutput(ws, engine, stream, tty);
+  await replayEarly(ws, engine);
+  if (ws.data.start) {
+    await manager.start(session.info.id);
+    send(ws, { type: "started", ports: session.info.ports });
+  } else if (ws.data.cols > 1 && ws.data.rows > 1) {
+    // Re-attaching at the size it already had sends no SIGWINCH, and a full-screen program would not redraw: nudge it.
+    await ws.data.resize(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
   }
+  if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
+  const { code, reason } = await session.exited;
+  await Promise.race([streamEnded, Bun.sleep(2000)]);
+  send(ws, { type: "exit", code, reason });
+  ws.close(1000, "session ended");
+}
+
+async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, engine: DockerEngine): Promise<void> {
+  if (session.info.status !== "running") throw new ConflictError(`session ${session.info.name} is ${session.info.status}, not running`);
+  const container = await engine.container(session.containerId);
+  const { tty } = ws.data;
+  let command = ws.data.command;
+  if (command.length === 0) command = (await engine.pathExists(container, "/bin/bash")) ? ["bash", "-l"] : ["sh", "-l"];
+  // Docker's GPU driver sets NVIDIA_VISIBLE_DEVICES for the main process only; an exec'd one sees the same GPUs.
+  const env = [`NVIDIA_VISIBLE_DEVICES=${session.info.gpus.join(",") || "void"}`, ...(tty && ws.data.term ? [`TERM=${ws.data.term}`] : [])];
+  let exec;
+  try {
+    exec = await engine.exec(container, command, tty, env);
+  } catch (err) {
+    throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
+  }
+  const { stream } = exec;
+  ws.data.resize = async (cols, rows) => {
+    if (tty) await exec.exec.resize({ w: cols, h: rows }).catch(() => {});
+  };
+  ws.data.stream = stream;
+  // Docker reports a program it cannot start as bare text in an otherwise empty frame, which demuxing drops.
+  let head = "";
+  const keepHead = (chunk: Buffer) => {
+    head += chunk.toString("latin1");
+    if (head.length > 4096) stream.off("data", keepHead);
+  };
+  stream.on("data", keepHead);
+  const streamEnded = pipeOutput(ws, engine, stream, tty);
+  await replayEarly(ws, engine);
+  if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
+  await Promise.race([streamEnded, session.exited]);
+  let code = 255;
+  for (let i = 0; i < 20; i++) {
+    const inspect = await exec.exec.inspect().catch(() => null);
+    if (!inspect || (!inspect.Running && inspect.ExitCode !== null)) {
+      code = inspect?.ExitCode ?? 255;
+      break;
+    }
+    await Bun.sleep(50);
+  }
+  const failed = code === 126 || code === 127 ? /OCI runtime exec failed: .*?exec: "[^"]*": ([^\r\n]*?)(?:: unknown)?\s*$/m.exec(head) : null;
+  const message = failed ? `cannot run ${command[0]} in session ${session.info.name}: ${failed[1]}` : undefined;
+  send(ws, { type: "exit", code, reason: "exited", ...(message ? { message } : {}) });
+  ws.close(1000, "process ended");
+}
+
+async function replayEarly(ws: ServerWebSocket<TerminalData>, engine: DockerEngine): Promise<void> {
+  for (const message of ws.data.early?.splice(0) ?? []) await onTerminalMessage(ws, message, engine);
 }
 
 export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, message: string | Buffer, engine: DockerEngine): Promise<void> {
@@ -82,7 +157,7 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
     return;
   }
   if (typeof message !== "string") {
-    stream?.write(message);
+    stream.write(message);
     return;
   }
   let control: ClientControl;
@@ -94,10 +169,11 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
   if (control.type === "resize") {
     ws.data.cols = control.cols;
     ws.data.rows = control.rows;
-    if (session && session.info.status === "running") await resize(engine, session, control.cols, control.rows).catch(() => {});
+    await ws.data.resize?.(control.cols, control.rows).catch(() => {});
   } else if (control.type === "stdin-eof") {
-    stream?.end();
-  } else if (control.type === "signal" && session && /^SIG[A-Z0-9]+$/.test(control.name)) {
+    stream.end();
+  } else if (control.type === "signal" && session && ws.data.mode === "attach" && /^SIG[A-Z0-9]+$/.test(control.name)) {
+    // Docker has no way to signal an exec'd process; a non-TTY exec's signals stay with the CLI.
     await (await engine.container(session.containerId)).kill({ signal: control.name }).catch(() => {});
   }
 }

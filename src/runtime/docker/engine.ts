@@ -13,6 +13,9 @@ export interface ManagedContainer {
   image: string;
   created: number;
   ports: string[];
+  mounts: string[];
+  /** From Docker's "Exited (N) ..." status; null while running. */
+  exitCode: number | null;
 }
 
 export interface PullProgress {
@@ -72,6 +75,8 @@ export class DockerEngine {
       image: c.Image,
       created: c.Created,
       ports: c.Ports.filter((p) => p.PublicPort).map((p) => `${p.IP === "::" ? "[::]" : p.IP}:${p.PublicPort}->${p.PrivatePort}/${p.Type}`),
+      mounts: (c.Mounts ?? []).filter((m) => m.Type === "bind").map((m) => `${m.Source}:${m.Destination}${m.RW ? "" : ":ro"}`),
+      exitCode: c.State === "exited" ? Number(/Exited \((\d+)\)/.exec(c.Status)?.[1] ?? 255) : null,
     }));
   }
 
@@ -157,6 +162,13 @@ export class DockerEngine {
     entries.push({ name: "etc/passwd", body: enc.encode(mergePasswd(passwd ?? "", user, hasBash ? "/bin/bash" : "/bin/sh")), mode: 0o644 });
     entries.push({ name: "etc/group", body: enc.encode(mergeGroup(group ?? "", user, groups)), mode: 0o644 });
     await container.putArchive(Buffer.from(createTar(entries)), { path: "/" });
+  }
+
+  /** Starts a process in a running container, as the container's user; its stream is hijacked like attach. */
+  async exec(container: Dockerode.Container, command: string[], tty: boolean, env: string[]): Promise<{ exec: Dockerode.Exec; stream: Duplex }> {
+    const exec = await container.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env });
+    const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as Duplex;
+    return { exec, stream };
   }
 
   async attach(container: Dockerode.Container): Promise<Duplex> {

@@ -139,6 +139,12 @@ export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: 
     io.err.write(`\nlost the connection to the executor; the session may still run: beaker session attach ${session.id}\n`);
     return 1;
   }
-  if (outcome.reason.startsWith("stopped")) io.err.write(`\nsession ${session.name} was ${outcome.reason}\n`);
-  return outcome.code;
+  if (outcome.reason === "exited") return outcome.code;
+  if (outcome.reason === "executor lost the container") {
+    io.err.write(`\nsession ${session.name} ended: its container disappeared (removed outside Beaker?)\n`);
+    return outcome.code;
+  }
+  // Stopped (by its user, an admin, or for idleness): the CLI ends as a SIGTERM'd program would.
+  io.err.write(`\nsession ${session.name} was ${outcome.reason === "idle" ? "stopped: nobody attached for the node's idle timeout" : outcome.reason}\n`);
+  return 143;
 }

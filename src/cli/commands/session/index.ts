@@ -1,10 +1,13 @@
 import type { NounSpec } from "../../command.ts";
+import { sessionAttachCommand } from "./attach.ts";
 import { sessionCreateCommand } from "./create.ts";
+import { sessionDescribeCommand } from "./describe.ts";
+import { sessionExecCommand } from "./exec.ts";
 import { sessionListCommand } from "./list.ts";
 import { sessionStopCommand } from "./stop.ts";
 
 export const sessionNoun: NounSpec = {
   name: "session",
   summary: "Create and manage GPU sessions on this node",
-  commands: [sessionCreateCommand, sessionListCommand, sessionStopCommand],
+  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand],
 };

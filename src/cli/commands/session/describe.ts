@@ -1,0 +1,37 @@
+import { jsonOption, type CommandSpec } from "../../command.ts";
+import { printJson } from "../../output.ts";
+import { formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
+
+export const sessionDescribeCommand: CommandSpec = {
+  name: "describe",
+  args: "[ID]",
+  summary: "Everything about one session: GPUs, mounts, ports, times, exit code",
+  options: [jsonOption],
+  async run({ args, flags, factory }) {
+    const s = await resolveSession(factory, args[0]);
+    if (flags.json) return void printJson(factory.io, s);
+    const gpus = s.devices.length
+      ? s.devices.map((d) => `${d.index ?? "?"}  ${d.uuid}${d.name ? `  ${d.name}` : ""}`)
+      : [s.status === "queued" ? `none yet (${s.requestedGpus} asked)` : "none"];
+    const rows: Array<[string, string | string[]]> = [
+      ["ID", s.id],
+      ["Name", s.name],
+      ["User", `${s.user} (uid ${s.uid})`],
+      ["Node", s.node],
+      ["Image", s.image],
+      ["Status", formatStatus(s)],
+      ["GPUs", gpus],
+      ["Mounts", s.mounts.length ? s.mounts : ["none"]],
+      ["Ports", s.ports.length ? s.ports : ["none"]],
+      ["Created", formatTime(s.createdAt)],
+      ["Started", formatTime(s.startedAt)],
+      ...(s.finishedAt ? ([["Finished", formatTime(s.finishedAt)]] as Array<[string, string]>) : []),
+      ["Duration", sessionDuration(s, factory.now())],
+      ["Terminal", s.tty ? "yes" : "no"],
+    ];
+    for (const [key, value] of rows) {
+      const lines = Array.isArray(value) ? value : [value];
+      lines.forEach((line, i) => factory.io.out.write(`${i === 0 ? `${key}:`.padEnd(10) : " ".repeat(10)}${line}\n`));
+    }
+  },
+};

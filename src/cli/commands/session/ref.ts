@@ -1,0 +1,71 @@
+import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts";
+import { ConflictError, NotFoundError, UsageError } from "../../../errors.ts";
+import type { Factory } from "../../factory.ts";
+
+/**
+ * The session an ID (or unique prefix, or name) points at; with none, the caller's only session that has not ended.
+ * Several candidates: a usage error that lists them.
+ */
+export async function resolveSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
+  const executor = factory.executor();
+  if (!ref) {
+    const open = (await executor.request<SessionInfo[]>("GET", "/v1/sessions")).filter((s) => s.status !== "exited");
+    if (open.length === 0) throw new NotFoundError("you have no running sessions on this node");
+    if (open.length > 1) {
+      const list = open.map((s) => `  ${s.id}  ${s.name}  ${s.status}`).join("\n");
+      throw new UsageError(`multiple running sessions found, select one with an ID\n${list}`);
+    }
+    ref = open[0]!.id;
+  }
+  return executor.request<SessionDetails>("GET", `/v1/sessions/${encodeURIComponent(ref)}`);
+}
+
+/** As resolveSession, refusing a session that has ended (stop). */
+export async function resolveOpenSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
+  const session = await resolveSession(factory, ref);
+  if (session.status === "exited") {
+    throw new ConflictError(`session ${session.name} has already ended (${session.reason ?? "exited"}${session.exitCode === null ? "" : `, exit code ${session.exitCode}`})`);
+  }
+  return session;
+}
+
+/** As resolveSession, for commands that need the session running (attach, exec). */
+export async function resolveRunningSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
+  const session = await resolveOpenSession(factory, ref);
+  if (session.status === "queued" || session.status === "stopping") throw new ConflictError(`session ${session.name} is ${session.status}`);
+  return session;
+}
+
+/** "3s", "12m", "2h05m", "3d4h". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+/** How long it ran (or has been running); "-" before it started. */
+export function sessionDuration(session: SessionInfo, now: Date): string {
+  if (!session.startedAt) return "-";
+  const end = session.finishedAt ? Date.parse(session.finishedAt) : now.getTime();
+  return formatDuration((end - Date.parse(session.startedAt)) / 1000);
+}
+
+/** Local time, minute precision: "2026-11-27 23:10". */
+export function formatTime(iso: string | null): string {
+  if (!iso) return "-";
+  const d = new Date(iso);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** STATUS as a person reads it: "queued (#2)", "exited (0)", "exited (143, stopped by user)". */
+export function formatStatus(session: SessionInfo): string {
+  if (session.status === "queued") return session.queuePosition ? `queued (#${session.queuePosition})` : "queued";
+  if (session.status !== "exited") return session.status;
+  const code = session.exitCode === null ? "" : String(session.exitCode);
+  const reason = session.reason && session.reason !== "exited" ? session.reason : "";
+  const detail = [code, reason].filter(Boolean).join(", ");
+  return detail ? `exited (${detail})` : "exited";
+}
