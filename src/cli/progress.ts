@@ -18,18 +18,18 @@ export function createProgress(io: IO) {
       draw();
     },
     pull(event: { image: string; status: string; layer?: string; current?: number; total?: number }) {
-      if (event.layer) {
+      // "Pulling from repo" carries the tag as its id; only layer events count as layers.
+      if (event.layer && !/^Pulling from/.test(event.status)) {
         const layer = layers.get(event.layer) ?? { current: 0, total: 0, done: false };
-        if (event.total) layer.total = event.total;
-        if (event.current) layer.current = event.current;
-        if (/complete|already exists/i.test(event.status)) layer.done = true;
+        // Bytes count while downloading; extraction reports its own counter, which would double them.
+        if (/^Downloading/.test(event.status)) {
+          if (event.total) layer.total = event.total;
+          if (event.current) layer.current = event.current;
+        } else if (/^Download complete/.test(event.status)) layer.current = layer.total;
+        if (/^Pull complete|^Already exists/.test(event.status)) layer.done = true;
         layers.set(event.layer, layer);
       }
-      const all = [...layers.values()];
-      const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
-      this.update(
-        `Pulling ${event.image}: ${all.filter((l) => l.done).length}/${all.length} layers, ${mb(all.reduce((n, l) => n + l.current, 0))} / ${mb(all.reduce((n, l) => n + l.total, 0))}`,
-      );
+      this.update(pullLine(event.image, [...layers.values()]));
     },
     done() {
       if (timer) clearInterval(timer);
@@ -38,4 +38,14 @@ export function createProgress(io: IO) {
       text = "";
     },
   };
+}
+
+/** "Pulling IMG  [########------------] 1.2/3.4 MB  0/2 layers". */
+export function pullLine(image: string, layers: Array<{ current: number; total: number; done: boolean }>): string {
+  const current = layers.reduce((n, l) => n + (l.done ? l.total : l.current), 0);
+  const total = layers.reduce((n, l) => n + l.total, 0);
+  const width = 20;
+  const filled = total > 0 ? Math.min(width, Math.round((current / total) * width)) : 0;
+  const mb = (n: number) => (n / 1e6).toFixed(n < 10e6 ? 1 : 0);
+  return `Pulling ${image}  [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${mb(current)}/${mb(total)} MB  ${layers.filter((l) => l.done).length}/${layers.length} layers`;
 }

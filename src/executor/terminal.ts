@@ -109,9 +109,16 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   if (command.length === 0) command = (await engine.pathExists(container, "/bin/bash")) ? ["bash", "-l"] : ["sh", "-l"];
   // Docker's GPU driver sets NVIDIA_VISIBLE_DEVICES for the main process only; an exec'd one sees the same GPUs.
   const env = [`NVIDIA_VISIBLE_DEVICES=${session.info.gpus.join(",") || "void"}`, ...(tty && ws.data.term ? [`TERM=${ws.data.term}`] : [])];
+  const { cols, rows } = ws.data;
+  // Docker before 23 cannot start an exec at a size, and a quick command would run before the resize lands: set the
+  // size from inside, then exec the command itself (same argv, same PID).
+  const sized =
+    tty && cols > 0 && rows > 0 && (await engine.pathExists(container, "/bin/sh"))
+      ? ["/bin/sh", "-c", `stty cols ${cols} rows ${rows} 2>/dev/null; exec "$@"`, "beaker-exec", ...command]
+      : command;
   let exec;
   try {
-    exec = await engine.exec(container, command, tty, env);
+    exec = await engine.exec(container, sized, tty, env, tty && cols > 0 && rows > 0 ? [rows, cols] : null);
   } catch (err) {
     throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
   }

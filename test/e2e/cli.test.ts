@@ -140,3 +140,28 @@ describe("config store", () => {
 test("the binary is a single self-contained file", () => {
   expect(statSync(beakerBinary).mode & 0o111).toBeTruthy();
 });
+
+describe("executor install", () => {
+  test("writes a config the executor accepts (kept when present) and a systemd unit; refuses non-root", async () => {
+    const dir = tempDir("beaker-install-");
+    dirs.push(dir);
+    const config = join(dir, "etc", "beaker", "config.yml");
+    const unitDir = join(dir, "systemd");
+    const first = await runBeaker(["executor", "install", "--config", config, "--unit-dir", unitDir]);
+    expect(first.exitCode).toBe(0);
+    expect(first.stderr).toContain("systemctl daemon-reload && systemctl enable --now beaker-executor");
+    const unit = readFileSync(join(unitDir, "beaker-executor.service"), "utf8");
+    expect(unit).toContain(`ExecStart=${beakerBinary} executor run --config ${config}\n`);
+    expect(unit).toContain("KillMode=process");
+    const { parseExecutorConfig } = await import("../../src/config/executor.ts");
+    const { parseYamlMapping } = await import("../../src/config/yaml-file.ts");
+    expect(parseExecutorConfig(parseYamlMapping(readFileSync(config, "utf8"), config), config).socket).toBe("/run/beaker/executor.sock");
+    writeFileSync(config, "nodeName: mine\n");
+    const second = await runBeaker(["executor", "install", "--config", config, "--unit-dir", unitDir]);
+    expect(second.stderr).toContain(`kept the existing ${config}`);
+    expect(readFileSync(config, "utf8")).toBe("nodeName: mine\n");
+    const user = Bun.spawnSync(["setpriv", "--reuid=beaker-test-user", "--regid=beaker-test-user", "--init-groups", beakerBinary, "executor", "install", "--config", join(dir, "x.yml")], { stderr: "pipe" });
+    expect(user.exitCode).toBe(1);
+    expect(user.stderr.toString()).toBe("beaker: run 'sudo beaker executor install': it writes to /etc\n");
+  });
+});

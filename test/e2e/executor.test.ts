@@ -1,6 +1,6 @@
 /** The executor and `beaker session create` on the real Docker engine, run as users run them. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, chmodSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxImage, eightUuids, managedContainers, noShellImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { removeDir, tempDir } from "../harness.ts";
@@ -246,3 +246,37 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
   for (const id of holders.slice(2)) await executor.run(["session", "stop", "--timeout", "0", id]);
   expect(managedContainers()).toEqual([]);
 }, 60_000);
+
+test("Docker comes back: the executor reconnects without a restart", async () => {
+  const dir = tempDir("beaker-docker-link-");
+  const link = join(dir, "docker.sock");
+  const flaky = new TestExecutor({ dockerSocket: link });
+  try {
+    await flaky.start();
+    const down = await flaky.run(["session", "create", "--gpus", "0", "--", "true"]);
+    expect(down.exitCode).toBe(1);
+    expect(down.stderr).toMatch(/Docker is not running on this node/);
+    symlinkSync(process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock", link);
+    const up = await flaky.run(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+    expect(up).toMatchObject({ exitCode: 0, stdout: `${eightUuids[0]}\n` });
+  } finally {
+    await flaky.cleanup();
+    removeDir(dir);
+  }
+}, 30_000);
+
+test("sessionHome: the user's home is <sessionHome>/<user>, created 0700 and theirs", async () => {
+  const homes = tempDir("beaker-homes-");
+  const withHomes = new TestExecutor({ extra: `sessionHome: ${homes}\n` });
+  try {
+    await withHomes.start();
+    const r = await withHomes.run(["session", "create", "--gpus", "0", "--", "sh", "-c", 'echo $HOME; pwd; stat -c "%a %U" "$HOME"; touch ~/made-here'], { user: testUser });
+    const home = join(homes, testUser);
+    expect(r).toEqual({ exitCode: 0, stdout: `${home}\n${home}\n700 ${testUser}\n`, stderr: "" });
+    const st = statSync(join(home, "made-here"));
+    expect(st.uid).toBe(Number(Bun.spawnSync(["id", "-u", testUser]).stdout.toString()));
+  } finally {
+    await withHomes.cleanup();
+    removeDir(homes);
+  }
+}, 30_000);

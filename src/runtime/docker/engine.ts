@@ -165,9 +165,10 @@ export class DockerEngine {
   }
 
   /** Starts a process in a running container, as the container's user; its stream is hijacked like attach. */
-  async exec(container: Dockerode.Container, command: string[], tty: boolean, env: string[]): Promise<{ exec: Dockerode.Exec; stream: Duplex }> {
-    const exec = await container.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env });
-    const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as Duplex;
+  async exec(container: Dockerode.Container, command: string[], tty: boolean, env: string[], size: [number, number] | null): Promise<{ exec: Dockerode.Exec; stream: Duplex }> {
+    const consoleSize = size ? { ConsoleSize: size } : {};
+    const exec = await container.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env, ...consoleSize });
+    const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty, ...consoleSize })) as unknown as Duplex;
     return { exec, stream };
   }
 
