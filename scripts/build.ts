@@ -69,37 +69,62 @@ function runtimeFor(target: string): string {
   return executable;
 }
 
-function compile(target: string, outfile: string, executablePath?: string): void {
-  const commit = gitCommit();
-  const cmd = [
-    process.execPath,
-    "build",
-    "src/main.ts",
-    "--compile",
-    "--minify",
-    "--bytecode",
-    "--no-compile-autoload-dotenv",
-    "--no-compile-autoload-bunfig",
-    `--target=${targets[target]!.bunTarget}`,
-    `--outfile=${outfile}`,
-    `--define=BEAKER_VERSION=${JSON.stringify(pkg.version)}`,
-    `--define=BEAKER_COMMIT=${JSON.stringify(commit)}`,
-    `--define=BEAKER_TARGET=${JSON.stringify(target)}`,
-  ];
-  if (executablePath) cmd.push(`--compile-executable-path=${executablePath}`);
-  run(cmd);
+/**
+ * dockerode loads BuildKit's gRPC session code and docker-modem loads ssh2 for ssh:// hosts on first import; Beaker uses
+ * neither (it builds no images and talks to a local socket), and together they cost the executor about 20 MB of
+ * memory. They are replaced in the bundle by modules that fail clearly if ever reached.
+ */
+const slimDockerode: import("bun").BunPlugin = {
+  name: "slim-dockerode",
+  setup(build) {
+    build.onResolve({ filter: /^\.\/(session|ssh)$/ }, (args) => {
+      if (args.path === "./session" && /dockerode[\\/]lib[\\/]docker\.js$/.test(args.importer)) return { path: "BuildKit sessions", namespace: "unused" };
+      if (args.path === "./ssh" && /docker-modem[\\/]lib[\\/]modem\.js$/.test(args.importer)) return { path: "ssh:// Docker hosts", namespace: "unused" };
+      return undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: "unused" }, (args) => ({
+      contents: `module.exports = function () { throw new Error(${JSON.stringify(`${args.path} are not supported by beaker`)}); };`,
+      loader: "js",
+    }));
+  },
+};
+
+async function compile(target: string, outfile: string, executablePath?: string): Promise<void> {
+  const result = await Bun.build({
+    entrypoints: ["src/main.ts"],
+    compile: {
+      target: targets[target]!.bunTarget as import("bun").Build.CompileTarget,
+      outfile,
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+      ...(executablePath ? { executablePath } : {}),
+    },
+    minify: true,
+    bytecode: true,
+    define: {
+      BEAKER_VERSION: JSON.stringify(pkg.version),
+      BEAKER_COMMIT: JSON.stringify(gitCommit()),
+      BEAKER_TARGET: JSON.stringify(target),
+    },
+    plugins: [slimDockerode],
+    throw: false,
+  });
+  if (!result.success) {
+    for (const log of result.logs) console.error(String(log));
+    throw new Error(`building ${outfile} failed`);
+  }
 }
 
 mkdirSync(outDir, { recursive: true });
 if (!release) {
   const target = hostTarget();
-  compile(target, join(outDir, "beaker"));
+  await compile(target, join(outDir, "beaker"));
   console.log(`built ${join(outDir, "beaker")} (${pkg.version}, ${target})`);
 } else {
   const sums: string[] = [];
   for (const target of Object.keys(targets)) {
     const name = `beaker-${target}`;
-    compile(target, join(outDir, name), runtimeFor(target));
+    await compile(target, join(outDir, name), runtimeFor(target));
     const digest = createHash("sha256").update(readFileSync(join(outDir, name))).digest("hex");
     sums.push(`${digest}  ${name}`);
     console.log(`built ${join(outDir, name)}`);

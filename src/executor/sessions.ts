@@ -300,7 +300,7 @@ export class SessionManager {
       Object.assign(info, { status: "starting", queuePosition: null });
       const gpus = info.gpus;
       if (abort.signal.aborted) throw abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away");
-      await imageReady;
+      const imageId = await imageReady;
       const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus, tty: req.tty, term: req.term });
       (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
       info.mounts = [...((spec.HostConfig as { Binds?: string[] }).Binds ?? [])];
@@ -308,8 +308,8 @@ export class SessionManager {
       const groups = await Promise.all(
         [user.gid, ...user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
       );
-      await engine.injectUser(container, user, groups);
-      if (req.command.length === 0 && !(await engine.pathExists(container, "/bin/sh"))) {
+      await engine.injectUser(container, imageId, user, groups);
+      if (req.command.length === 0 && !(await engine.hasShell(container, imageId))) {
         throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
       }
       this.ledger.confirm(sessionId, gpus);

@@ -32,8 +32,17 @@ export function isDockerDown(err: unknown): boolean {
 }
 
 /** The only code that talks to Docker. Thin: each method is one or two engine calls. */
+interface ImageFacts {
+  passwd: string | null;
+  group: string | null;
+  hasEtc: boolean;
+  hasBash: boolean;
+  hasShell: boolean;
+}
+
 export class DockerEngine {
   private docker: Dockerode | null = null;
+  private facts = new Map<string, ImageFacts>();
 
   constructor(private readonly socketPath: string) {}
 
@@ -80,18 +89,29 @@ export class DockerEngine {
     }));
   }
 
-  /** Makes sure the image is here, pulling it when missing. Failures name the image and the reason. */
-  async ensureImage(image: string, onProgress: (p: PullProgress) => void): Promise<void> {
-    const present = await this.call(async (d) => {
+  /** The image's ID, or null when it is not here. */
+  private async imageId(image: string): Promise<string | null> {
+    return this.call(async (d) => {
       try {
-        await d.getImage(image).inspect();
-        return true;
+        return (await d.getImage(image).inspect()).Id;
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) return false;
+        if ((err as { statusCode?: number }).statusCode === 404) return null;
         throw err;
       }
     });
-    if (present) return;
+  }
+
+  /** Makes sure the image is here, pulling it when missing, and returns its ID. Failures name the image and the reason. */
+  async ensureImage(image: string, onProgress: (p: PullProgress) => void): Promise<string> {
+    const present = await this.imageId(image);
+    if (present) return present;
+    await this.pull(image, onProgress);
+    const pulled = await this.imageId(image);
+    if (!pulled) throw new SessionStartError(`cannot pull image ${image}: the engine does not show it after the pull`);
+    return pulled;
+  }
+
+  private async pull(image: string, onProgress: (p: PullProgress) => void): Promise<void> {
     await this.call(async (d) => {
       let stream: NodeJS.ReadableStream;
       try {
@@ -148,14 +168,35 @@ export class DockerEngine {
     }
   }
 
-  /** Writes the caller into the container's /etc/passwd and /etc/group before it starts. */
-  async injectUser(container: Dockerode.Container, user: SessionUser, groups: GroupEntry[]): Promise<void> {
-    const [passwd, group, hasEtc, hasBash] = await Promise.all([
+  /**
+   * What a session needs to know of an image's filesystem, read from its first container and kept by image ID (an ID
+   * names fixed content, so this never goes stale). Each archive read mounts the container's filesystem: reading
+   * them once per image, not per session, is most of the difference to a bare `docker run`.
+   */
+  private async imageFacts(container: Dockerode.Container, imageId: string): Promise<ImageFacts> {
+    const cached = this.facts.get(imageId);
+    if (cached) return cached;
+    const [passwd, group, hasEtc, hasBash, hasShell] = await Promise.all([
       this.readFile(container, "/etc/passwd"),
       this.readFile(container, "/etc/group"),
       this.pathExists(container, "/etc"),
       this.pathExists(container, "/bin/bash"),
+      this.pathExists(container, "/bin/sh"),
     ]);
+    const facts = { passwd, group, hasEtc, hasBash, hasShell };
+    if (this.facts.size >= 64) this.facts.delete(this.facts.keys().next().value!);
+    this.facts.set(imageId, facts);
+    return facts;
+  }
+
+  /** Whether the image has /bin/sh (read with the user's entries, so it costs nothing more). */
+  async hasShell(container: Dockerode.Container, imageId: string): Promise<boolean> {
+    return (await this.imageFacts(container, imageId)).hasShell;
+  }
+
+  /** Writes the caller into the container's /etc/passwd and /etc/group before it starts. */
+  async injectUser(container: Dockerode.Container, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void> {
+    const { passwd, group, hasEtc, hasBash } = await this.imageFacts(container, imageId);
     const enc = new TextEncoder();
     const entries: TarEntry[] = [];
     if (!hasEtc) entries.push({ name: "etc/", body: new Uint8Array(), mode: 0o755, type: "directory" });
