@@ -1,10 +1,11 @@
 import { cac } from "cac";
 import { UsageError } from "../errors.ts";
 import { buildInfo, formatVersion } from "../version.ts";
-import type { CommandSpec, NounSpec, OptionSpec } from "./command.ts";
+import { isNoun, type CommandSpec, type NounSpec, type OptionSpec } from "./command.ts";
 import type { Factory } from "./factory.ts";
 import { formatCommandHelp, formatNounHelp, formatRootHelp } from "./help.ts";
 import { suggest } from "../util/suggest.ts";
+import { withExecutorLogin } from "./login.ts";
 
 export interface Program {
   nouns: NounSpec[];
@@ -34,19 +35,20 @@ export async function runCli(program: Program, argv: string[], factory: Factory)
     const names = [...program.nouns.map((n) => n.name), ...program.commands.map((c) => c.name)];
     throw new UsageError(unknownMessage("command", first, names, "beaker"));
   }
-  const [verb, ...rest] = afterFirst;
+  return runNoun(noun, [noun.name], afterFirst, factory);
+}
+
+async function runNoun(noun: NounSpec, words: string[], argv: string[], factory: Factory): Promise<number> {
+  const parent = `beaker ${words.join(" ")}`;
+  const [verb, ...rest] = argv;
   if (verb === undefined || helpFlags.has(verb) || verb === "help") {
-    io.out.write(formatNounHelp(noun));
+    factory.io.out.write(formatNounHelp(noun, parent));
     return verb === undefined ? 2 : 0;
   }
-  const command = noun.commands.find((c) => c.name === verb);
-  if (!command) {
-    throw new UsageError(
-      unknownMessage("command", verb, noun.commands.map((c) => c.name), `beaker ${noun.name}`),
-      `beaker ${noun.name}`,
-    );
-  }
-  return runCommand(command, noun.name, rest, factory);
+  const entry = noun.commands.find((c) => c.name === verb);
+  if (!entry) throw new UsageError(unknownMessage("command", verb, noun.commands.map((c) => c.name), parent), parent);
+  if (isNoun(entry)) return runNoun(entry, [...words, entry.name], rest, factory);
+  return runCommand(entry, words.join(" "), rest, factory);
 }
 
 function unknownMessage(what: string, input: string, candidates: string[], parent: string): string {
@@ -67,7 +69,8 @@ async function runCommand(command: CommandSpec, noun: string, argv: string[], fa
   }
   const parsed = parseFlags(command, argv, path);
   try {
-    const code = await command.run({ args: parsed.args, flags: parsed.flags, rest: parsed.rest, factory });
+    const run = () => command.run({ args: parsed.args, flags: parsed.flags, rest: parsed.rest, factory });
+    const code = command.usesExecutor ? await withExecutorLogin(factory, run) : await run();
     return code ?? 0;
   } catch (err) {
     if (err instanceof UsageError && !err.usageFor) throw new UsageError(err.message, path);

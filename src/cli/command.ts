@@ -26,14 +26,28 @@ export interface CommandSpec {
   options?: OptionSpec[];
   /** Accepts `-- CMD ARGS...`. */
   passthrough?: boolean;
+  /** Talks to this node's executor: on a node with a server, a missing or refused token starts the login. */
+  usesExecutor?: boolean;
   examples?: string[];
   run(ctx: CommandContext): Promise<number | void>;
 }
 
+/** A group of commands (`session`), which may hold groups of its own (`server user create`). */
 export interface NounSpec {
   name: string;
   summary: string;
-  commands: CommandSpec[];
+  commands: Array<CommandSpec | NounSpec>;
+}
+
+export function isNoun(entry: CommandSpec | NounSpec): entry is NounSpec {
+  return "commands" in entry;
+}
+
+/** Every command under a noun, with its words after `beaker` (for help tests and usage lookup). */
+export function walkCommands(noun: NounSpec, path: string[] = [noun.name]): Array<{ path: string[]; command: CommandSpec }> {
+  return noun.commands.flatMap((entry) =>
+    isNoun(entry) ? walkCommands(entry, [...path, entry.name]) : [{ path: [...path, entry.name], command: entry }],
+  );
 }
 
 export const jsonOption: OptionSpec = { flags: "--json", description: "Print JSON", kind: "boolean" };

@@ -2,6 +2,8 @@ import type { IO } from "./io.ts";
 import { UserConfigStore, userConfigPath } from "../config/user.ts";
 import { executorSocketPath, nvidiaSmiPath } from "../config/executor.ts";
 import { ExecutorClient } from "../executor/client.ts";
+import { AuthError, ConfigError } from "../errors.ts";
+import { ServerClient } from "../server/client.ts";
 
 /** Everything a command may need, built lazily in one place. Tests pass their own. */
 export interface Factory {
@@ -10,6 +12,12 @@ export interface Factory {
   debug: boolean;
   userConfig(): UserConfigStore;
   executor(): ExecutorClient;
+  /** The caller's Beaker token: BEAKER_TOKEN, else user_token in the config; null when logged out. */
+  userToken(): string | null;
+  /** The Beaker server: BEAKER_SERVER, else the config's server, else the one this node's executor reports to. */
+  serverUrl(): Promise<string | null>;
+  /** The server with the caller's token; a clear error when there is no server or no token. */
+  server(): Promise<ServerClient>;
   nvidiaSmiPath(): string;
   /** How long nvidia-smi may take before it is killed (BEAKER_NVIDIA_SMI_TIMEOUT seconds, default 10). */
   nvidiaSmiTimeoutMs(): number;
@@ -28,8 +36,23 @@ export function createFactory(io: IO, env: Record<string, string | undefined>, d
       return store;
     },
     executor() {
-      executor ??= new ExecutorClient(executorSocketPath(env));
+      executor ??= new ExecutorClient(executorSocketPath(env), this.userToken());
       return executor;
+    },
+    userToken() {
+      return env.BEAKER_TOKEN || this.userConfig().read().user_token || null;
+    },
+    async serverUrl() {
+      const configured = env.BEAKER_SERVER || this.userConfig().read().server;
+      if (configured) return configured.replace(/\/+$/, "");
+      return (await this.executor().health())?.server ?? null;
+    },
+    async server() {
+      const url = await this.serverUrl();
+      if (!url) throw new ConfigError("no Beaker server is configured: 'beaker config set server https://...' (or set BEAKER_SERVER)");
+      const token = this.userToken();
+      if (!token) throw new AuthError(`not logged in to ${url}: run 'beaker account login' (or set BEAKER_TOKEN)`);
+      return new ServerClient(url, token);
     },
     nvidiaSmiPath: () => nvidiaSmiPath(env),
     nvidiaSmiTimeoutMs: () => {

@@ -1,4 +1,4 @@
-import type { CommandSpec, NounSpec } from "./command.ts";
+import { isNoun, type CommandSpec, type NounSpec } from "./command.ts";
 import type { Program } from "./app.ts";
 
 function columns(rows: Array<[string, string]>): string {
@@ -32,17 +32,17 @@ export function formatRootHelp(program: Program): string {
   ].join("\n");
 }
 
-export function formatNounHelp(noun: NounSpec): string {
+export function formatNounHelp(noun: NounSpec, path = `beaker ${noun.name}`): string {
   return [
     noun.summary,
     "",
     "Usage:",
-    `  beaker ${noun.name} <subcommand> [flags]`,
+    `  ${path} <subcommand> [flags]`,
     "",
     "Subcommands:",
     columns(noun.commands.map((c): [string, string] => [c.name, c.summary])),
     "",
-    `Run 'beaker ${noun.name} <subcommand> --help' for more.`,
+    `Run '${path} <subcommand> --help' for more.`,
     "",
   ].join("\n");
 }
@@ -65,9 +65,10 @@ export function formatCommandHelp(path: string, command: CommandSpec): string {
 /** The usage printed after a usage error: the help of the command (or noun, or root) the error came from. */
 export function formatUsage(program: Program, path: string | undefined): string {
   const words = (path ?? "beaker").split(" ").slice(1);
-  const noun = program.nouns.find((n) => n.name === words[0]);
-  const command = noun ? noun.commands.find((c) => c.name === words[1]) : program.commands.find((c) => c.name === words[0]);
-  if (command) return formatCommandHelp(path!, command);
-  if (noun) return formatNounHelp(noun);
-  return formatRootHelp(program);
+  const lone = words.length === 1 ? program.commands.find((c) => c.name === words[0]) : undefined;
+  if (lone) return formatCommandHelp(path!, lone);
+  let entry: CommandSpec | NounSpec | undefined = program.nouns.find((n) => n.name === words[0]);
+  for (const word of words.slice(1)) entry = entry && isNoun(entry) ? entry.commands.find((c) => c.name === word) : undefined;
+  if (!entry) return formatRootHelp(program);
+  return isNoun(entry) ? formatNounHelp(entry, `beaker ${words.join(" ")}`) : formatCommandHelp(path!, entry);
 }

@@ -1,20 +1,30 @@
 import { existsSync } from "node:fs";
 import { errorFromCode, UnavailableError } from "../errors.ts";
-import { createProof, proofDirFor, proofHeader, removeProof } from "./proof.ts";
+import { createProof, proofDirFor, proofHeader, removeProof, tokenHeader } from "./proof.ts";
 
 export interface ExecutorHealth {
   version: string;
   commit: string;
   node: string;
   pid: number;
+  /** The Beaker server this node reports to, or null. */
+  server: string | null;
 }
 
 /** The CLI's side of the executor's unix socket: HTTP for requests, NDJSON streams for progress, WebSocket for terminals. */
 export class ExecutorClient {
   readonly proofDir: string;
 
-  constructor(readonly socketPath: string) {
+  constructor(
+    readonly socketPath: string,
+    /** Sent with every request when set; the login flow sets it after asking. */
+    public token: string | null = null,
+  ) {
     this.proofDir = proofDirFor(socketPath);
+  }
+
+  private authHeaders(proof: string): Record<string, string> {
+    return { [proofHeader]: proof, ...(this.token ? { [tokenHeader]: this.token } : {}) };
   }
 
   /** The executor's health answer, or null when none answers on the socket. */
@@ -52,7 +62,7 @@ export class ExecutorClient {
       const res = await fetch(`http://beaker${path}`, {
         method,
         unix: this.socketPath,
-        headers: { [proofHeader]: proof.header, "content-type": "application/json" },
+        headers: { ...this.authHeaders(proof.header), "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal,
       });
@@ -101,7 +111,7 @@ export class ExecutorClient {
       throw this.unreachable(err);
     }
     const socket = new WebSocket(`ws+unix://${this.socketPath}:${path}`, {
-      headers: { [proofHeader]: proof.header },
+      headers: this.authHeaders(proof.header),
     } as unknown as string[]);
     socket.binaryType = "arraybuffer";
     return { socket, proofPath: proof.path };

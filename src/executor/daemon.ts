@@ -7,7 +7,8 @@ import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
 import { SessionHistory } from "./history.ts";
 import { InventoryCache } from "./inventory-cache.ts";
-import { proofDirFor, proofHeader, verifyProof } from "./proof.ts";
+import { proofDirFor, proofHeader, tokenHeader, verifyProof } from "./proof.ts";
+import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
 import { UserDirectory } from "./users.ts";
@@ -95,7 +96,24 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   if (memlock !== -1) log(`locked memory is capped at ${memlock} bytes on this node (no CAP_SYS_RESOURCE); NCCL may run slower`);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const history = new SessionHistory(config.stateDir, config.historyRetention, log);
-  const manager = new SessionManager({ config, engine, inventory, users: new UserDirectory(), history, log, beakerBinary, memlock });
+  let link: ServerLink | null = null;
+  const manager = new SessionManager({
+    config,
+    engine,
+    inventory,
+    users: new UserDirectory(),
+    history,
+    log,
+    beakerBinary,
+    memlock,
+    onChange: () => void link?.beat(),
+  });
+  // With a server: users' tokens are checked with it, and this node reports to it.
+  const tokens = config.server ? new TokenChecker(config.server, log) : null;
+  if (config.server) {
+    link = new ServerLink({ serverUrl: config.server, tokenFile: config.tokenFile, nodeName: config.nodeName, intervalMs: 5000 }, manager, log);
+    link.start();
+  }
   prepareSocket(config.socket);
   const proofs = proofDirFor(config.socket);
 
@@ -121,8 +139,11 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
       const url = new URL(req.url);
       const path = url.pathname;
       try {
-        if (path === "/v1/health") return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid });
+        if (path === "/v1/health") {
+          return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid, server: config.server });
+        }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
+        if (tokens && path.startsWith("/v1/sessions")) await tokens.check(req.headers.get(tokenHeader));
         const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
         if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
           const q = url.searchParams;
@@ -144,6 +165,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
         if (path === "/v1/gpus" && req.method === "GET") return Response.json(await manager.gpuReport());
         if (path === "/v1/sessions" && req.method === "GET") return Response.json(manager.list(uid, url.searchParams.get("all") === "1"));
         if (path === "/v1/sessions" && req.method === "POST") {
+          link?.assertAcceptingSessions();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
           srv.timeout(req, 0);
           return createStream(uid, await readJson<CreateSessionRequest>(req), req.signal);
@@ -206,6 +228,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     process.once("SIGINT", stop);
   });
   clearInterval(reconcileTimer);
+  link?.stop();
   server.stop(true);
   try {
     unlinkSync(config.socket);

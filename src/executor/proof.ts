@@ -10,6 +10,8 @@ import { AuthError } from "../errors.ts";
  * checks the secret, and deletes it. A user can neither forge another's file nor read theirs.
  */
 export const proofHeader = "x-beaker-proof";
+/** The caller's Beaker user token, when the node has a server (the executor checks it there). Local socket only. */
+export const tokenHeader = "x-beaker-token";
 const nameLength = 32;
 const maxAgeMs = 60_000;
 

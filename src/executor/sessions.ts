@@ -47,6 +47,8 @@ interface Deps {
   users: UserDirectory;
   history: SessionHistory;
   log: (line: string) => void;
+  /** Called when a session starts or ends (the server link reports at once). */
+  onChange?: () => void;
   beakerBinary: string | null;
   memlock: number;
 }
@@ -162,6 +164,7 @@ export class SessionManager {
       this.deps.history.add(info);
       this.ledger.release(info.id);
       await this.pump();
+      this.deps.onChange?.();
       return { code, reason };
     })();
     this.sessions.set(info.id, session);
@@ -339,6 +342,7 @@ export class SessionManager {
     try {
       await container.start();
       session.info.startedAt = new Date().toISOString();
+      this.deps.onChange?.();
       if (session.publishesPorts) {
         const inspect = await container.inspect();
         session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
@@ -431,6 +435,11 @@ export class SessionManager {
 
   private snapshot(info: SessionInfo): SessionInfo {
     return { ...info, queuePosition: info.status === "queued" ? this.queue.position(info.id) || null : null };
+  }
+
+  /** Every session not yet ended, whoever it belongs to (for the server's picture of this node). */
+  liveSessions(): SessionInfo[] {
+    return [...this.sessions.values(), ...this.pending.values()].map((s) => this.snapshot(s.info));
   }
 
   /** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */

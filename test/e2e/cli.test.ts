@@ -3,6 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { program } from "../../src/cli/commands/index.ts";
+import { walkCommands } from "../../src/cli/command.ts";
 import { beakerBinary, removeDir, runBeaker, tempDir } from "../harness.ts";
 
 const dirs: string[] = [];
@@ -46,9 +47,13 @@ describe("usage errors exit 2 with usage", () => {
   });
 });
 
+const commandPaths = program.nouns.flatMap((n) => walkCommands(n).map((c) => c.path));
+const nounPaths = [...new Set(commandPaths.flatMap((p) => p.slice(0, -1).map((_, i) => p.slice(0, i + 1).join(" "))))].map((s) => s.split(" "));
+
 describe("--help on every command", () => {
   const paths = [
-    ...program.nouns.flatMap((n) => [[n.name], ...n.commands.map((c) => [n.name, c.name])]),
+    ...nounPaths,
+    ...commandPaths,
     ...program.commands.map((c) => [c.name]),
   ];
   test.each(paths)("beaker %s ... --help", async (...path) => {

@@ -1,8 +1,9 @@
 import type { NounSpec } from "../../command.ts";
 import { nodeGpusCommand } from "./gpus.ts";
+import { nodeListCommand } from "./list.ts";
 
 export const nodeNoun: NounSpec = {
   name: "node",
-  summary: "This node: its GPUs",
-  commands: [nodeGpusCommand],
+  summary: "This node's GPUs, and the nodes the server knows",
+  commands: [nodeGpusCommand, nodeListCommand],
 };

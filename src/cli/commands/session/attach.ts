@@ -5,6 +5,7 @@ import { resolveRunningSession } from "./ref.ts";
 
 export const sessionAttachCommand: CommandSpec = {
   name: "attach",
+  usesExecutor: true,
   args: "[ID]",
   summary: "Back into a running session's terminal (Ctrl-P Ctrl-Q detaches and leaves it running)",
   options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }],

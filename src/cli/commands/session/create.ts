@@ -83,6 +83,7 @@ class CancelledWhileQueued extends BeakerError {
 
 export const sessionCreateCommand: CommandSpec = {
   name: "create",
+  usesExecutor: true,
   summary: "Start a session on this node with its own GPUs, and enter it",
   passthrough: true,
   options: [

@@ -4,6 +4,7 @@ import { formatStatus, formatTime, resolveSession, sessionDuration } from "./ref
 
 export const sessionDescribeCommand: CommandSpec = {
   name: "describe",
+  usesExecutor: true,
   args: "[ID]",
   summary: "Everything about one session: GPUs, mounts, ports, times, exit code",
   options: [jsonOption],

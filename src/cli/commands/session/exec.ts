@@ -4,6 +4,7 @@ import { resolveRunningSession } from "./ref.ts";
 
 export const sessionExecCommand: CommandSpec = {
   name: "exec",
+  usesExecutor: true,
   args: "[ID]",
   summary: "Run a command in a running session as its user (default: a login shell)",
   passthrough: true,

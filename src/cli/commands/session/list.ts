@@ -1,13 +1,20 @@
 import type { SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson, printTable } from "../../output.ts";
-import { formatStatus, formatTime, sessionDuration } from "./ref.ts";
+import type { Factory } from "../../factory.ts";
+import { formatDuration, formatStatus, formatTime, sessionDuration } from "./ref.ts";
 
 export const sessionListCommand: CommandSpec = {
   name: "list",
+  usesExecutor: true,
   summary: "List your sessions on this node (--all: with finished ones; root: everyone's)",
-  options: [{ flags: "--all", description: "Include finished sessions; as root, everyone's", kind: "boolean" }, jsonOption],
+  options: [
+    { flags: "--all", description: "Include finished sessions; as root, everyone's", kind: "boolean" },
+    { flags: "--cluster <name>", description: "Your sessions on every node of a cluster (from the Beaker server)", kind: "string" },
+    jsonOption,
+  ],
   async run({ flags, factory }) {
+    if (flags.cluster !== undefined) return listAcrossCluster(factory, String(flags.cluster), Boolean(flags.json));
     const sessions = await factory.executor().request<SessionInfo[]>("GET", `/v1/sessions${flags.all ? "?all=1" : ""}`);
     if (flags.json) return void printJson(factory.io, sessions);
     if (sessions.length === 0) return void factory.io.err.write("no sessions\n");
@@ -29,3 +36,16 @@ export const sessionListCommand: CommandSpec = {
     );
   },
 };
+
+/** Sessions on every node of a cluster, as the nodes last reported them to the server. */
+async function listAcrossCluster(factory: Factory, cluster: string, json: boolean): Promise<void> {
+  const sessions = await (await factory.server()).sessions(cluster);
+  if (json) return void printJson(factory.io, sessions);
+  if (sessions.length === 0) return void factory.io.err.write(`no sessions in ${cluster}\n`);
+  const now = factory.now();
+  printTable(
+    factory.io,
+    ["ID", "NAME", "USER", "NODE", "IMAGE", "GPUS", "STATUS", "STARTED", "DURATION"],
+    sessions.map((s) => [s.id, s.name, s.user, s.node, s.image, String(s.gpus.length), s.status, formatTime(s.startedAt ?? s.createdAt), s.startedAt ? formatDuration((now.getTime() - Date.parse(s.startedAt)) / 1000) : "-"]),
+  );
+}

@@ -7,6 +7,7 @@ import { resolveOpenSession } from "./ref.ts";
 
 export const sessionStopCommand: CommandSpec = {
   name: "stop",
+  usesExecutor: true,
   args: "[ID]",
   summary: "Stop a session: SIGTERM, then SIGKILL after the timeout; its GPUs are freed",
   options: [{ flags: "--timeout <seconds>", description: "Seconds between SIGTERM and SIGKILL", default: 10, kind: "number" }, jsonOption],

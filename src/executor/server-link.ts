@@ -1,0 +1,130 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { AuthError, ConflictError, errorMessage, UnavailableError } from "../errors.ts";
+import { ServerClient } from "../server/client.ts";
+import type { Heartbeat, UserInfo } from "../server/types.ts";
+import { buildInfo } from "../version.ts";
+import type { SessionManager } from "./sessions.ts";
+
+/** A good answer is trusted this long before the server is asked again... */
+const freshMs = 60_000;
+/** ...and, while the server cannot be reached, this long at most, so known users keep working through an outage. */
+const outageMs = 7 * 24 * 3600 * 1000;
+
+/**
+ * Checks users' Beaker tokens with the server. Good answers are cached by the token's hash (never the token), so a
+ * server outage does not stop the sessions of people it already knows; a refused token is forgotten at once.
+ */
+export class TokenChecker {
+  private cache = new Map<string, { user: UserInfo; checkedAt: number }>();
+
+  constructor(
+    private readonly serverUrl: string,
+    private readonly log: (line: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async check(token: string | null): Promise<UserInfo> {
+    if (!token) throw new AuthError(`this node uses the Beaker server at ${this.serverUrl}: a user token is needed`);
+    const key = createHash("sha256").update(token).digest("hex");
+    const cached = this.cache.get(key);
+    if (cached && this.now() - cached.checkedAt < freshMs) return cached.user;
+    try {
+      const user = await new ServerClient(this.serverUrl, token, 3000).whoami();
+      this.cache.set(key, { user, checkedAt: this.now() });
+      return user;
+    } catch (err) {
+      if (err instanceof AuthError) {
+        this.cache.delete(key);
+        throw new AuthError(`the Beaker server at ${this.serverUrl} refused your token: ${err.message}`);
+      }
+      if (cached && this.now() - cached.checkedAt < outageMs) {
+        this.log(`server unreachable (${errorMessage(err)}); trusting the cached answer for ${cached.user.name}`);
+        return cached.user;
+      }
+      throw new UnavailableError(`cannot check your token: ${errorMessage(err)}`);
+    }
+  }
+}
+
+/** The node token, from a root-only file; problems are said plainly (and the link retries). */
+export function readNodeToken(path: string): string {
+  if (!existsSync(path)) throw new Error(`${path} does not exist: put the token of 'beaker server node add HOSTNAME' there (mode 0600)`);
+  const st = statSync(path);
+  if (st.mode & 0o077) throw new Error(`${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+  return readFileSync(path, "utf8").trim();
+}
+
+/**
+ * Registers this node with the server and reports its GPUs and sessions every few seconds; learns whether an admin
+ * cordoned it. Runs until stopped; a server that is down only delays the reports.
+ */
+export class ServerLink {
+  cordoned = false;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private lastError = "";
+  private sending = false;
+
+  constructor(
+    private readonly options: { serverUrl: string; tokenFile: string; nodeName: string; intervalMs: number },
+    private readonly manager: SessionManager,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  start(): void {
+    void this.beat();
+    this.timer = setInterval(() => void this.beat(), this.options.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Refuses new sessions while an admin has cordoned the node. */
+  assertAcceptingSessions(): void {
+    if (this.cordoned) throw new ConflictError("this node is cordoned by an admin: no new sessions start here (running ones go on)");
+  }
+
+  async report(): Promise<Heartbeat> {
+    const { gpus, unavailable } = await this.manager.gpuReport();
+    return {
+      cpus: cpus().length,
+      memoryBytes: totalmem(),
+      version: buildInfo.version,
+      gpus: gpus
+        .filter((g) => g.uuid !== null)
+        .map((g) => ({
+          index: g.index,
+          uuid: g.uuid!,
+          name: g.name,
+          memoryMiB: g.memoryTotalMiB,
+          claimedBy: g.claimedBy,
+          healthy: !(g.uuid! in unavailable),
+        })),
+      sessions: this.manager
+        .liveSessions()
+        .map((s) => ({ id: s.id, name: s.name, user: s.user, gpus: s.gpus, image: s.image, status: s.status, createdAt: s.createdAt, startedAt: s.startedAt })),
+    };
+  }
+
+  /** One report now (also called when a session starts or ends, so the server's picture follows at once). */
+  async beat(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      const token = readNodeToken(this.options.tokenFile);
+      const answer = await new ServerClient(this.options.serverUrl, token, 5000).heartbeat(this.options.nodeName, await this.report());
+      if (answer.cordoned !== this.cordoned) this.log(answer.cordoned ? "an admin cordoned this node: no new sessions" : "this node is no longer cordoned");
+      this.cordoned = answer.cordoned;
+      if (this.lastError) this.log(`reporting to ${this.options.serverUrl} again`);
+      this.lastError = "";
+    } catch (err) {
+      const message = errorMessage(err);
+      if (message !== this.lastError) this.log(`cannot report to the server: ${message}`);
+      this.lastError = message;
+    } finally {
+      this.sending = false;
+    }
+  }
+}

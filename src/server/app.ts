@@ -1,0 +1,170 @@
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { join, resolve, sep } from "node:path";
+import { AuthError, BeakerError, errorMessage, ForbiddenError, NotFoundError } from "../errors.ts";
+import { buildInfo } from "../version.ts";
+import { html } from "./html.ts";
+import type { Principal, Store } from "./store.ts";
+import type { Heartbeat } from "./types.ts";
+import { heartbeatShape, readBody, TooLarge, validate } from "./validate.ts";
+import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page } from "./web.ts";
+
+type User = Extract<Principal, { kind: "user" }>;
+
+export interface ServerOptions {
+  store: Store;
+  /** A folder of releases served at /releases/ (the self-update channel), or null. */
+  releasesDir: string | null;
+  now?: () => number;
+  log: (line: string) => void;
+}
+
+const statusOf: Record<string, number> = { usage: 400, unauthenticated: 401, forbidden: 403, not_found: 404, conflict: 409, unavailable: 503 };
+const cookieName = "beaker_session";
+
+function bearer(req: Request): string | null {
+  const header = req.headers.get("authorization");
+  const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+  return m ? m[1]! : null;
+}
+
+function cookie(req: Request, name: string): string | null {
+  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) return v.join("=");
+  }
+  return null;
+}
+
+function secureCookie(req: Request): string {
+  const https = new URL(req.url).protocol === "https:" || req.headers.get("x-forwarded-proto") === "https";
+  return https ? "; Secure" : "";
+}
+
+/** The request handler: `/api/v1` (JSON, bearer tokens), web pages (cookie), `/releases/` (static files). */
+export function createHandler(options: ServerOptions): (req: Request) => Promise<Response> {
+  const { store, log } = options;
+  const now = options.now ?? Date.now;
+
+  async function principal(req: Request): Promise<Principal> {
+    const token = bearer(req);
+    if (!token) throw new AuthError("this needs a Beaker token: send 'Authorization: Bearer <token>'");
+    const who = await store.authenticate(token);
+    if (!who) throw new AuthError("the token is not valid (unknown, revoked, or mistyped)");
+    return who;
+  }
+
+  async function user(req: Request): Promise<User> {
+    const who = await principal(req);
+    if (who.kind !== "user") throw new ForbiddenError("a node token cannot do this; use a user token");
+    return who;
+  }
+
+  async function api(req: Request, path: string, url: URL): Promise<Response> {
+    const method = req.method;
+    if (path === "/health") return Response.json({ ok: true, version: buildInfo.version });
+    if (path === "/whoami" && method === "GET") return Response.json((await user(req)).user);
+    if (path === "/account/token/rotate" && method === "POST") {
+      const rotated = await store.rotateToken(await user(req));
+      return Response.json({ token: rotated.token });
+    }
+    if (path === "/clusters" && method === "GET") {
+      await user(req);
+      return Response.json(await store.listClusters());
+    }
+    const clusterNodes = /^\/clusters\/([^/]+)\/nodes$/.exec(path);
+    if (clusterNodes && method === "GET") {
+      await user(req);
+      return Response.json(await store.listNodes(decodeURIComponent(clusterNodes[1]!)));
+    }
+    if (path === "/nodes" && method === "GET") {
+      await user(req);
+      return Response.json(await store.listNodes());
+    }
+    const heartbeat = /^\/nodes\/([^/]+)\/heartbeat$/.exec(path);
+    if (heartbeat && method === "PUT") {
+      const who = await principal(req);
+      const hostname = decodeURIComponent(heartbeat[1]!);
+      if (who.kind !== "node") throw new ForbiddenError("only a node token may report a node");
+      if (who.hostname !== hostname) throw new ForbiddenError(`this token reports for node ${who.hostname} only`);
+      const beat = validate<Heartbeat>(await readBody(req, 1024 * 1024), heartbeatShape);
+      return Response.json(await store.heartbeat(hostname, beat));
+    }
+    const node = /^\/nodes\/([^/]+)$/.exec(path);
+    if (node && method === "GET") return Response.json(await store.getNode(decodeURIComponent(node[1]!), (await user(req)).user));
+    if (path === "/sessions" && method === "GET") {
+      const viewer = await user(req);
+      const cluster = url.searchParams.get("cluster") ?? undefined;
+      const hostname = url.searchParams.get("node") ?? undefined;
+      if (cluster !== undefined) await store.listNodes(cluster);
+      return Response.json(await store.listSessions(viewer.user, { cluster, node: hostname }));
+    }
+    throw new NotFoundError(`no route ${method} /api/v1${path}`);
+  }
+
+  async function web(req: Request, path: string): Promise<Response> {
+    if (path === "/login" && req.method === "GET") return loginPage(null);
+    if (path === "/login" && req.method === "POST") {
+      const text = await req.text();
+      if (text.length > 4096) throw new TooLarge(4096);
+      const token = new URLSearchParams(text).get("token") ?? "";
+      const who = await store.authenticate(token);
+      if (!who || who.kind !== "user") {
+        const res = loginPage("That token is not valid. Check it, or ask your admin for a new one.");
+        return new Response(res.body, { status: 401, headers: res.headers });
+      }
+      const id = await store.createWebSession(who);
+      log(`web sign-in: ${who.user.name}`);
+      return new Response(null, {
+        status: 303,
+        headers: { location: "/", "set-cookie": `${cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200${secureCookie(req)}` },
+      });
+    }
+    if (path === "/logout" && req.method === "POST") {
+      const id = cookie(req, cookieName);
+      if (id) await store.deleteWebSession(id);
+      return new Response(null, { status: 303, headers: { location: "/login", "set-cookie": `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
+    }
+    if (req.method !== "GET") throw new NotFoundError(`no page ${req.method} ${path}`);
+    const id = cookie(req, cookieName);
+    const signedIn = id ? await store.webSessionUser(id) : null;
+    if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
+    if (path === "/") return clustersPage(store, signedIn);
+    if (path === "/sessions") return mySessionsPage(store, signedIn, now());
+    const cluster = /^\/clusters\/([^/]+)$/.exec(path);
+    if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), now());
+    const node = /^\/nodes\/([^/]+)$/.exec(path);
+    if (node) return nodePage(store, signedIn, decodeURIComponent(node[1]!), now());
+    throw new NotFoundError(`no page ${path}`);
+  }
+
+  function release(path: string): Response {
+    const root = options.releasesDir;
+    if (!root) throw new NotFoundError("this server serves no releases (start it with --releases DIR)");
+    const base = realpathSync(root);
+    const file = resolve(base, `.${decodeURIComponent(path)}`);
+    if (!file.startsWith(base + sep) || !existsSync(file) || !statSync(file).isFile() || !realpathSync(file).startsWith(base + sep)) {
+      throw new NotFoundError(`no release file ${path}`);
+    }
+    return new Response(Bun.file(file));
+  }
+
+  return async (req) => {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
+    try {
+      if (isApi) return await api(req, path.slice("/api/v1".length), url);
+      if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
+      return await web(req, path);
+    } catch (err) {
+      const code = err instanceof BeakerError ? err.code : "error";
+      const status = err instanceof TooLarge ? 413 : (statusOf[code] ?? 500);
+      if (status === 500) log(`${req.method} ${path}: ${errorMessage(err)}`);
+      const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
+      if (isApi || path.startsWith("/releases/")) return Response.json({ error: { code, message } }, { status });
+      const res = page("Error", null, html`<h1>${status === 404 ? "Not found" : "Error"}</h1><p class="error">${message}</p><p><a href="/">Back</a></p>`);
+      return new Response(res.body, { status, headers: res.headers });
+    }
+  };
+}
+

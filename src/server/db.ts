@@ -1,0 +1,109 @@
+import { SQL } from "bun";
+import { mkdirSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { ConfigError } from "../errors.ts";
+
+export const defaultDbUrl = "sqlite:///var/lib/beaker/server.db";
+
+export interface Db {
+  sql: SQL;
+  dialect: "sqlite" | "postgres";
+  /** The URL without a password, for logs. */
+  display: string;
+}
+
+/**
+ * Opens the store: `sqlite:///abs/path`, `sqlite://rel/path`, a bare file path, or `postgres://...`. The same schema and
+ * queries run on both (portable SQL: TEXT, BIGINT milliseconds, INTEGER booleans, ON CONFLICT upserts).
+ */
+export function openDb(url: string): Db {
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const sql = new SQL(url, { max: 10, idleTimeout: 30 });
+    return { sql, dialect: "postgres", display: url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@") };
+  }
+  const path = url.startsWith("sqlite://") ? url.slice("sqlite://".length) : url;
+  if (!path || /^[a-z]+:\/\//.test(path)) throw new ConfigError(`--db ${url}: use sqlite:///path/to/server.db or postgres://user@host/db`);
+  const file = isAbsolute(path) ? path : resolve(path);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const sql = new SQL({ adapter: "sqlite", filename: file, create: true, readwrite: true });
+  return { sql, dialect: "sqlite", display: `sqlite://${file}` };
+}
+
+/** Each migration runs once, in order, inside a transaction; several servers starting at once take turns. */
+const migrations: string[] = [
+  `CREATE TABLE users (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     admin INTEGER NOT NULL DEFAULT 0,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     user_id TEXT REFERENCES users(id),
+     node_hostname TEXT,
+     hash TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     revoked_at BIGINT,
+     last_used_at BIGINT
+   );
+   CREATE INDEX tokens_user ON tokens(user_id);
+   CREATE TABLE web_sessions (
+     id_hash TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL REFERENCES users(id),
+     token_id TEXT NOT NULL,
+     expires_at BIGINT NOT NULL
+   );
+   CREATE TABLE clusters (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE nodes (
+     hostname TEXT PRIMARY KEY,
+     cluster_id TEXT NOT NULL REFERENCES clusters(id),
+     cpus INTEGER NOT NULL DEFAULT 0,
+     memory_bytes BIGINT NOT NULL DEFAULT 0,
+     gpu_type TEXT,
+     gpus_total INTEGER NOT NULL DEFAULT 0,
+     gpus_free INTEGER NOT NULL DEFAULT 0,
+     gpus TEXT NOT NULL DEFAULT '[]',
+     cordoned INTEGER NOT NULL DEFAULT 0,
+     version TEXT,
+     registered_at BIGINT,
+     last_seen BIGINT
+   );
+   CREATE INDEX nodes_cluster ON nodes(cluster_id);
+   CREATE TABLE node_sessions (
+     node_hostname TEXT NOT NULL REFERENCES nodes(hostname),
+     id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     user_name TEXT NOT NULL,
+     gpus TEXT NOT NULL,
+     image TEXT NOT NULL,
+     status TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     started_at BIGINT,
+     PRIMARY KEY (node_hostname, id)
+   );
+   CREATE INDEX node_sessions_user ON node_sessions(user_name);`,
+];
+
+export async function migrate(db: Db): Promise<number> {
+  const { sql } = db;
+  await sql.unsafe("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+  let applied = 0;
+  for (let version = 1; version <= migrations.length; version++) {
+    const ran = await sql.begin(async (tx) => {
+      // On PostgreSQL an advisory lock makes replicas that start together apply each migration once.
+      if (db.dialect === "postgres") await tx`SELECT pg_advisory_xact_lock(4242)`;
+      const [done] = await tx`SELECT version FROM schema_migrations WHERE version = ${version}`;
+      if (done) return false;
+      for (const statement of migrations[version - 1]!.split(/;\s*$/m).map((s) => s.trim()).filter(Boolean)) await tx.unsafe(statement);
+      await tx`INSERT INTO schema_migrations (version, applied_at) VALUES (${version}, ${Date.now()})`;
+      return true;
+    });
+    if (ran) applied++;
+  }
+  return applied;
+}

@@ -1,0 +1,47 @@
+import { UsageError } from "../errors.ts";
+import { buildInfo } from "../version.ts";
+import { createHandler } from "./app.ts";
+import { migrate, openDb } from "./db.ts";
+import { Store } from "./store.ts";
+
+export function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** "8080", ":8080", "0.0.0.0:8080", "[::1]:8080" -> hostname and port. Pure. */
+export function parseListen(listen: string): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen "${listen}" must be PORT or HOST:PORT`);
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+/** Opens the store (migrating it), then serves until SIGTERM/SIGINT. */
+export async function runServer(options: { listen: string; db: string; releasesDir: string | null }): Promise<void> {
+  const { hostname, port } = parseListen(options.listen);
+  const db = openDb(options.db);
+  const applied = await migrate(db);
+  log(`store ${db.display}${applied ? ` (applied ${applied} migration${applied === 1 ? "" : "s"})` : ""}`);
+  const store = new Store(db);
+  const server = Bun.serve({
+    hostname,
+    port,
+    maxRequestBodySize: 2 * 1024 * 1024,
+    fetch: createHandler({ store, releasesDir: options.releasesDir, log }),
+  });
+  log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  await server.stop();
+  await db.sql.close();
+  log("server stopped");
+}
+
+/** For the admin commands: the store at --db, migrated. */
+export async function openStore(url: string): Promise<Store> {
+  const db = openDb(url);
+  await migrate(db);
+  return new Store(db);
+}

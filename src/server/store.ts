@@ -1,0 +1,254 @@
+import { randomBytes, createHash } from "node:crypto";
+import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
+import type { Db } from "./db.ts";
+import { newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
+import { gpuTypeOf, nodeStatus, type ClusterInfo, type Heartbeat, type NodeDetails, type NodeInfo, type NodeSession, type UserInfo } from "./types.ts";
+
+export type Principal = { kind: "user"; userId: string; tokenId: string; user: UserInfo } | { kind: "node"; tokenId: string; hostname: string };
+
+const webSessionMs = 12 * 3600 * 1000;
+const namePattern = /^[a-z_][a-z0-9_.-]{0,31}$/;
+const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * Everything the server keeps, in SQL only: no in-memory state, so several servers on one PostgreSQL agree. Every
+ * method is one statement or one transaction.
+ */
+export class Store {
+  constructor(
+    readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get sql() {
+    return this.db.sql;
+  }
+
+  // --- users and tokens ---
+
+  async createUser(name: string, admin: boolean): Promise<{ user: UserInfo; token: string; tokenId: string }> {
+    if (!namePattern.test(name)) throw new UsageError(`user name "${name}" must be lowercase letters, digits, "_", "." or "-" (up to 32)`);
+    const id = randomBytes(8).toString("hex");
+    const t = newToken("user");
+    const now = this.now();
+    await this.sql.begin(async (tx) => {
+      const [existing] = await tx`SELECT id FROM users WHERE name = ${name}`;
+      if (existing) throw new ConflictError(`user ${name} already exists`);
+      await tx`INSERT INTO users (id, name, admin, created_at) VALUES (${id}, ${name}, ${admin ? 1 : 0}, ${now})`;
+      await tx`INSERT INTO tokens (id, kind, user_id, hash, created_at) VALUES (${t.id}, ${"user"}, ${id}, ${t.hash}, ${now})`;
+    });
+    return { user: { name, admin }, token: t.token, tokenId: t.id };
+  }
+
+  async listUsers(): Promise<Array<UserInfo & { tokens: number }>> {
+    const rows = await this.sql`
+      SELECT u.name, u.admin, (SELECT count(*) FROM tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokens
+      FROM users u ORDER BY u.name`;
+    return rows.map((r: Record<string, unknown>) => ({ name: String(r.name), admin: num(r.admin) === 1, tokens: num(r.tokens) }));
+  }
+
+  /** A new token for an existing user (the first one was lost, or a second machine). */
+  async issueUserToken(name: string): Promise<{ token: string; tokenId: string }> {
+    const [user] = await this.sql`SELECT id FROM users WHERE name = ${name}`;
+    if (!user) throw new NotFoundError(`no user ${name}`);
+    const t = newToken("user");
+    await this.sql`INSERT INTO tokens (id, kind, user_id, hash, created_at) VALUES (${t.id}, ${"user"}, ${user.id}, ${t.hash}, ${this.now()})`;
+    return { token: t.token, tokenId: t.id };
+  }
+
+  /** Who a presented token belongs to; null for anything unknown, revoked or malformed. */
+  async authenticate(presented: string): Promise<Principal | null> {
+    const parsed = parseToken(presented);
+    if (!parsed) return null;
+    const [row] = await this.sql`
+      SELECT t.id, t.kind, t.hash, t.revoked_at, t.node_hostname, u.id AS user_id, u.name, u.admin
+      FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.id = ${parsed.id}`;
+    if (!row || row.revoked_at !== null || row.kind !== parsed.kind || !secretMatches(parsed.secret, String(row.hash))) return null;
+    if (row.kind === "node") return { kind: "node", tokenId: String(row.id), hostname: String(row.node_hostname) };
+    return { kind: "user", userId: String(row.user_id), tokenId: String(row.id), user: { name: String(row.name), admin: num(row.admin) === 1 } };
+  }
+
+  /** Revokes by token id (the part after `bkr_`/`bkn_`) or by the whole token. */
+  async revokeToken(idOrToken: string): Promise<{ id: string; kind: TokenKind; owner: string }> {
+    const id = parseToken(idOrToken)?.id ?? idOrToken.replace(/^bk[rn]_/, "").replace(/_.*$/, "");
+    const [row] = await this.sql`
+      SELECT t.id, t.kind, t.revoked_at, t.node_hostname, u.name FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.id = ${id}`;
+    if (!row) throw new NotFoundError(`no token ${id}`);
+    if (row.revoked_at === null) await this.sql`UPDATE tokens SET revoked_at = ${this.now()} WHERE id = ${id}`;
+    await this.sql`DELETE FROM web_sessions WHERE token_id = ${id}`;
+    return { id, kind: row.kind as TokenKind, owner: String(row.name ?? row.node_hostname) };
+  }
+
+  /** The owner swaps the token they used for a new one; the old one stops working at once. */
+  async rotateToken(principal: Extract<Principal, { kind: "user" }>): Promise<{ token: string; tokenId: string }> {
+    const t = newToken("user");
+    const now = this.now();
+    await this.sql.begin(async (tx) => {
+      await tx`UPDATE tokens SET revoked_at = ${now} WHERE id = ${principal.tokenId}`;
+      await tx`DELETE FROM web_sessions WHERE token_id = ${principal.tokenId}`;
+      await tx`INSERT INTO tokens (id, kind, user_id, hash, created_at) VALUES (${t.id}, ${"user"}, ${principal.userId}, ${t.hash}, ${now})`;
+    });
+    return { token: t.token, tokenId: t.id };
+  }
+
+  // --- web sign-in: a cookie names a row here, never the token itself ---
+
+  async createWebSession(principal: Extract<Principal, { kind: "user" }>): Promise<string> {
+    const id = randomBytes(32).toString("base64url");
+    await this.sql`
+      INSERT INTO web_sessions (id_hash, user_id, token_id, expires_at)
+      VALUES (${sha256(id)}, ${principal.userId}, ${principal.tokenId}, ${this.now() + webSessionMs})`;
+    return id;
+  }
+
+  async webSessionUser(cookie: string): Promise<Extract<Principal, { kind: "user" }> | null> {
+    const [row] = await this.sql`
+      SELECT w.user_id, w.token_id, w.expires_at, u.name, u.admin FROM web_sessions w JOIN users u ON u.id = w.user_id
+      WHERE w.id_hash = ${sha256(cookie)}`;
+    if (!row || num(row.expires_at) < this.now()) return null;
+    return { kind: "user", userId: String(row.user_id), tokenId: String(row.token_id), user: { name: String(row.name), admin: num(row.admin) === 1 } };
+  }
+
+  async deleteWebSession(cookie: string): Promise<void> {
+    await this.sql`DELETE FROM web_sessions WHERE id_hash = ${sha256(cookie)}`;
+  }
+
+  // --- clusters and nodes ---
+
+  async createCluster(name: string): Promise<void> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw new UsageError(`cluster name "${name}" may use letters, digits, "_", "." and "-"`);
+    const [existing] = await this.sql`SELECT id FROM clusters WHERE name = ${name}`;
+    if (existing) throw new ConflictError(`cluster ${name} already exists`);
+    await this.sql`INSERT INTO clusters (id, name, created_at) VALUES (${randomBytes(8).toString("hex")}, ${name}, ${this.now()})`;
+  }
+
+  /** Adds a node to a cluster and returns the token its executor reports with (only for this hostname). */
+  async addNode(hostname: string, cluster: string): Promise<{ token: string; tokenId: string }> {
+    if (!hostnamePattern.test(hostname)) throw new UsageError(`"${hostname}" is not a hostname`);
+    const t = newToken("node");
+    const now = this.now();
+    await this.sql.begin(async (tx) => {
+      const [c] = await tx`SELECT id FROM clusters WHERE name = ${cluster}`;
+      if (!c) throw new NotFoundError(`no cluster ${cluster}: create it with 'beaker server cluster create ${cluster}'`);
+      const [existing] = await tx`SELECT cluster_id FROM nodes WHERE hostname = ${hostname}`;
+      if (existing && existing.cluster_id !== c.id) throw new ConflictError(`node ${hostname} is already in another cluster`);
+      if (!existing) await tx`INSERT INTO nodes (hostname, cluster_id, registered_at) VALUES (${hostname}, ${c.id}, ${now})`;
+      await tx`INSERT INTO tokens (id, kind, node_hostname, hash, created_at) VALUES (${t.id}, ${"node"}, ${hostname}, ${t.hash}, ${now})`;
+    });
+    return { token: t.token, tokenId: t.id };
+  }
+
+  async setCordoned(hostname: string, cordoned: boolean): Promise<void> {
+    const result = await this.sql`UPDATE nodes SET cordoned = ${cordoned ? 1 : 0} WHERE hostname = ${hostname}`;
+    if (result.count === 0) throw new NotFoundError(`no node ${hostname}`);
+  }
+
+  /** A node's report: its inventory and sessions replace what was known, in one transaction. */
+  async heartbeat(hostname: string, beat: Heartbeat): Promise<{ cordoned: boolean }> {
+    const now = this.now();
+    const free = beat.gpus.filter((g) => g.healthy && g.claimedBy === null).length;
+    return this.sql.begin(async (tx) => {
+      const updated = await tx`
+        UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
+          gpus_total = ${beat.gpus.length}, gpus_free = ${free}, gpus = ${JSON.stringify(beat.gpus)}, version = ${beat.version},
+          last_seen = ${now}
+        WHERE hostname = ${hostname}
+        RETURNING cordoned`;
+      if (updated.length === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
+      await tx`DELETE FROM node_sessions WHERE node_hostname = ${hostname}`;
+      for (const s of beat.sessions) {
+        await tx`
+          INSERT INTO node_sessions (node_hostname, id, name, user_name, gpus, image, status, created_at, started_at)
+          VALUES (${hostname}, ${s.id}, ${s.name}, ${s.user}, ${JSON.stringify(s.gpus)}, ${s.image}, ${s.status},
+                  ${Date.parse(s.createdAt) || now}, ${s.startedAt ? Date.parse(s.startedAt) || null : null})`;
+      }
+      return { cordoned: num(updated[0].cordoned) === 1 };
+    });
+  }
+
+  async listClusters(): Promise<ClusterInfo[]> {
+    const now = this.now();
+    const clusters = await this.sql`SELECT id, name FROM clusters ORDER BY name`;
+    const nodes = await this.sql`SELECT cluster_id, gpus_free, gpus_total, last_seen, cordoned FROM nodes`;
+    return clusters.map((c: Record<string, unknown>) => {
+      const mine = nodes.filter((n: Record<string, unknown>) => n.cluster_id === c.id);
+      const online = mine.filter((n: Record<string, unknown>) => nodeStatus(numOrNull(n.last_seen), num(n.cordoned) === 1, now) === "online");
+      return {
+        name: String(c.name),
+        nodes: mine.length,
+        nodesOnline: online.length,
+        gpusFree: online.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_free), 0),
+        gpusTotal: mine.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_total), 0),
+      };
+    });
+  }
+
+  async listNodes(cluster?: string): Promise<NodeInfo[]> {
+    if (cluster !== undefined) {
+      const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
+      if (!c) throw new NotFoundError(`no cluster ${cluster}`);
+    }
+    const rows =
+      cluster === undefined
+        ? await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id ORDER BY n.hostname`
+        : await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.name = ${cluster} ORDER BY n.hostname`;
+    return rows.map((r: Record<string, unknown>) => this.nodeFrom(r));
+  }
+
+  async getNode(hostname: string, viewer: UserInfo): Promise<NodeDetails> {
+    const [row] = await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE n.hostname = ${hostname}`;
+    if (!row) throw new NotFoundError(`no node ${hostname}`);
+    return { ...this.nodeFrom(row), gpus: JSON.parse(String(row.gpus)), sessions: await this.listSessions(viewer, { node: hostname, everyone: true }) };
+  }
+
+  private nodeFrom(r: Record<string, unknown>): NodeInfo {
+    const lastSeen = numOrNull(r.last_seen);
+    const cordoned = num(r.cordoned) === 1;
+    return {
+      hostname: String(r.hostname),
+      cluster: String(r.cluster),
+      cpus: num(r.cpus),
+      memoryBytes: num(r.memory_bytes),
+      gpuType: (r.gpu_type as string | null) ?? null,
+      gpusTotal: num(r.gpus_total),
+      gpusFree: num(r.gpus_free),
+      status: nodeStatus(lastSeen, cordoned, this.now()),
+      cordoned,
+      version: (r.version as string | null) ?? null,
+      lastSeen: iso(lastSeen),
+    };
+  }
+
+  /**
+   * Sessions as nodes last reported them: the viewer's own, or everyone's for an admin. `everyone` (a node's page)
+   * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node.
+   */
+  async listSessions(viewer: UserInfo, filter: { cluster?: string; node?: string; everyone?: boolean } = {}): Promise<Array<NodeSession & { node: string }>> {
+    const rows = await this.sql`
+      SELECT s.*, c.name AS cluster FROM node_sessions s JOIN nodes n ON n.hostname = s.node_hostname JOIN clusters c ON c.id = n.cluster_id
+      ORDER BY s.created_at`;
+    return rows
+      .filter((r: Record<string, unknown>) => viewer.admin || filter.everyone || r.user_name === viewer.name)
+      .filter((r: Record<string, unknown>) => filter.cluster === undefined || r.cluster === filter.cluster)
+      .filter((r: Record<string, unknown>) => filter.node === undefined || r.node_hostname === filter.node)
+      .map((r: Record<string, unknown>) => ({
+        id: String(r.id),
+        name: String(r.name),
+        user: String(r.user_name),
+        node: String(r.node_hostname),
+        gpus: JSON.parse(String(r.gpus)) as string[],
+        image: String(r.image),
+        status: String(r.status),
+        createdAt: iso(num(r.created_at))!,
+        startedAt: iso(numOrNull(r.started_at)),
+      }));
+  }
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

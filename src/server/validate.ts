@@ -1,0 +1,59 @@
+import { UsageError } from "../errors.ts";
+
+/** A JSON shape: a type name (`"?"` suffix: may be null or missing), an array of one shape, or an object of shapes. */
+export type Shape = "string" | "number" | "boolean" | "string?" | "number?" | { readonly [key: string]: Shape } | readonly [Shape];
+
+/**
+ * Checks a parsed body against a shape: wrong types and unknown fields are refused with the path that is wrong
+ * (`gpus[2].uuid must be a string`), so a client bug is a 400 with a reason, never a half-stored record.
+ */
+export function validate<T>(value: unknown, shape: Shape, path = "body"): T {
+  if (typeof shape === "string") {
+    const optional = shape.endsWith("?");
+    const type = shape.replace("?", "");
+    if (optional && (value === null || value === undefined)) return value as T;
+    const ok = type === "number" ? typeof value === "number" && Number.isFinite(value) : typeof value === type;
+    if (!ok) throw new UsageError(`${path} must be a ${type}`);
+    if (type === "string" && (value as string).length > 4096) throw new UsageError(`${path} is too long`);
+    return value as T;
+  }
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(value)) throw new UsageError(`${path} must be a list`);
+    if (value.length > 10_000) throw new UsageError(`${path} has too many entries`);
+    value.forEach((item, i) => validate(item, shape[0] as Shape, `${path}[${i}]`));
+    return value as T;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${path} must be an object`);
+  const fields = shape as { readonly [key: string]: Shape };
+  for (const key of Object.keys(value)) if (!(key in fields)) throw new UsageError(`unknown field ${path}.${key}`);
+  for (const [key, field] of Object.entries(fields)) validate((value as Record<string, unknown>)[key], field, `${path}.${key}`);
+  return value as T;
+}
+
+/** Reads a JSON body of at most `limit` bytes. */
+export async function readBody(req: Request, limit: number): Promise<unknown> {
+  const declared = Number(req.headers.get("content-length") ?? 0);
+  if (declared > limit) throw new TooLarge(limit);
+  const text = await req.text();
+  if (text.length > limit) throw new TooLarge(limit);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export class TooLarge extends UsageError {
+  readonly status = 413;
+  constructor(limit: number) {
+    super(`body is larger than ${limit} bytes`);
+  }
+}
+
+export const heartbeatShape: Shape = {
+  cpus: "number",
+  memoryBytes: "number",
+  version: "string",
+  gpus: [{ index: "number?", uuid: "string", name: "string?", memoryMiB: "number?", claimedBy: "string?", healthy: "boolean" }],
+  sessions: [{ id: "string", name: "string", user: "string", gpus: ["string"], image: "string", status: "string", createdAt: "string", startedAt: "string?" }],
+};

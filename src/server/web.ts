@@ -1,0 +1,117 @@
+import { Html, html } from "./html.ts";
+import type { Principal, Store } from "./store.ts";
+import type { NodeInfo, NodeSession } from "./types.ts";
+
+type User = Extract<Principal, { kind: "user" }>;
+
+const style = `
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2327;background:#f6f7f8}
+header{background:#24303a;color:#fff;padding:.7em 1.5em;display:flex;gap:1.5em;align-items:center}
+header a{color:#fff;text-decoration:none}header form{margin-left:auto}
+main{max-width:70em;margin:1.5em auto;padding:0 1.5em}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.45em .7em;border-bottom:1px solid #e3e6e8}
+th{font-size:.85em;color:#5b6770;text-transform:uppercase}
+.online{color:#17803d}.offline{color:#a1262b}.cordoned{color:#8a6100}
+textarea.cmd,input.cmd{resize:none;font:13px ui-monospace,monospace;width:100%;border:1px solid #d0d5d9;padding:.25em .4em;background:#fbfbfc}
+.error{color:#a1262b}code{font:13px ui-monospace,monospace}
+`;
+
+/** Copies the command next to a button; the field itself is selectable, so the page works without JavaScript. */
+const copyScript = `document.addEventListener("click",e=>{const b=e.target.closest("button[data-copy]");if(!b)return;
+const f=document.getElementById(b.dataset.copy);navigator.clipboard?.writeText(f.value).then(()=>{b.textContent="Copied"})})`;
+
+export function page(title: string, user: User | null, body: Html): Response {
+  const doc = html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title} · Beaker</title><style>${new Html(style)}</style></head>
+<body><header><a href="/"><strong>Beaker</strong></a>${
+    user ? html`<a href="/">Clusters</a><a href="/sessions">My sessions</a><span>${user.user.name}</span><form method="post" action="/logout"><button>Sign out</button></form>` : ""
+  }</header>
+<main>${body}</main><script>${new Html(copyScript)}</script></body></html>`;
+  return new Response(doc.text, { headers: { "content-type": "text/html; charset=utf-8", "x-content-type-options": "nosniff", "content-security-policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'" } });
+}
+
+export function loginPage(error: string | null): Response {
+  return page(
+    "Sign in",
+    null,
+    html`<h1>Sign in</h1>
+<p>Paste your Beaker user token. Your admin gives you one (<code>beaker server user create NAME</code>), and
+<code>beaker account token rotate</code> replaces it.</p>
+${error ? html`<p class="error" role="alert">${error}</p>` : ""}
+<form method="post" action="/login"><label>Token <input name="token" type="password" autocomplete="current-password" required size="60"></label>
+<button type="submit">Sign in</button></form>`,
+  );
+}
+
+function age(iso: string | null, now: number): string {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.floor(s / 60)}m ago` : s < 86400 ? `${Math.floor(s / 3600)}h ago` : `${Math.floor(s / 86400)}d ago`;
+}
+
+export async function clustersPage(store: Store, user: User): Promise<Response> {
+  const clusters = await store.listClusters();
+  return page(
+    "Clusters",
+    user,
+    html`<h1>Clusters</h1>${
+      clusters.length === 0
+        ? html`<p>No clusters yet. An admin adds one with <code>beaker server cluster create NAME</code>.</p>`
+        : html`<table><thead><tr><th>Cluster</th><th>Nodes online</th><th>GPUs free / total</th></tr></thead><tbody>${clusters.map(
+            (c) => html`<tr><td><a href="/clusters/${encodeURIComponent(c.name)}">${c.name}</a></td><td>${c.nodesOnline} / ${c.nodes}</td><td>${c.gpusFree} / ${c.gpusTotal}</td></tr>`,
+          )}</tbody></table>`
+    }`,
+  );
+}
+
+function nodeRow(n: NodeInfo, now: number, i: number): Html {
+  const ssh = `ssh ${n.hostname}`;
+  const create = "beaker session create --gpus 1";
+  return html`<tr data-node="${n.hostname}"><td><a href="/nodes/${encodeURIComponent(n.hostname)}">${n.hostname}</a></td><td>${n.gpuType ?? "-"}</td>
+<td class="gpus">${n.gpusFree} / ${n.gpusTotal}</td><td class="${n.status}">${n.status}</td><td>${age(n.lastSeen, now)}</td>
+<td><textarea class="cmd" id="cmd-${i}" readonly rows="2" aria-label="commands for ${n.hostname}">${`${ssh}\n${create}`}</textarea> <button type="button" data-copy="cmd-${i}">Copy</button></td></tr>`;
+}
+
+export async function clusterPage(store: Store, user: User, name: string, now: number): Promise<Response> {
+  const nodes = await store.listNodes(name);
+  return page(
+    name,
+    user,
+    html`<h1>Cluster ${name}</h1>
+<p>Pick a node with free GPUs, SSH to it, and start a session there: <code>ssh HOST</code>, then <code>beaker session create</code>.</p>
+<table><thead><tr><th>Hostname</th><th>GPU type</th><th>GPUs free / total</th><th>Status</th><th>Last seen</th><th>Commands</th></tr></thead>
+<tbody>${nodes.map((n, i) => nodeRow(n, now, i))}</tbody></table>`,
+  );
+}
+
+function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean): Html {
+  if (sessions.length === 0) return html`<p>No sessions.</p>`;
+  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
+    (s) =>
+      html`<tr><td>${s.name} <code>${s.id}</code></td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${age(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+export async function nodePage(store: Store, user: User, hostname: string, now: number): Promise<Response> {
+  const node = await store.getNode(hostname, user.user);
+  return page(
+    hostname,
+    user,
+    html`<h1>Node ${node.hostname}</h1>
+<p>Cluster <a href="/clusters/${encodeURIComponent(node.cluster)}">${node.cluster}</a> · <span class="${node.status}">${node.status}</span> · last seen ${age(node.lastSeen, now)} ·
+${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span class="gpus">${node.gpusFree} / ${node.gpusTotal}</span> GPUs free</p>
+<p><input class="cmd" id="cmd-node" readonly value="${`ssh ${node.hostname}`}" aria-label="ssh command"> <button type="button" data-copy="cmd-node">Copy</button></p>
+<h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Memory</th><th>UUID</th><th>Held by</th></tr></thead><tbody>${node.gpus.map(
+      (g) =>
+        html`<tr><td>${g.index ?? "-"}</td><td>${g.name ?? "-"}</td><td>${g.memoryMiB === null ? "-" : `${Math.round(g.memoryMiB / 1024)} GiB`}</td><td><code>${g.uuid}</code></td><td>${
+          g.healthy ? (g.claimedBy ? html`session <code>${g.claimedBy}</code>` : "free") : "unavailable"
+        }</td></tr>`,
+    )}</tbody></table>
+<h2>Sessions</h2>${sessionsTable(node.sessions, now, false)}`,
+  );
+}
+
+export async function mySessionsPage(store: Store, user: User, now: number): Promise<Response> {
+  return page("My sessions", user, html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${sessionsTable(await store.listSessions(user.user), now, true)}`);
+}

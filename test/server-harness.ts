@@ -1,0 +1,128 @@
+/** A real Beaker server (dist/beaker server run) on SQLite or on a private PostgreSQL, for e2e tests. */
+import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { beakerBinary, removeDir, tempDir, type RunResult } from "./harness.ts";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function pgBin(name: string): string {
+  const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) {
+    const path = `/usr/lib/postgresql/${v}/bin/${name}`;
+    if (existsSync(path)) return path;
+  }
+  throw new Error(`PostgreSQL's ${name} is not installed (Debian package postgresql; scripts/test installs it)`);
+}
+
+/** A throwaway PostgreSQL cluster owned by the postgres user, trust auth on loopback. */
+export class TestPostgres {
+  readonly dir = tempDir("beaker-pg-");
+  port = 0;
+  private proc: ReturnType<typeof Bun.spawn> | null = null;
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  async start(): Promise<void> {
+    const data = join(this.dir, "data");
+    const uid = Number(Bun.spawnSync(["id", "-u", "postgres"]).stdout.toString());
+    const gid = Number(Bun.spawnSync(["id", "-g", "postgres"]).stdout.toString());
+    chownSync(this.dir, uid, gid);
+    const asPostgres = ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups"];
+    const init = Bun.spawnSync([...asPostgres, pgBin("initdb"), "-D", data, "--auth=trust", "-U", "postgres", "--no-sync"], { stdout: "pipe", stderr: "pipe" });
+    if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+    this.port = await freePort();
+    this.proc = Bun.spawn(
+      [...asPostgres, pgBin("postgres"), "-D", data, "-p", String(this.port), "-k", this.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+      { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) },
+    );
+    for (let i = 0; i < 100; i++) {
+      if (Bun.spawnSync([pgBin("pg_isready"), "-h", "127.0.0.1", "-p", String(this.port)]).exitCode === 0) return;
+      await Bun.sleep(100);
+    }
+    throw new Error("PostgreSQL did not start");
+  }
+
+  async stop(): Promise<void> {
+    this.proc?.kill("SIGINT");
+    await this.proc?.exited;
+    removeDir(this.dir);
+  }
+}
+
+/** `beaker server run` on a free port with the given store. */
+export class TestServer {
+  readonly dir = tempDir("beaker-server-");
+  port = 0;
+  private proc: ReturnType<typeof Bun.spawn> | null = null;
+  readonly db: string;
+
+  constructor(db?: string, private readonly releases?: string) {
+    this.db = db ?? `sqlite://${join(this.dir, "server.db")}`;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(port?: number): Promise<void> {
+    this.port = port ?? (await freePort());
+    const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : [])];
+    this.proc = Bun.spawn(args, { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) });
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`${this.url}/api/v1/health`)).ok) return;
+      } catch {}
+      await Bun.sleep(100);
+    }
+    throw new Error(`server did not start: ${await Bun.file(join(this.dir, "log")).text()}`);
+  }
+
+  async stop(): Promise<void> {
+    this.proc?.kill("SIGTERM");
+    await this.proc?.exited;
+    this.proc = null;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop();
+    removeDir(this.dir);
+  }
+
+  /** An admin command (`server user create ...`) against this server's store. */
+  async admin(args: string[]): Promise<RunResult> {
+    const proc = Bun.spawn([beakerBinary, "server", ...args, "--db", this.db], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH } });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { exitCode, stdout, stderr };
+  }
+
+  async createUser(name: string, admin = false): Promise<string> {
+    const r = await this.admin(["user", "create", name, ...(admin ? ["--admin"] : [])]);
+    if (r.exitCode !== 0) throw new Error(r.stderr);
+    return r.stdout.trim();
+  }
+
+  /** Adds a node and writes its token to a 0600 file; returns the file. */
+  async addNode(hostname: string, cluster: string, dir: string): Promise<string> {
+    const r = await this.admin(["node", "add", hostname, "--cluster", cluster]);
+    if (r.exitCode !== 0) throw new Error(r.stderr);
+    const file = join(dir, "executor-token");
+    writeFileSync(file, r.stdout, { mode: 0o600 });
+    return file;
+  }
+
+  api(path: string, token: string | null, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.url}/api/v1${path}`, { ...init, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) } });
+  }
+}
