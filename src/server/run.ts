@@ -10,7 +10,8 @@ export function log(line: string): void {
 
 /** "8080", ":8080", "0.0.0.0:8080", "[::1]:8080" -> hostname and port. Pure. */
 export function parseListen(listen: string): { hostname: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(listen.trim());
+  const text = listen.trim();
+  const m = /^\d+$/.test(text) ? [text, undefined, undefined, text] : /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen "${listen}" must be PORT or HOST:PORT`);
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
