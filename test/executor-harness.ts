@@ -74,7 +74,7 @@ export class TestExecutor {
   }
 
   /** Runs dist/beaker against this executor, as root or as a test user (setpriv, with the user's groups and home). */
-  spawn(args: string[], options: { user?: string; cwd?: string; stdin?: string } = {}) {
+  spawn(args: string[], options: { user?: string; cwd?: string; stdin?: string; env?: Record<string, string> } = {}) {
     const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", BEAKER_EXECUTOR_SOCKET: this.socket };
     let cmd = [beakerBinary, ...args];
     if (options.user) {
@@ -82,6 +82,7 @@ export class TestExecutor {
       Object.assign(env, { HOME: home, USER: options.user, BEAKER_CONFIG: join(home, ".beaker", "config.yml") });
       cmd = ["setpriv", `--reuid=${options.user}`, `--regid=${options.user}`, "--init-groups", ...cmd];
     } else env.HOME = "/root";
+    Object.assign(env, options.env);
     return Bun.spawn(cmd, {
       env,
       cwd: options.cwd ?? (options.user ? `/home/${options.user}` : "/root"),
@@ -91,7 +92,7 @@ export class TestExecutor {
     });
   }
 
-  async run(args: string[], options: { user?: string; cwd?: string; stdin?: string } = {}): Promise<RunResult> {
+  async run(args: string[], options: { user?: string; cwd?: string; stdin?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
     const proc = this.spawn(args, options);
     const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     return { exitCode, stdout, stderr };

@@ -30,6 +30,8 @@ export interface SessionInfo {
   name: string;
   node: string;
   user: string;
+  /** The Beaker account that created it, on a node with a server; else null. */
+  account: string | null;
   uid: number;
   gpus: string[];
   image: string;

@@ -143,7 +143,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid, server: config.server });
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
-        if (tokens && path.startsWith("/v1/sessions")) await tokens.check(req.headers.get(tokenHeader));
+        const account = tokens && path.startsWith("/v1/sessions") ? (await tokens.check(req.headers.get(tokenHeader))).name : null;
         const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
         if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
           const q = url.searchParams;
@@ -168,7 +168,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           link?.assertAcceptingSessions();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
           srv.timeout(req, 0);
-          return createStream(uid, await readJson<CreateSessionRequest>(req), req.signal);
+          return createStream(uid, account, await readJson<CreateSessionRequest>(req), req.signal);
         }
         const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
         if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, decodeURIComponent(one[1]!)));
@@ -192,7 +192,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   chmodSync(config.socket, 0o666);
   log(`beaker executor ${buildInfo.version} listening on ${config.socket} (node ${config.nodeName})`);
 
-  function createStream(uid: number, body: CreateSessionRequest, signal: AbortSignal): Response {
+  function createStream(uid: number, account: string | null, body: CreateSessionRequest, signal: AbortSignal): Response {
     const stream = new ReadableStream<string>({
       async start(controller) {
         const emit = (event: CreateEvent) => {
@@ -207,7 +207,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           } catch {}
         }, 4000);
         try {
-          const session = await manager.create(uid, body, emit, signal);
+          const session = await manager.create(uid, body, emit, signal, account);
           emit({ type: "created", session });
         } catch (err) {
           emit({ type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });

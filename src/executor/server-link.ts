@@ -104,7 +104,7 @@ export class ServerLink {
         })),
       sessions: this.manager
         .liveSessions()
-        .map((s) => ({ id: s.id, name: s.name, user: s.user, gpus: s.gpus, image: s.image, status: s.status, createdAt: s.createdAt, startedAt: s.startedAt })),
+        .map((s) => ({ id: s.id, name: s.name, user: s.account ?? s.user, gpus: s.gpus, image: s.image, status: s.status, createdAt: s.createdAt, startedAt: s.startedAt })),
     };
   }
 

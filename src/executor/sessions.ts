@@ -121,6 +121,7 @@ export class SessionManager {
       image: c.image,
       status: "running",
       tty: c.labels["beaker.tty"] === "true",
+      account: c.labels["beaker.account"] ?? null,
       ports: c.ports,
       mounts: c.mounts,
       createdAt: new Date(c.created * 1000).toISOString(),
@@ -260,7 +261,8 @@ export class SessionManager {
   }
 
   /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
-  async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<SessionInfo> {
+  /** `account`: the caller's Beaker account, when the node has a server (kept in the `beaker.account` label). */
+  async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
     const { config, engine, users } = this.deps;
     await this.reconciling;
     const plan = await this.prepare(await users.lookup(uid), req);
@@ -279,6 +281,7 @@ export class SessionManager {
       name,
       node: config.nodeName,
       user: user.name,
+      account,
       uid,
       gpus: [],
       requestedGpus: count,
@@ -306,6 +309,7 @@ export class SessionManager {
       const imageId = await imageReady;
       const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus, tty: req.tty, term: req.term });
       (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
+      if (account) (spec.Labels as Record<string, string>)["beaker.account"] = account;
       info.mounts = [...((spec.HostConfig as { Binds?: string[] }).Binds ?? [])];
       container = await engine.create(spec);
       const groups = await Promise.all(
