@@ -1,0 +1,115 @@
+/** The server's web pages in headless Chromium (Debian's), as a researcher uses them to pick a node. */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { chromium, type Browser } from "playwright-core";
+import { removeDir, tempDir } from "../harness.ts";
+import { managedContainers, TestExecutor } from "../executor-harness.ts";
+import { TestServer } from "../server-harness.ts";
+
+const server = new TestServer();
+const tokenDir = tempDir("beaker-web-");
+let executor: TestExecutor;
+let browser: Browser;
+let alice: string;
+
+beforeAll(async () => {
+  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  alice = await server.createUser("alice");
+  await server.admin(["cluster", "create", "lab"]);
+  const tokenFile = await server.addNode("test-node", "lab", tokenDir);
+  await server.start();
+  executor = new TestExecutor({ extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
+  await executor.start();
+  browser = await chromium.launch({
+    executablePath: process.env.BEAKER_TEST_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await executor.cleanup();
+  await server.cleanup();
+  removeDir(tokenDir);
+});
+
+test("sign in with a token (no JavaScript needed), see the cluster, and the node's free GPUs go down when a session starts", async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  expect(page.url()).toBe(`${server.url}/login`);
+
+  await page.fill("input[name=token]", "bkr_0123456789_" + "C".repeat(43));
+  await page.click("button[type=submit]");
+  expect(await page.textContent("[role=alert]")).toContain("That token is not valid");
+
+  await page.fill("input[name=token]", alice);
+  await page.click("button[type=submit]");
+  expect(page.url()).toBe(`${server.url}/`);
+  const cookie = (await context.cookies()).find((c) => c.name === "beaker_session")!;
+  expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Lax" });
+  expect(cookie.value).not.toContain(alice.slice(15));
+
+  const freeGpus = async () => {
+    await page.goto(`${server.url}/clusters/lab`);
+    return (await page.textContent("tr[data-node=test-node] td.gpus"))?.trim();
+  };
+  await page.click("text=lab");
+  expect(page.url()).toBe(`${server.url}/clusters/lab`);
+  for (let i = 0; i < 50 && (await freeGpus()) !== "8 / 8"; i++) await Bun.sleep(200);
+  expect(await freeGpus()).toBe("8 / 8");
+  const row = page.locator("tr[data-node=test-node]");
+  expect(await row.locator("td").nth(3).textContent()).toBe("online");
+  expect(await row.locator("textarea").inputValue()).toBe("ssh test-node\nbeaker session create --gpus 1");
+
+  const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "3", "--", "sleep", "300"], { env: { BEAKER_TOKEN: alice } });
+  expect(created.exitCode).toBe(0);
+  let free = await freeGpus();
+  for (let i = 0; i < 50 && free !== "5 / 8"; i++) {
+    await Bun.sleep(200);
+    free = await freeGpus();
+  }
+  expect(free).toBe("5 / 8");
+
+  await page.click("text=test-node");
+  expect(await page.textContent("h1")).toBe("Node test-node");
+  const held = await page.locator("td", { hasText: "session" }).count();
+  expect(held).toBe(3);
+  await page.click("text=My sessions");
+  expect(await page.locator("tbody tr").count()).toBe(1);
+  expect(await page.textContent("tbody tr")).toContain("alice");
+
+  await page.click("text=Sign out");
+  expect(page.url()).toBe(`${server.url}/login`);
+  await page.goto(`${server.url}/clusters/lab`);
+  expect(page.url()).toBe(`${server.url}/login`);
+  await context.close();
+  await executor.run(["session", "stop", "--timeout", "0", JSON.parse(created.stdout).id]);
+}, 90_000);
+
+test("what nodes report is escaped on the pages; the copy button works with JavaScript", async () => {
+  const evil = `<img src=x onerror="document.title='pwned'">`;
+  const nodeToken = (await Bun.file(await server.addNode("evil-node", "lab", tempDir("beaker-evil-"))).text()).trim();
+  const beat = {
+    cpus: 1,
+    memoryBytes: 1,
+    version: evil,
+    gpus: [{ index: 0, uuid: "GPU-evil", name: evil, memoryMiB: 1, claimedBy: "s1", healthy: true }],
+    sessions: [{ id: "s1", name: evil, user: "alice", gpus: ["GPU-evil"], image: evil, status: "running", createdAt: new Date().toISOString(), startedAt: null }],
+  };
+  expect((await server.api("/nodes/evil-node/heartbeat", nodeToken, { method: "PUT", body: JSON.stringify(beat) })).status).toBe(200);
+  const context = await browser.newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/login`);
+  await page.fill("input[name=token]", alice);
+  await page.click("button[type=submit]");
+  for (const path of ["/clusters/lab", "/nodes/evil-node", "/sessions"]) {
+    await page.goto(`${server.url}${path}`);
+    expect(await page.title()).not.toBe("pwned");
+    expect(await page.locator("img").count()).toBe(0);
+  }
+  expect(await page.content()).toContain("&lt;img src=x");
+  await page.goto(`${server.url}/clusters/lab`);
+  await page.locator("tr[data-node=test-node] button[data-copy]").click();
+  expect(await page.evaluate("navigator.clipboard.readText()")).toBe("ssh test-node\nbeaker session create --gpus 1");
+  await context.close();
+}, 60_000);
