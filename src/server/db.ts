@@ -91,6 +91,10 @@ const migrations: string[] = [
 
 export async function migrate(db: Db): Promise<number> {
   const { sql } = db;
+  if (db.dialect === "sqlite") {
+    // WAL: readers never wait for the writer, and a commit is not an fsync of the whole journal.
+    for (const pragma of ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 5000", "foreign_keys = ON"]) await sql.unsafe(`PRAGMA ${pragma}`);
+  }
   await sql.unsafe("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
   let applied = 0;
   for (let version = 1; version <= migrations.length; version++) {
