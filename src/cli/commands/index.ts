@@ -3,12 +3,13 @@ import { accountNoun } from "./account/index.ts";
 import { clusterNoun } from "./cluster/index.ts";
 import { configNoun } from "./config/index.ts";
 import { executorNoun } from "./executor/index.ts";
+import { gitNoun } from "./git/index.ts";
 import { nodeNoun } from "./node/index.ts";
 import { serverNoun } from "./server/index.ts";
 import { sessionNoun } from "./session/index.ts";
 import { versionCommand } from "./version.ts";
 
 export const program: Program = {
-  nouns: [sessionNoun, nodeNoun, clusterNoun, accountNoun, configNoun, executorNoun, serverNoun],
+  nouns: [sessionNoun, nodeNoun, clusterNoun, accountNoun, gitNoun, configNoun, executorNoun, serverNoun],
   commands: [versionCommand],
 };
