@@ -2,13 +2,20 @@
 /**
  * Builds the beaker binary.
  *   bun run build              dist/beaker for this machine
- *   bun run release [--out D]  dist/release/beaker-<target> for every Linux target, plus SHA256SUMS
+ *   bun run release [--out D] [--channel stable|canary] [--targets linux-x64,...]
+ *       D/<channel>/<version>/beaker-<target> for every Linux target, SHA256SUMS and manifest.json, and
+ *       D/<channel>/manifest.json (the channel's newest); each manifest signed with Ed25519 into manifest.json.sig.
+ *       The private key comes from BEAKER_RELEASE_KEY_FILE (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519`
+ *       writes it) or BEAKER_RELEASE_KEY; it is never committed.
+ * Both take --version V (default: package.json). Binaries trust the public key in release-key.pub, or the
+ * base64 raw key in BEAKER_RELEASE_PUBLIC_KEY (tests build binaries that trust their own key).
  * Release runtimes come from the @oven/bun-* npm packages of this Bun version (fetched with `npm pack`, checked
  * against the integrity pinned in scripts/bun-targets.json), so Bun's own cross-compile download is never used.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { signManifest, type ReleaseManifest } from "../src/update/manifest.ts";
 
 const root = resolve(import.meta.dir, "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -21,6 +28,12 @@ delete targets["//"];
 const args = process.argv.slice(2);
 const release = args.includes("--release");
 const outDir = resolve(root, valueOf("--out") ?? (release ? "dist/release" : "dist"));
+const version = valueOf("--version") ?? pkg.version;
+const channel = valueOf("--channel") ?? "stable";
+const onlyTargets = valueOf("--targets")?.split(",");
+const publicKey = process.env.BEAKER_RELEASE_PUBLIC_KEY ?? readFileSync(join(root, "release-key.pub"), "utf8").trim();
+if (!/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(version)) throw new Error(`--version ${version} is not a semantic version`);
+if (!/^[a-z][a-z0-9-]*$/.test(channel)) throw new Error(`--channel ${channel} is not a channel name`);
 
 function valueOf(flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -102,9 +115,11 @@ async function compile(target: string, outfile: string, executablePath?: string)
     minify: true,
     bytecode: true,
     define: {
-      BEAKER_VERSION: JSON.stringify(pkg.version),
+      BEAKER_VERSION: JSON.stringify(version),
       BEAKER_COMMIT: JSON.stringify(gitCommit()),
       BEAKER_TARGET: JSON.stringify(target),
+      BEAKER_RELEASE_PUBLIC_KEY: JSON.stringify(publicKey),
+      BEAKER_DEFAULT_UPDATE_URL: JSON.stringify(process.env.BEAKER_DEFAULT_UPDATE_URL ?? ""),
     },
     plugins: [slimDockerode],
     throw: false,
@@ -115,20 +130,44 @@ async function compile(target: string, outfile: string, executablePath?: string)
   }
 }
 
-mkdirSync(outDir, { recursive: true });
+function releaseKey(): string {
+  const file = process.env.BEAKER_RELEASE_KEY_FILE;
+  const key = file ? readFileSync(file, "utf8") : process.env.BEAKER_RELEASE_KEY;
+  if (!key) throw new Error("a release is signed: set BEAKER_RELEASE_KEY_FILE (or BEAKER_RELEASE_KEY) to the Ed25519 private key");
+  return key;
+}
+
+async function writeSigned(dir: string, manifest: ReleaseManifest, key: string): Promise<void> {
+  const body = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(join(dir, "manifest.json"), body);
+  writeFileSync(join(dir, "manifest.json.sig"), `${await signManifest(body, key)}\n`);
+}
+
 if (!release) {
+  mkdirSync(outDir, { recursive: true });
   const target = hostTarget();
   await compile(target, join(outDir, "beaker"));
-  console.log(`built ${join(outDir, "beaker")} (${pkg.version}, ${target})`);
+  console.log(`built ${join(outDir, "beaker")} (${version}, ${target})`);
 } else {
+  const key = releaseKey();
+  const channelDir = join(outDir, channel);
+  const versionDir = join(channelDir, version);
+  mkdirSync(versionDir, { recursive: true });
   const sums: string[] = [];
-  for (const target of Object.keys(targets)) {
+  const manifest: ReleaseManifest = { version, channel, date: new Date().toISOString(), targets: {} };
+  for (const target of Object.keys(targets).filter((t) => !onlyTargets || onlyTargets.includes(t))) {
     const name = `beaker-${target}`;
-    await compile(target, join(outDir, name), runtimeFor(target));
-    const digest = createHash("sha256").update(readFileSync(join(outDir, name))).digest("hex");
+    await compile(target, join(versionDir, name), runtimeFor(target));
+    const bytes = readFileSync(join(versionDir, name));
+    const digest = createHash("sha256").update(bytes).digest("hex");
     sums.push(`${digest}  ${name}`);
-    console.log(`built ${join(outDir, name)}`);
+    manifest.targets[target] = { file: name, size: bytes.length, sha256: digest };
+    console.log(`built ${join(versionDir, name)}`);
   }
-  writeFileSync(join(outDir, "SHA256SUMS"), `${sums.join("\n")}\n`);
-  console.log(`wrote ${join(outDir, "SHA256SUMS")}`);
+  writeFileSync(join(versionDir, "SHA256SUMS"), `${sums.join("\n")}\n`);
+  await writeSigned(versionDir, manifest, key);
+  // The channel's newest: the same release, its files named from the channel folder.
+  const latest = { ...manifest, targets: Object.fromEntries(Object.entries(manifest.targets).map(([t, e]) => [t, { ...e, file: `${version}/${e.file}` }])) };
+  await writeSigned(channelDir, latest, key);
+  console.log(`wrote ${join(versionDir, "manifest.json")} and ${join(channelDir, "manifest.json")} (signed)`);
 }

@@ -4,6 +4,7 @@ import { runCli } from "./cli/app.ts";
 import { program } from "./cli/commands/index.ts";
 import { BeakerError, UsageError } from "./errors.ts";
 import { formatUsage } from "./cli/help.ts";
+import { afterCommand } from "./cli/commands/upgrade.ts";
 
 /** The entry point: parse argv, run, map errors to exit codes. The only place that calls process.exit. */
 async function main(argv: string[]): Promise<number> {
@@ -12,7 +13,9 @@ async function main(argv: string[]): Promise<number> {
   const io = createProcessIO();
   const factory = createFactory(io, process.env, debug);
   try {
-    return await runCli(program, args, factory);
+    const code = await runCli(program, args, factory);
+    afterCommand(factory, args[0]);
+    return code;
   } catch (err) {
     if (err instanceof UsageError) {
       io.err.write(`beaker: ${err.message}\n\n${formatUsage(program, err.usageFor)}`);

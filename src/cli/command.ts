@@ -26,6 +26,8 @@ export interface CommandSpec {
   options?: OptionSpec[];
   /** Accepts `-- CMD ARGS...`. */
   passthrough?: boolean;
+  /** Internal (run by beaker itself): left out of help. */
+  hidden?: boolean;
   /** Talks to this node's executor: on a node with a server, a missing or refused token starts the login. */
   usesExecutor?: boolean;
   examples?: string[];

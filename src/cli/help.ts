@@ -9,7 +9,7 @@ function columns(rows: Array<[string, string]>): string {
 export function formatRootHelp(program: Program): string {
   const rows: Array<[string, string]> = [
     ...program.nouns.map((n): [string, string] => [n.name, n.summary]),
-    ...program.commands.map((c): [string, string] => [c.name, c.summary]),
+    ...program.commands.filter((c) => !c.hidden).map((c): [string, string] => [c.name, c.summary]),
   ];
   return [
     "Beaker sessions: interactive GPU sessions on your cluster's nodes.",

@@ -27,6 +27,8 @@ export interface ExecutorConfig {
   idleTimeout: number;
   /** Seconds finished sessions are remembered. */
   historyRetention: number;
+  /** Where `beaker upgrade` on this node looks for releases (after the user's own update_url). */
+  updateUrl: string | null;
 }
 
 export function defaultExecutorConfig(): ExecutorConfig {
@@ -45,6 +47,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     nodeName: hostname(),
     idleTimeout: 0,
     historyRetention: 7 * 24 * 3600,
+    updateUrl: null,
   };
 }
 
@@ -94,6 +97,10 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   nodeName: nonEmpty,
   idleTimeout: seconds,
   historyRetention: seconds,
+  updateUrl: optional((v) => {
+    if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");
+    return v.replace(/\/+$/, "");
+  }),
 };
 
 /** Validates a parsed config mapping; every problem names the file, the key and the reason. */

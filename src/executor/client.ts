@@ -9,6 +9,8 @@ export interface ExecutorHealth {
   pid: number;
   /** The Beaker server this node reports to, or null. */
   server: string | null;
+  /** The file the daemon was started from (null when run from source). */
+  binary: string | null;
 }
 
 /** The CLI's side of the executor's unix socket: HTTP for requests, NDJSON streams for progress, WebSocket for terminals. */

@@ -140,7 +140,14 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
       const path = url.pathname;
       try {
         if (path === "/v1/health") {
-          return Response.json({ version: buildInfo.version, commit: buildInfo.commit, node: config.nodeName, pid: process.pid, server: config.server });
+          return Response.json({
+            version: buildInfo.version,
+            commit: buildInfo.commit,
+            node: config.nodeName,
+            pid: process.pid,
+            server: config.server,
+            binary: beakerBinary,
+          });
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
         const account = tokens && path.startsWith("/v1/sessions") ? (await tokens.check(req.headers.get(tokenHeader))).name : null;

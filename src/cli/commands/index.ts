@@ -7,9 +7,10 @@ import { gitNoun } from "./git/index.ts";
 import { nodeNoun } from "./node/index.ts";
 import { serverNoun } from "./server/index.ts";
 import { sessionNoun } from "./session/index.ts";
+import { updateCheckCommand, upgradeCommand } from "./upgrade.ts";
 import { versionCommand } from "./version.ts";
 
 export const program: Program = {
   nouns: [sessionNoun, nodeNoun, clusterNoun, accountNoun, gitNoun, configNoun, executorNoun, serverNoun],
-  commands: [versionCommand],
+  commands: [versionCommand, upgradeCommand, updateCheckCommand],
 };

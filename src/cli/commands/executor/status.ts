@@ -2,15 +2,31 @@ import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson } from "../../output.ts";
 import { UnavailableError } from "../../../errors.ts";
 
+/** The version the file at `path` is now (it may have been upgraded under the running daemon); null if unknown. */
+function fileVersion(path: string | null): string | null {
+  if (!path) return null;
+  try {
+    const r = Bun.spawnSync([path, "--version"], { stdout: "pipe", stderr: "ignore", timeout: 5000 });
+    return /^beaker (\S+)/.exec(r.stdout.toString())?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export const executorStatusCommand: CommandSpec = {
   name: "status",
-  summary: "Say whether this node's executor answers, and its version",
+  summary: "Say whether this node's executor answers, its version, and whether it needs a restart after an upgrade",
   options: [jsonOption],
   async run({ flags, factory }) {
     const client = factory.executor();
     const health = await client.health();
     if (!health) throw new UnavailableError(`no executor answers on ${client.socketPath}: start it with 'systemctl start beaker-executor'`);
-    if (flags.json) printJson(factory.io, { running: true, socket: client.socketPath, ...health });
-    else factory.io.out.write(`executor ${health.version} (${health.commit}) running on node ${health.node}, pid ${health.pid}, socket ${client.socketPath}\n`);
+    const onDisk = fileVersion(health.binary);
+    const restartNeeded = onDisk !== null && onDisk !== health.version;
+    if (flags.json) return void printJson(factory.io, { running: true, socket: client.socketPath, ...health, binaryVersion: onDisk, restartNeeded });
+    factory.io.out.write(`executor ${health.version} (${health.commit}) running on node ${health.node}, pid ${health.pid}, socket ${client.socketPath}\n`);
+    if (restartNeeded) {
+      factory.io.out.write(`${health.binary} is now ${onDisk}, newer than the running executor: restart it with 'sudo systemctl restart beaker-executor'\n`);
+    }
   },
 };

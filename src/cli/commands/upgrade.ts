@@ -1,0 +1,130 @@
+import { realpathSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { homedir } from "node:os";
+import { loadExecutorConfig } from "../../config/executor.ts";
+import { ConfigError, UsageError } from "../../errors.ts";
+import { detectPlatform, pickTarget } from "../../update/manifest.ts";
+import { noticeFor, readState, shouldCheck, statePath, writeState, type NotifierEnv } from "../../update/notifier.ts";
+import { fetchManifest, runRollback, runUpgrade } from "../../update/upgrade.ts";
+import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
+import type { CommandSpec } from "../command.ts";
+import type { Factory } from "../factory.ts";
+import { createProgress } from "../progress.ts";
+
+/** BEAKER_UPDATE_URL, then the user's update_url, then the node's (executor config), then the server's, then the built-in one. */
+export async function resolveUpdateUrl(factory: Factory): Promise<string> {
+  const fromUser = factory.env.BEAKER_UPDATE_URL || factory.userConfig().read().update_url;
+  if (fromUser) return fromUser;
+  try {
+    const node = loadExecutorConfig().updateUrl;
+    if (node) return node;
+  } catch {}
+  const server = await factory.serverUrl().catch(() => null);
+  if (server) return `${server}/releases`;
+  if (defaultUpdateUrl) return defaultUpdateUrl;
+  throw new ConfigError("no update URL is known: 'beaker config set update_url https://...' (or set BEAKER_UPDATE_URL)");
+}
+
+function thisBinary(): string {
+  if (/\/bun(-\w+)?$/.test(process.execPath)) throw new UsageError("beaker upgrade replaces a built beaker binary; this is running from source");
+  return realpathSync(process.execPath);
+}
+
+export const upgradeCommand: CommandSpec = {
+  name: "upgrade",
+  summary: "Update this beaker binary from the release channel, verified end to end (or --rollback)",
+  options: [
+    { flags: "--version <version>", description: "Install this version (also an older one)", kind: "string" },
+    { flags: "--channel <channel>", description: "stable or canary", default: "stable", kind: "string" },
+    { flags: "--dry-run", description: "Say what would change and stop", kind: "boolean" },
+    { flags: "--force", description: "Install even when already current", kind: "boolean" },
+    { flags: "--rollback", description: "Put the previous binary (beaker.old) back", kind: "boolean" },
+    { flags: "-y, --yes", description: "Do not ask", kind: "boolean" },
+  ],
+  examples: ["beaker upgrade", "beaker upgrade --dry-run", "sudo beaker upgrade --channel canary --yes", "beaker upgrade --rollback"],
+  async run({ flags, factory }) {
+    const { io } = factory;
+    const channel = String(flags.channel ?? "stable");
+    if (!["stable", "canary"].includes(channel)) throw new UsageError(`--channel must be stable or canary, not "${channel}"`);
+    const version = (flags.version as string | undefined) ?? null;
+    if (version && !/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
+    const binary = thisBinary();
+    const progress = createProgress(io);
+    const confirm = async (question: string) => {
+      if (flags.yes || flags.dryRun) return true;
+      if (!io.canPrompt()) throw new UsageError(`${question.replace(/\?$/, "")}: pass --yes to do it without a terminal`);
+      const { confirm: ask, isCancel } = await import("@clack/prompts");
+      const answer = await ask({ message: question, initialValue: true });
+      return !isCancel(answer) && answer === true;
+    };
+    const say = (line: string) => io.err.write(`${line}\n`);
+    if (flags.rollback) return void (await runRollback({ binary, currentVersion: buildInfo.version, say, confirm }));
+    await runUpgrade(
+      { version, channel, dryRun: Boolean(flags.dryRun), force: Boolean(flags.force) },
+      {
+        binary,
+        currentVersion: buildInfo.version,
+        target: pickTarget(detectPlatform()),
+        publicKey: releasePublicKey,
+        baseUrl: await resolveUpdateUrl(factory),
+        say,
+        confirm,
+        progress: (p, v) => {
+          const width = 24;
+          const filled = Math.round((p.received / p.total) * width);
+          progress.update(`Downloading beaker ${v}  [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(p.received / 1e6).toFixed(1)}/${(p.total / 1e6).toFixed(1)} MB`);
+        },
+        done: () => progress.done(),
+      },
+    );
+    const executor = await factory.executor().health();
+    if (executor && executor.version !== buildInfo.version) {
+      say(`this node's executor still runs ${executor.version} from the old file: restart it with 'sudo systemctl restart beaker-executor'`);
+    }
+  },
+};
+
+/** Run in the background by the notifier: looks up the channel's newest version and remembers it. Silent. */
+export const updateCheckCommand: CommandSpec = {
+  name: "update-check",
+  summary: "Internal: the update notifier's background check",
+  hidden: true,
+  async run({ factory }) {
+    const path = statePath(factory.env.HOME || homedir());
+    try {
+      const { manifest } = await fetchManifest(await resolveUpdateUrl(factory), "stable", null, releasePublicKey, 3000);
+      const state = readState(path) ?? { lastCheck: Date.now(), lastNotice: 0, latest: null };
+      writeState(path, { ...state, latest: manifest.version });
+    } catch {}
+  },
+};
+
+function notifierEnv(factory: Factory): NotifierEnv {
+  const env = factory.env;
+  return { tty: factory.io.isStderrTTY, ci: Boolean(env.CI) && env.CI !== "false", disabled: Boolean(env.BEAKER_NO_UPDATE_NOTIFIER) };
+}
+
+/**
+ * After a command's own output: shows a notice when a newer release is known (at most daily), and at most daily starts
+ * a detached background check. Never waits on the network.
+ */
+export function afterCommand(factory: Factory, command: string | undefined): void {
+  if (command === "upgrade" || command === "update-check") return;
+  const env = notifierEnv(factory);
+  if (!env.tty || env.ci || env.disabled) return;
+  const path = statePath(factory.env.HOME || homedir());
+  const now = Date.now();
+  let state = readState(path);
+  const notice = noticeFor(now, buildInfo.version, state, env);
+  if (notice) {
+    factory.io.err.write(`\n${notice}\n`);
+    state = { ...state!, lastNotice: now };
+    writeState(path, state);
+  }
+  if (shouldCheck(now, state, env) && !/\/bun(-\w+)?$/.test(process.execPath)) {
+    writeState(path, { lastCheck: now, lastNotice: state?.lastNotice ?? 0, latest: state?.latest ?? null });
+    try {
+      spawn(process.execPath, ["update-check"], { detached: true, stdio: "ignore", env: factory.env as NodeJS.ProcessEnv }).unref();
+    } catch {}
+  }
+}
