@@ -1,18 +1,16 @@
-import { chownSync, existsSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import type Dockerode from "dockerode";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { parseSize } from "../config/size.ts";
-import { BeakerError, ConflictError, ForbiddenError, NotFoundError, SessionStartError, UsageError } from "../errors.ts";
+import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
-import { buildContainerSpec, checkEnv, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
+import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage, type DockerEngine, type ManagedContainer } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
 import type { SessionHistory } from "./history.ts";
 import { usableGpus, type InventoryCache } from "./inventory-cache.ts";
 import { FairQueue, freeGpus, GpuLedger, planClaim } from "./ledger.ts";
-import { checkMount, parseMountFlag } from "./mounts.ts";
+import { resolveRef } from "./lookup.ts";
+import { prepareSession } from "./prepare.ts";
 import type { UserDirectory } from "./users.ts";
 
 export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
@@ -265,7 +263,8 @@ export class SessionManager {
   async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
     const { config, engine, users } = this.deps;
     await this.reconciling;
-    const plan = await this.prepare(await users.lookup(uid), req);
+    const nameTaken = (owner: number, name: string) => [...this.sessions.values(), ...this.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
+    const plan = await prepareSession(config, { beakerBinary: this.deps.beakerBinary, memlock: this.deps.memlock, nameTaken }, await users.lookup(uid), req);
     const { user } = plan;
     const sessionId = newSessionId();
     const inventory = await this.deps.inventory.get();
@@ -363,46 +362,6 @@ export class SessionManager {
     }
   }
 
-  /** Checks the request against the node and the caller; everything here is refused before any GPU is claimed. */
-  private async prepare(user: SessionUser, req: CreateSessionRequest) {
-    const { config } = this.deps;
-    checkEnv(req.env);
-    if (req.gpus !== null && (!Number.isInteger(req.gpus) || req.gpus < 0)) throw new UsageError("--gpus must be a whole number, 0 or more");
-    const memoryBytes = req.memory ? parseSize(req.memory) : null;
-    if (req.memory && !memoryBytes) throw new UsageError(`--memory "${req.memory}" is not a size like 32g`);
-    const shmBytes = req.sharedMemory ? parseSize(req.sharedMemory) : config.shmSize;
-    if (req.sharedMemory && !shmBytes) throw new UsageError(`--shared-memory "${req.sharedMemory}" is not a size like 8g`);
-    if (req.name !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(req.name)) {
-      throw new UsageError(`--name "${req.name}" may use letters, digits, "_", "." and "-" (up to 63)`);
-    }
-    if (req.name !== null) {
-      const taken = [...this.sessions.values(), ...this.pending.values()].some((s) => s.info.uid === user.uid && s.info.name === req.name);
-      if (taken) throw new ConflictError(`you already have a session named ${req.name} on this node`);
-    }
-    const home = config.sessionHome ? join(config.sessionHome, user.name) : user.home;
-    if (config.sessionHome && !existsSync(home)) {
-      mkdirSync(home, { recursive: true, mode: 0o700 });
-      chownSync(home, user.uid, user.gid);
-    }
-    if (!existsSync(home)) throw new SessionStartError(`your home directory ${home} does not exist on this node`);
-    const sessionUser = { ...user, home };
-    const mounts: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
-    for (const flag of req.mounts) mounts.push(await checkMount(parseMountFlag(flag), sessionUser));
-    return {
-      user: sessionUser,
-      command: req.command.length > 0 ? req.command : null,
-      env: req.env,
-      cpus: req.cpus,
-      memoryBytes,
-      shmBytes,
-      ports: req.ports,
-      mounts,
-      workdir: workdirFor(req.cwd, home, req.workdir),
-      beakerBinary: this.deps.beakerBinary,
-      memlock: this.deps.memlock,
-    };
-  }
-
   /**
    * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
    * caller's own unless root; someone else's is "not yours", not "not found".
@@ -416,16 +375,7 @@ export class SessionManager {
         .toReversed()
         .map((info) => ({ kind: "finished" as const, info })),
     ];
-    const infoOf = (r: Resolved) => (r.kind === "live" ? r.session.info : r.kind === "pending" ? r.pending.info : r.info);
-    const visible = candidates.filter((r) => uid === 0 || infoOf(r).uid === uid);
-    const exact = visible.find((r) => infoOf(r).id === ref) ?? visible.find((r) => infoOf(r).name === ref);
-    if (exact) return exact;
-    const prefixed = visible.filter((r) => infoOf(r).id.startsWith(ref));
-    const ids = new Set(prefixed.map((r) => infoOf(r).id));
-    if (ids.size === 1) return prefixed[0]!;
-    if (ids.size > 1) throw new UsageError(`"${ref}" matches ${ids.size} sessions; give more of the ID`);
-    if (candidates.some((r) => infoOf(r).id.startsWith(ref) || infoOf(r).name === ref)) throw new ForbiddenError(`session ${ref} is not yours`);
-    throw new NotFoundError(`no session ${ref} on this node`);
+    return resolveRef(candidates, (r) => (r.kind === "live" ? r.session.info : r.kind === "pending" ? r.pending.info : r.info), uid, ref);
   }
 
   /** A running (or starting) session to attach to, exec in or stop; a clear line for one that is not. */

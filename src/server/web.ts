@@ -1,3 +1,4 @@
+import { formatAgo } from "../util/time.ts";
 import { Html, html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { NodeInfo, NodeSession } from "./types.ts";
@@ -44,12 +45,6 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ""}
   );
 }
 
-function age(iso: string | null, now: number): string {
-  if (!iso) return "never";
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.floor(s / 60)}m ago` : s < 86400 ? `${Math.floor(s / 3600)}h ago` : `${Math.floor(s / 86400)}d ago`;
-}
-
 export async function clustersPage(store: Store, user: User): Promise<Response> {
   const clusters = await store.listClusters();
   return page(
@@ -69,7 +64,7 @@ function nodeRow(n: NodeInfo, now: number, i: number): Html {
   const ssh = `ssh ${n.hostname}`;
   const create = "beaker session create --gpus 1";
   return html`<tr data-node="${n.hostname}"><td><a href="/nodes/${encodeURIComponent(n.hostname)}">${n.hostname}</a></td><td>${n.gpuType ?? "-"}</td>
-<td class="gpus">${n.gpusFree} / ${n.gpusTotal}</td><td class="${n.status}">${n.status}</td><td>${age(n.lastSeen, now)}</td>
+<td class="gpus">${n.gpusFree} / ${n.gpusTotal}</td><td class="${n.status}">${n.status}</td><td>${formatAgo(n.lastSeen, now)}</td>
 <td><textarea class="cmd" id="cmd-${i}" readonly rows="2" aria-label="commands for ${n.hostname}">${`${ssh}\n${create}`}</textarea> <button type="button" data-copy="cmd-${i}">Copy</button></td></tr>`;
 }
 
@@ -89,7 +84,7 @@ function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: num
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
   return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr><td>${s.name} <code>${s.id}</code></td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${age(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr><td>${s.name} <code>${s.id}</code></td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
   )}</tbody></table>`;
 }
 
@@ -99,7 +94,7 @@ export async function nodePage(store: Store, user: User, hostname: string, now: 
     hostname,
     user,
     html`<h1>Node ${node.hostname}</h1>
-<p>Cluster <a href="/clusters/${encodeURIComponent(node.cluster)}">${node.cluster}</a> · <span class="${node.status}">${node.status}</span> · last seen ${age(node.lastSeen, now)} ·
+<p>Cluster <a href="/clusters/${encodeURIComponent(node.cluster)}">${node.cluster}</a> · <span class="${node.status}">${node.status}</span> · last seen ${formatAgo(node.lastSeen, now)} ·
 ${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span class="gpus">${node.gpusFree} / ${node.gpusTotal}</span> GPUs free</p>
 <p><input class="cmd" id="cmd-node" readonly value="${`ssh ${node.hostname}`}" aria-label="ssh command"> <button type="button" data-copy="cmd-node">Copy</button></p>
 <h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Memory</th><th>UUID</th><th>Held by</th></tr></thead><tbody>${node.gpus.map(

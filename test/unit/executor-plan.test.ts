@@ -9,6 +9,7 @@ import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts"
 import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
 import { createProof, verifyProof } from "../../src/executor/proof.ts";
 import type { Gpu } from "../../src/gpu/types.ts";
+import { resolveRef } from "../../src/executor/lookup.ts";
 import { tempDir } from "../harness.ts";
 
 const user = { name: "ada", uid: 1234, gid: 1234, groups: [1234, 27, 100], home: "/home/ada", gecos: "Ada L" };
@@ -197,5 +198,23 @@ describe("caller proofs", () => {
     writeFileSync(join(dir, "target"), "a".repeat(64));
     symlinkSync(join(dir, "target"), join(dir, "0123456789abcdef0123456789abcdef"));
     expect(() => verifyProof(dir, `0123456789abcdef0123456789abcdef:${"a".repeat(64)}`)).toThrow(/not a regular file/);
+  });
+});
+
+describe("resolveRef", () => {
+  const info = (id: string, name: string, uid: number) => ({ id, name, uid }) as unknown as import("../../src/executor/api-types.ts").SessionInfo;
+  const sessions = [info("abc123", "train", 1000), info("abd999", "eval", 1000), info("ff0000", "theirs", 1001), info("abc123old", "train", 1000)];
+  const resolve = (uid: number, ref: string) => resolveRef(sessions, (s) => s, uid, ref).id;
+  test("by exact ID, by name (the first listed wins), by unique prefix", () => {
+    expect(resolve(1000, "abd999")).toBe("abd999");
+    expect(resolve(1000, "train")).toBe("abc123");
+    expect(resolve(1000, "abd")).toBe("abd999");
+  });
+  test("an ambiguous prefix is a usage error; someone else's is not yours; root sees all", () => {
+    expect(() => resolve(1000, "ab")).toThrow(/"ab" matches 3 sessions; give more of the ID/);
+    expect(() => resolve(1000, "ff")).toThrow("session ff is not yours");
+    expect(() => resolve(1000, "theirs")).toThrow("session theirs is not yours");
+    expect(() => resolve(1000, "zz")).toThrow("no session zz on this node");
+    expect(resolve(0, "theirs")).toBe("ff0000");
   });
 });

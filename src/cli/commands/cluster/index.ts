@@ -3,19 +3,14 @@ import type { NodeInfo } from "../../../server/types.ts";
 import { jsonOption, type NounSpec } from "../../command.ts";
 import type { IO } from "../../io.ts";
 import { printJson, printTable } from "../../output.ts";
-
-function ago(iso: string | null, now: Date): string {
-  if (!iso) return "never";
-  const s = Math.max(0, Math.round((now.getTime() - Date.parse(iso)) / 1000));
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.floor(s / 60)}m ago` : s < 86400 ? `${Math.floor(s / 3600)}h ago` : `${Math.floor(s / 86400)}d ago`;
-}
+import { formatAgo } from "../../../util/time.ts";
 
 /** HOSTNAME, (CLUSTER), GPU TYPE, GPUS FREE/TOTAL, STATUS, LAST SEEN. */
 export function printNodes(io: IO, nodes: NodeInfo[], now: Date, withCluster: boolean): void {
   printTable(
     io,
     ["HOSTNAME", ...(withCluster ? ["CLUSTER"] : []), "GPU TYPE", "GPUS FREE/TOTAL", "STATUS", "LAST SEEN"],
-    nodes.map((n) => [n.hostname, ...(withCluster ? [n.cluster] : []), n.gpuType ?? "-", `${n.gpusFree}/${n.gpusTotal}`, n.status, ago(n.lastSeen, now)]),
+    nodes.map((n) => [n.hostname, ...(withCluster ? [n.cluster] : []), n.gpuType ?? "-", `${n.gpusFree}/${n.gpusTotal}`, n.status, formatAgo(n.lastSeen, now.getTime())]),
   );
 }
 
