@@ -26,13 +26,17 @@ export class TestExecutor {
   private proc: ReturnType<typeof Bun.spawn> | null = null;
   private smiDir: string;
 
-  constructor(options: { dockerSocket?: string; extra?: string } = {}) {
+  readonly nodeName: string;
+
+  /** `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers. */
+  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string } = {}) {
+    this.nodeName = options.nodeName ?? "test-node";
     const smi = makeNvidiaSmiScenario({ q_x: { out: eightFreeGpus() } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
     writeFileSync(
       join(this.dir, "config.yml"),
-      `socket: ${this.socket}\nstateDir: ${join(this.dir, "state")}\ndockerSocket: ${options.dockerSocket ?? docker}\nnvidiaSmi: ${smi.executable}\ndefaultImage: ${testImage}\nnodeName: test-node\n${options.extra ?? ""}`,
+      `socket: ${this.socket}\nstateDir: ${join(this.dir, "state")}\ndockerSocket: ${options.dockerSocket ?? docker}\nnvidiaSmi: ${smi.executable}\ndefaultImage: ${testImage}\nnodeName: ${this.nodeName}\n${options.extra ?? ""}`,
     );
   }
 
@@ -67,7 +71,7 @@ export class TestExecutor {
 
   async cleanup(): Promise<void> {
     await this.kill();
-    const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", "label=beaker.node=test-node"]).stdout.toString().trim();
+    const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${this.nodeName}`]).stdout.toString().trim();
     if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
     removeDir(this.dir);
     removeDir(this.smiDir);
@@ -99,7 +103,7 @@ export class TestExecutor {
   }
 }
 
-export function managedContainers(): string[] {
-  const out = Bun.spawnSync(["docker", "ps", "-aq", "--filter", "label=beaker.node=test-node"]).stdout.toString().trim();
+export function managedContainers(node = "test-node"): string[] {
+  const out = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
   return out ? out.split("\n") : [];
 }

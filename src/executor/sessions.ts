@@ -80,7 +80,7 @@ export class SessionManager {
   private async reconcileOnce(): Promise<void> {
     // Sessions tracked before the listing; one created while it runs is not in it, and is not lost.
     const known = new Set(this.sessions.keys());
-    const containers = await this.deps.engine.listManaged();
+    const containers = await this.deps.engine.listManaged(this.deps.config.nodeName);
     const live = containers.filter((c) => c.state === "running" || c.state === "paused" || c.state === "restarting");
     for (const c of containers) {
       // A container still being set up (its request is pending) is not a leftover.

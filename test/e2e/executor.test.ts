@@ -190,7 +190,7 @@ describe("one user never touches another's session", () => {
 });
 
 test("Docker down: one line and exit 1", async () => {
-  const down = new TestExecutor({ dockerSocket: "/nonexistent/docker.sock" });
+  const down = new TestExecutor({ dockerSocket: "/nonexistent/docker.sock", nodeName: "test-node-down" });
   try {
     await down.start();
     const result = await down.run(["session", "create", "--gpus", "0", "--", "true"]);
@@ -226,9 +226,9 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
     const r = await executor.run(["session", "create", "--detach", "--gpus", "2", "--", "sleep", "300"]);
     holders.push(r.stdout.trim());
   }
-  const big = executor.spawn(["session", "create", "--gpus", "3", "--", "sh", "-c", "echo big; date +%s%N"]);
+  const big = executor.spawn(["session", "create", "--gpus", "3", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
   await Bun.sleep(700);
-  const small = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo small; date +%s%N"]);
+  const small = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
   await Bun.sleep(700);
   await executor.run(["session", "stop", "--timeout", "0", holders[0]!]);
   await Bun.sleep(1500);
@@ -239,10 +239,9 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
   const [bigOut, smallOut] = await Promise.all([new Response(big.stdout).text(), new Response(small.stdout).text()]);
   expect(await big.exited).toBe(0);
   expect(await small.exited).toBe(0);
-  const bigAt = Number(bigOut.trim().split("\n")[1]);
-  const smallAt = Number(smallOut.trim().split("\n")[1]);
-  expect(bigOut.startsWith("big")).toBe(true);
-  expect(smallAt).toBeGreaterThanOrEqual(bigAt - 50_000_000);
+  // Granted in queue order from the lowest free indexes: the large request took GPUs 0-2, the small one GPU 3.
+  expect(bigOut.trim()).toBe(eightUuids.slice(0, 3).join(","));
+  expect(smallOut.trim()).toBe(eightUuids[3]!);
   for (const id of holders.slice(2)) await executor.run(["session", "stop", "--timeout", "0", id]);
   expect(managedContainers()).toEqual([]);
 }, 60_000);
@@ -250,7 +249,7 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
 test("Docker comes back: the executor reconnects without a restart", async () => {
   const dir = tempDir("beaker-docker-link-");
   const link = join(dir, "docker.sock");
-  const flaky = new TestExecutor({ dockerSocket: link });
+  const flaky = new TestExecutor({ dockerSocket: link, nodeName: "test-node-flaky" });
   try {
     await flaky.start();
     const down = await flaky.run(["session", "create", "--gpus", "0", "--", "true"]);
@@ -267,7 +266,7 @@ test("Docker comes back: the executor reconnects without a restart", async () =>
 
 test("sessionHome: the user's home is <sessionHome>/<user>, created 0700 and theirs", async () => {
   const homes = tempDir("beaker-homes-");
-  const withHomes = new TestExecutor({ extra: `sessionHome: ${homes}\n` });
+  const withHomes = new TestExecutor({ extra: `sessionHome: ${homes}\n`, nodeName: "test-node-homes" });
   try {
     await withHomes.start();
     const r = await withHomes.run(["session", "create", "--gpus", "0", "--", "sh", "-c", 'echo $HOME; pwd; stat -c "%a %U" "$HOME"; touch ~/made-here'], { user: testUser });

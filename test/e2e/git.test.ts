@@ -211,7 +211,7 @@ describe("the wizard under tmux, as a new user meets it", () => {
   const key = (...keys: string[]) => tmux("send-keys", "-t", "w", ...keys);
   const start = (args: string) => {
     const hist = join(home, ".bash_history");
-    tmux("new-session", "-d", "-s", "w", "-x", "150", "-y", "40", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
+    tmux("new-session", "-d", "-s", "w", "-x", "150", "-y", "40", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", "-u", "CI", `HOME=${home}`, "TERM=xterm",
       `PATH=${process.env.PATH}`, `GIT_SSL_CAINFO=${server.caFile}`, `HISTFILE=${hist}`, "bash", "--norc", "-i");
     type(`${beakerBinary} git setup ${args}; echo rc=$?`);
     key("Enter");

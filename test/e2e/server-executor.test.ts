@@ -99,7 +99,7 @@ test("first use on a terminal: asks for the token (three tries), says Logged in 
     throw new Error(`never saw ${re}:\n${screen()}`);
   };
   try {
-    tmux("new-session", "-d", "-s", "l", "-x", "160", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
+    tmux("new-session", "-d", "-s", "l", "-x", "160", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", "-u", "CI", `HOME=${home}`, "TERM=xterm",
       `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "-c", `cd ~; ${beakerBinary} session create --gpus 0 -- sh -c 'echo inside-as-$(id -un)'; echo rc=$?; sleep 60`);
     await waitFor(/needs your user token[\s\S]*Beaker user token/);
     tmux("send-keys", "-t", "l", "-l", "bkr_0123456789_" + "B".repeat(43));

@@ -177,7 +177,7 @@ test("a queued request can be stopped; it never starts", async () => {
 }, 60_000);
 
 test("idleTimeout stops a session nobody attached to, with a line in the log", async () => {
-  const idle = new TestExecutor({ extra: "idleTimeout: 1\n" });
+  const idle = new TestExecutor({ extra: "idleTimeout: 1\n", nodeName: "test-node-idle" });
   try {
     await idle.start();
     const r = await idle.run(["session", "create", "--detach", "--json", "--gpus", "0", "--", "sleep", "300"], asUser);

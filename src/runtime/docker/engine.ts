@@ -74,8 +74,9 @@ export class DockerEngine {
     }
   }
 
-  async listManaged(): Promise<ManagedContainer[]> {
-    const list = await this.call((d) => d.listContainers({ all: true, filters: { label: ["beaker.managed=true"] } }));
+  /** The session containers of one node (an engine may be shared, in tests or by a misconfiguration: never touch another's). */
+  async listManaged(node: string): Promise<ManagedContainer[]> {
+    const list = await this.call((d) => d.listContainers({ all: true, filters: { label: ["beaker.managed=true", `beaker.node=${node}`] } }));
     return list.map((c) => ({
       id: c.Id,
       sessionId: c.Labels["beaker.session"] ?? "",
