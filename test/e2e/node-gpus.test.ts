@@ -110,3 +110,17 @@ test("the table shows INDEX, NAME, MEMORY, UUID, MIG and STATE", async () => {
   expect(header!.split(/\s{2,}/)).toEqual(["INDEX", "NAME", "MEMORY", "UUID", "MIG", "STATE"]);
   expect(row).toMatch(/^0\s+Tesla T4\s+15 GiB\s+GPU-d37e67a5-91dd-3774-a5cb-99096249601a\s+-\s+unavailable: busy with processes no session owns: \/usr\/lib\/xorg\/Xorg \(pid 675\), python \(pid 5762\)$/);
 });
+
+test("beaker node info: the node at a glance, without an executor", async () => {
+  const scenario = makeNvidiaSmiScenario({ q_x: { out: { file: sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml") } } });
+  dirs.push(scenario.dir);
+  const env = { PATH: `${dirname(scenario.executable)}:/usr/bin:/bin`, BEAKER_EXECUTOR_SOCKET: "/nonexistent/executor.sock" };
+  const json = await runBeaker(["node", "info", "--json"], { env });
+  expect(json.exitCode).toBe(0);
+  const info = JSON.parse(json.stdout);
+  expect(info).toMatchObject({ executor: null, server: null, gpus: { total: 8, types: ["Tesla V100S-PCIE-32GB"] }, driverVersion: "460.73.01" });
+  expect(info.gpus.free).toBeLessThan(8);
+  const text = await runBeaker(["node", "info"], { env });
+  expect(text.stdout).toMatch(/^executor: {2}not running$/m);
+  expect(text.stdout).toMatch(/^gpus: {6}\d free of 8 \(Tesla V100S-PCIE-32GB\), driver 460\.73\.01$/m);
+});
