@@ -148,6 +148,11 @@ export class SessionManager {
       try {
         await startGate.opened;
         code = ((await container.wait()) as { StatusCode: number }).StatusCode;
+        // SIGKILL that nobody here sent: `docker rm -f` (or kill) from outside. If the container vanishes, say so.
+        if (code === 137 && !session.stopReason && (await this.vanishes(containerId))) {
+          this.deps.log(`session ${info.id}: its container was removed outside Beaker`);
+          session.stopReason = "executor lost the container";
+        }
       } catch (err) {
         this.deps.log(`lost track of session ${info.id}: ${dockerMessage(err)}`);
         session.stopReason ??= "executor lost the container";
@@ -168,6 +173,19 @@ export class SessionManager {
     })();
     this.sessions.set(info.id, session);
     return session;
+  }
+
+  /** Whether a stopped container disappears within a moment (removed by someone else). */
+  private async vanishes(id: string): Promise<boolean> {
+    for (let i = 0; i < 5; i++) {
+      try {
+        await (await this.deps.engine.container(id)).inspect();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return true;
+      }
+      await Bun.sleep(100);
+    }
+    return false;
   }
 
   private async removeContainer(id: string): Promise<void> {

@@ -121,19 +121,30 @@ function keepAsOld(binary: string): string {
 }
 
 /** The ordered pipeline: manifest -> decide -> check -> download and verify -> smoke-run -> keep old -> rename. */
-export async function runUpgrade(options: UpgradeOptions, ctx: UpgradeContext): Promise<void> {
+/** Returns the version installed, or null when nothing changed. */
+export async function runUpgrade(options: UpgradeOptions, ctx: UpgradeContext): Promise<string | null> {
   const { manifest, url } = await fetchManifest(ctx.baseUrl, options.channel, options.version, ctx.publicKey);
   const entry = manifest.targets[ctx.target];
   if (!entry) throw new UpdateError(`release ${manifest.version} has no build for ${ctx.target}`);
   const order = compareVersions(manifest.version, ctx.currentVersion);
-  if (order === 0 && !options.force) return ctx.say(`beaker ${ctx.currentVersion} is up to date (${options.channel})`);
+  if (order === 0 && !options.force) {
+    ctx.say(`beaker ${ctx.currentVersion} is up to date (${options.channel})`);
+    return null;
+  }
   if (order < 0 && !options.version && !options.force) {
-    return ctx.say(`the ${options.channel} channel's newest is ${manifest.version}, older than this beaker (${ctx.currentVersion}); nothing to do (--force installs it)`);
+    ctx.say(`the ${options.channel} channel's newest is ${manifest.version}, older than this beaker (${ctx.currentVersion}); nothing to do (--force installs it)`);
+    return null;
   }
   ctx.say(`beaker ${ctx.currentVersion} -> ${manifest.version} (${options.channel}, ${ctx.target}, ${(entry.size / 1e6).toFixed(1)} MB) at ${ctx.binary}`);
-  if (options.dryRun) return ctx.say("dry run: nothing changed");
+  if (options.dryRun) {
+    ctx.say("dry run: nothing changed");
+    return null;
+  }
   checkReplaceable(ctx.binary, "beaker upgrade");
-  if (!(await ctx.confirm(`Replace ${ctx.binary} with ${manifest.version}?`))) return ctx.say("nothing changed");
+  if (!(await ctx.confirm(`Replace ${ctx.binary} with ${manifest.version}?`))) {
+    ctx.say("nothing changed");
+    return null;
+  }
   const unlock = lockBeside(ctx.binary);
   const download = join(dirname(ctx.binary), `.${basename(ctx.binary)}.download-${randomBytes(4).toString("hex")}`);
   try {
@@ -152,6 +163,7 @@ export async function runUpgrade(options: UpgradeOptions, ctx: UpgradeContext): 
     const old = keepAsOld(ctx.binary);
     renameSync(download, ctx.binary);
     ctx.say(`upgraded to ${manifest.version}; the previous beaker is kept as ${old} (undo: beaker upgrade --rollback)`);
+    return manifest.version;
   } finally {
     if (existsSync(download)) unlinkSync(download);
     unlock();

@@ -193,3 +193,16 @@ test("idleTimeout stops a session nobody attached to, with a line in the log", a
     await idle.cleanup();
   }
 }, 60_000);
+
+test("a container removed behind the executor's back is recorded as lost, and its GPUs are freed", async () => {
+  const id = await createDetached(["--gpus", "2", "--", "sleep", "300"]);
+  Bun.spawnSync(["docker", "rm", "-f", `beaker-${id}`]);
+  let info = { status: "running", reason: null as string | null };
+  for (let i = 0; i < 60 && info.status !== "exited"; i++) {
+    await Bun.sleep(200);
+    info = JSON.parse((await executor.run(["session", "describe", id, "--json"], asUser)).stdout);
+  }
+  expect(info).toMatchObject({ status: "exited", reason: "executor lost the container" });
+  const gpus = JSON.parse((await executor.run(["node", "gpus", "--json"])).stdout) as Array<{ claimedBy: string | null }>;
+  expect(gpus.every((g) => g.claimedBy === null)).toBe(true);
+}, 30_000);

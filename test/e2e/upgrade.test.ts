@@ -223,6 +223,28 @@ test("two upgrades at once: one installs, the other says so; nothing is corrupte
   expect(leftovers(binary)).toEqual([]);
 }, 120_000);
 
+test("upgrading under a running executor: it keeps running the old inode; upgrade and executor status say to restart it", async () => {
+  const binary = install();
+  const dir = join(binary, "..");
+  const socket = join(dir, "run", "executor.sock");
+  writeFileSync(join(dir, "config.yml"), `socket: ${socket}\nstateDir: ${join(dir, "state")}\ndockerSocket: /nonexistent/docker.sock\nnvidiaSmi: /nonexistent/nvidia-smi\nnodeName: upgrade-node\n`);
+  const daemon = Bun.spawn([binary, "executor", "run", "--config", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
+  try {
+    for (let i = 0; i < 50 && !existsSync(socket); i++) await Bun.sleep(100);
+    const env = { ...url(), BEAKER_EXECUTOR_SOCKET: socket };
+    const up = await run(binary, ["upgrade", "--yes"], env);
+    expect(up.exitCode).toBe(0);
+    expect(up.stderr).toContain("this node's executor still runs 0.1.0 from the old file: restart it with 'sudo systemctl restart beaker-executor'");
+    const status = await run(binary, ["executor", "status"], env);
+    expect(status.stdout).toContain(`executor 0.1.0 `);
+    expect(status.stdout).toContain(`${binary} is now 0.2.0, newer than the running executor: restart it with 'sudo systemctl restart beaker-executor'`);
+    expect(JSON.parse((await run(binary, ["executor", "status", "--json"], env)).stdout)).toMatchObject({ version: "0.1.0", binaryVersion: "0.2.0", restartNeeded: true });
+  } finally {
+    daemon.kill();
+    await daemon.exited;
+  }
+}, 60_000);
+
 test("a root-owned binary run by a user is refused with the command to run instead", async () => {
   const binary = install();
   chownSync(join(binary, ".."), 0, 0);

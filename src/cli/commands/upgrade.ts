@@ -59,7 +59,7 @@ export const upgradeCommand: CommandSpec = {
     };
     const say = (line: string) => io.err.write(`${line}\n`);
     if (flags.rollback) return void (await runRollback({ binary, currentVersion: buildInfo.version, say, confirm }));
-    await runUpgrade(
+    const installed = await runUpgrade(
       { version, channel, dryRun: Boolean(flags.dryRun), force: Boolean(flags.force) },
       {
         binary,
@@ -77,8 +77,8 @@ export const upgradeCommand: CommandSpec = {
         done: () => progress.done(),
       },
     );
-    const executor = await factory.executor().health();
-    if (executor && executor.version !== buildInfo.version) {
+    const executor = installed ? await factory.executor().health() : null;
+    if (executor && executor.version !== installed) {
       say(`this node's executor still runs ${executor.version} from the old file: restart it with 'sudo systemctl restart beaker-executor'`);
     }
   },
