@@ -27,6 +27,8 @@ export interface LiveSession {
   /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
   terminals: number;
   lastAttached: number;
+  /** Setup still running while the caller attaches (the user's passwd entry); start waits for it. */
+  prepared: Promise<void>;
 }
 
 /** A request not yet a container: waiting in the queue, or pulling and creating. */
@@ -141,7 +143,16 @@ export class SessionManager {
 
   /** Watches a container until it exits, then removes it and frees its GPUs. */
   private track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession {
-    const session: LiveSession = { info, containerId, stopReason: null, startGate, exited: null as never, terminals: 0, lastAttached: Date.now() };
+    const session: LiveSession = {
+      info,
+      containerId,
+      stopReason: null,
+      startGate,
+      exited: null as never,
+      terminals: 0,
+      lastAttached: Date.now(),
+      prepared: Promise.resolve(),
+    };
     session.exited = (async () => {
       const container = await this.deps.engine.container(containerId);
       let code = 255;
@@ -332,13 +343,19 @@ export class SessionManager {
       const groups = await Promise.all(
         [user.gid, ...user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
       );
-      await engine.injectUser(container, imageId, user, groups);
       if (req.command.length === 0 && !(await engine.hasShell(container, imageId))) {
         throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
       }
+      // Writing the user into /etc/passwd runs while the caller connects its terminal; start waits for it.
+      const prepared = engine.injectUser(container, imageId, user, groups).catch((err) => {
+        throw new SessionStartError(`cannot add you to the image's /etc/passwd: ${dockerMessage(err)}`);
+      });
+      prepared.catch(() => {});
       this.ledger.confirm(sessionId, gpus);
       const startGate = gate();
-      this.track(info, container.id, startGate).publishesPorts = req.ports.length > 0;
+      const session = this.track(info, container.id, startGate);
+      session.publishesPorts = req.ports.length > 0;
+      session.prepared = prepared;
       this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
       if (req.detach) await this.start(sessionId);
       else setTimeout(() => void this.start(sessionId).catch(() => {}), 30_000).unref?.();
@@ -361,6 +378,7 @@ export class SessionManager {
     session.info.status = "running";
     const container = await this.deps.engine.container(session.containerId);
     try {
+      await session.prepared;
       await container.start();
       session.info.startedAt = new Date().toISOString();
       this.deps.onChange?.();
@@ -374,6 +392,7 @@ export class SessionManager {
       session.stopReason = "exited";
       session.startGate.open();
       await this.removeContainer(session.containerId);
+      if (err instanceof SessionStartError) throw err;
       throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
     } finally {
       session.startGate.open();
