@@ -76,3 +76,32 @@ test("tokens: 32 random bytes, parsed back, matched in constant time against the
   expect(parseToken("bkr_zz_abc")).toBeNull();
   expect(parseToken(newToken("node").token)!.kind).toBe("node");
 });
+
+test("a node silent for a minute shows as offline (the store with a clock it is given)", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { migrate, openDb } = await import("../../src/server/db.ts");
+  const { Store } = await import("../../src/server/store.ts");
+  const dir = mkdtempSync(join(tmpdir(), "beaker-store-"));
+  const db = openDb(`sqlite://${join(dir, "s.db")}`);
+  try {
+    await migrate(db);
+    let now = 1_000_000;
+    const store = new Store(db, () => now);
+    await store.createCluster("c");
+    await store.addNode("n1", "c");
+    const gpu = { index: 0, uuid: "GPU-0", name: "H100", memoryMiB: 1, claimedBy: null, healthy: true };
+    await store.heartbeat("n1", { cpus: 1, memoryBytes: 1, version: "v", gpus: [gpu], sessions: [] });
+    expect((await store.listNodes("c"))[0]).toMatchObject({ status: "online", gpusFree: 1 });
+    now += 59_000;
+    expect((await store.listNodes("c"))[0]!.status).toBe("online");
+    now += 2_000;
+    expect((await store.listNodes("c"))[0]!.status).toBe("offline");
+    expect(await store.listClusters()).toEqual([{ name: "c", nodes: 1, nodesOnline: 0, gpusFree: 0, gpusTotal: 1 }]);
+    expect(await migrate(db)).toBe(0);
+  } finally {
+    await db.sql.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
