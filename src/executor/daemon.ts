@@ -111,7 +111,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   // With a server: users' tokens are checked with it, and this node reports to it.
   const tokens = config.server ? new TokenChecker(config.server, log) : null;
   if (config.server) {
-    link = new ServerLink({ serverUrl: config.server, tokenFile: config.tokenFile, nodeName: config.nodeName, intervalMs: 5000 }, manager, log);
+    link = new ServerLink({ serverUrl: config.server, tokenFile: config.tokenFile, nodeName: config.nodeName, cluster: config.cluster, intervalMs: 5000 }, manager, log);
     link.start();
   }
   prepareSocket(config.socket);

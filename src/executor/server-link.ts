@@ -65,9 +65,10 @@ export class ServerLink {
   private timer: ReturnType<typeof setInterval> | null = null;
   private lastError = "";
   private sending = false;
+  private warnedCluster = false;
 
   constructor(
-    private readonly options: { serverUrl: string; tokenFile: string; nodeName: string; intervalMs: number },
+    private readonly options: { serverUrl: string; tokenFile: string; nodeName: string; cluster: string | null; intervalMs: number },
     private readonly manager: SessionManager,
     private readonly log: (line: string) => void,
   ) {}
@@ -117,6 +118,10 @@ export class ServerLink {
       const answer = await new ServerClient(this.options.serverUrl, token, 5000).heartbeat(this.options.nodeName, await this.report());
       if (answer.cordoned !== this.cordoned) this.log(answer.cordoned ? "an admin cordoned this node: no new sessions" : "this node is no longer cordoned");
       this.cordoned = answer.cordoned;
+      if (this.options.cluster && answer.cluster !== this.options.cluster && !this.warnedCluster) {
+        this.log(`this node is in cluster ${answer.cluster} on the server, not ${this.options.cluster} as the config says; the server's word counts`);
+        this.warnedCluster = true;
+      }
       if (this.lastError) this.log(`reporting to ${this.options.serverUrl} again`);
       this.lastError = "";
     } catch (err) {

@@ -39,5 +39,5 @@ export class ServerClient {
   nodes = () => this.request<NodeInfo[]>("GET", "/nodes");
   node = (hostname: string) => this.request<NodeDetails>("GET", `/nodes/${encodeURIComponent(hostname)}`);
   sessions = (cluster?: string) => this.request<Array<NodeSession & { node: string }>>("GET", `/sessions${cluster ? `?cluster=${encodeURIComponent(cluster)}` : ""}`);
-  heartbeat = (hostname: string, beat: Heartbeat) => this.request<{ cordoned: boolean }>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);
+  heartbeat = (hostname: string, beat: Heartbeat) => this.request<{ cordoned: boolean; cluster: string }>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);
 }

@@ -29,7 +29,7 @@ export function openDb(url: string): Db {
   return { sql, dialect: "sqlite", display: `sqlite://${file}` };
 }
 
-/** Each migration runs once, in order, inside a transaction; several servers starting at once take turns. */
+/** Each migration runs once, in order; several servers starting at once take turns. */
 const migrations: string[] = [
   `CREATE TABLE users (
      id TEXT PRIMARY KEY,
@@ -95,19 +95,19 @@ export async function migrate(db: Db): Promise<number> {
     // WAL: readers never wait for the writer, and a commit is not an fsync of the whole journal.
     for (const pragma of ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 5000", "foreign_keys = ON"]) await sql.unsafe(`PRAGMA ${pragma}`);
   }
-  await sql.unsafe("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
-  let applied = 0;
-  for (let version = 1; version <= migrations.length; version++) {
-    const ran = await sql.begin(async (tx) => {
-      // On PostgreSQL an advisory lock makes replicas that start together apply each migration once.
-      if (db.dialect === "postgres") await tx`SELECT pg_advisory_xact_lock(4242)`;
+  // One transaction: on PostgreSQL an advisory lock first, so replicas starting together take turns (even the
+  // CREATE TABLE IF NOT EXISTS races otherwise); SQLite serialises writers by itself.
+  return sql.begin(async (tx) => {
+    if (db.dialect === "postgres") await tx`SELECT pg_advisory_xact_lock(4242)`;
+    await tx.unsafe("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    let applied = 0;
+    for (let version = 1; version <= migrations.length; version++) {
       const [done] = await tx`SELECT version FROM schema_migrations WHERE version = ${version}`;
-      if (done) return false;
+      if (done) continue;
       for (const statement of migrations[version - 1]!.split(/;\s*$/m).map((s) => s.trim()).filter(Boolean)) await tx.unsafe(statement);
       await tx`INSERT INTO schema_migrations (version, applied_at) VALUES (${version}, ${Date.now()})`;
-      return true;
-    });
-    if (ran) applied++;
-  }
-  return applied;
+      applied++;
+    }
+    return applied;
+  });
 }

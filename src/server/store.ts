@@ -148,7 +148,7 @@ export class Store {
   }
 
   /** A node's report: its inventory and sessions replace what was known, in one transaction. */
-  async heartbeat(hostname: string, beat: Heartbeat): Promise<{ cordoned: boolean }> {
+  async heartbeat(hostname: string, beat: Heartbeat): Promise<{ cordoned: boolean; cluster: string }> {
     const now = this.now();
     const free = beat.gpus.filter((g) => g.healthy && g.claimedBy === null).length;
     return this.sql.begin(async (tx) => {
@@ -157,7 +157,7 @@ export class Store {
           gpus_total = ${beat.gpus.length}, gpus_free = ${free}, gpus = ${JSON.stringify(beat.gpus)}, version = ${beat.version},
           last_seen = ${now}
         WHERE hostname = ${hostname}
-        RETURNING cordoned`;
+        RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
       if (updated.length === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
       await tx`DELETE FROM node_sessions WHERE node_hostname = ${hostname}`;
       for (const s of beat.sessions) {
@@ -166,7 +166,7 @@ export class Store {
           VALUES (${hostname}, ${s.id}, ${s.name}, ${s.user}, ${JSON.stringify(s.gpus)}, ${s.image}, ${s.status},
                   ${Date.parse(s.createdAt) || now}, ${s.startedAt ? Date.parse(s.startedAt) || null : null})`;
       }
-      return { cordoned: num(updated[0].cordoned) === 1 };
+      return { cordoned: num(updated[0].cordoned) === 1, cluster: String(updated[0].cluster) };
     });
   }
 

@@ -67,7 +67,7 @@ describe.each(["sqlite", "postgres"])("API on %s", (kind) => {
   test("a node token reports only for its node, and users cannot report; bodies are validated", async () => {
     const ok = await server.api("/nodes/gpu-1/heartbeat", nodeToken, { method: "PUT", body: JSON.stringify(beat([gpu(0), gpu(1, "s1")], [session("s1", "alice", ["GPU-1"])])) });
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toEqual({ cordoned: false });
+    expect(await ok.json()).toEqual({ cordoned: false, cluster: "lab" });
     const other = await server.api("/nodes/gpu-2/heartbeat", nodeToken, { method: "PUT", body: JSON.stringify(beat([])) });
     expect(other.status).toBe(403);
     expect(((await other.json()) as { error: { message: string } }).error.message).toBe("this token reports for node gpu-1 only");
@@ -98,7 +98,7 @@ describe.each(["sqlite", "postgres"])("API on %s", (kind) => {
     expect((await server.api("/clusters", null)).status).toBe(401);
     expect((await server.admin(["node", "cordon", "gpu-1"])).exitCode).toBe(0);
     const cordoned = await server.api("/nodes/gpu-1/heartbeat", nodeToken, { method: "PUT", body: JSON.stringify(beat([gpu(0), gpu(1)])) });
-    expect(await cordoned.json()).toEqual({ cordoned: true });
+    expect(await cordoned.json()).toEqual({ cordoned: true, cluster: "lab" });
     expect(((await (await server.api("/nodes", bob)).json()) as Array<{ status: string }>)[0]!.status).toBe("cordoned");
     await server.admin(["node", "uncordon", "gpu-1"]);
   });
@@ -137,9 +137,11 @@ test("two servers on one PostgreSQL agree: what one stores the other serves", as
   await sql.close();
   const a = new TestServer(pg.url);
   const b = new TestServer(pg.url);
+  // A third one only to start at the same moment: migrations must run once, whoever gets there first.
+  const c = new TestServer(pg.url);
   const dir = tempDir("beaker-replicas-");
   try {
-    await Promise.all([a.start(), b.start()]);
+    await Promise.all([a.start(), b.start(), c.start()]);
     const user = await a.createUser("dana");
     await a.admin(["cluster", "create", "c1"]);
     const nodeToken = (await Bun.file(await a.addNode("n1", "c1", dir)).text()).trim();
@@ -150,8 +152,7 @@ test("two servers on one PostgreSQL agree: what one stores the other serves", as
     expect((await a.api("/whoami", user)).status).toBe(401);
     expect((await a.api("/whoami", rotated.token)).status).toBe(200);
   } finally {
-    await a.cleanup();
-    await b.cleanup();
+    await Promise.all([a.cleanup(), b.cleanup(), c.cleanup()]);
     removeDir(dir);
   }
 }, 60_000);

@@ -255,6 +255,22 @@ test("a root-owned binary run by a user is refused with the command to run inste
   expect(sha(binary)).toBe(oldDigest);
 }, 60_000);
 
+test("where to look: the user's update_url, else the server's /releases; BEAKER_UPDATE_URL over both", async () => {
+  const binary = install();
+  const home = join(work, "url-home");
+  mkdirSync(join(home, ".beaker"), { recursive: true, mode: 0o700 });
+  writeFileSync(join(home, ".beaker", "config.yml"), `update_url: ${server.url}/releases\n`, { mode: 0o600 });
+  const fromConfig = await run(binary, ["upgrade", "--dry-run"], { HOME: home });
+  expect(fromConfig.stderr).toMatch(/^beaker 0\.1\.0 -> 0\.2\.0/);
+  const fromServer = await run(binary, ["upgrade", "--dry-run"], { BEAKER_SERVER: server.url });
+  expect(fromServer.stderr).toMatch(/^beaker 0\.1\.0 -> 0\.2\.0/);
+  const overridden = await run(binary, ["upgrade", "--dry-run"], { HOME: home, BEAKER_UPDATE_URL: "http://127.0.0.1:1/releases" });
+  expect(overridden.exitCode).toBe(1);
+  expect(overridden.stderr).toMatch(/^beaker: cannot reach the update server: http:\/\/127\.0\.0\.1:1\/releases\/stable\/manifest\.json/);
+  const none = await run(binary, ["upgrade", "--dry-run"], { HOME: join(work, "empty-home") });
+  expect(none.stderr).toBe("beaker: no update URL is known: 'beaker config set update_url https://...' (or set BEAKER_UPDATE_URL)\n");
+}, 60_000);
+
 test("no terminal and no --yes: asks for --yes, changes nothing", async () => {
   const binary = install();
   const r = await run(binary, ["upgrade"], url());
