@@ -32,6 +32,8 @@ export class TokenChecker {
     if (cached && this.now() - cached.checkedAt < freshMs) return cached.user;
     try {
       const user = await new ServerClient(this.serverUrl, token, 3000).whoami();
+      // Bounded: the oldest answer goes first (a node has a few hundred users, not thousands).
+      if (this.cache.size >= 1000 && !this.cache.has(key)) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(key, { user, checkedAt: this.now() });
       return user;
     } catch (err) {

@@ -228,13 +228,15 @@ export class Store {
    * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node.
    */
   async listSessions(viewer: UserInfo, filter: { cluster?: string; node?: string; everyone?: boolean } = {}): Promise<Array<NodeSession & { node: string }>> {
-    const rows = await this.sql`
+    const sql = this.sql;
+    const rows = await sql`
       SELECT s.*, c.name AS cluster FROM node_sessions s JOIN nodes n ON n.hostname = s.node_hostname JOIN clusters c ON c.id = n.cluster_id
+      WHERE 1 = 1
+        ${viewer.admin || filter.everyone ? sql`` : sql`AND s.user_name = ${viewer.name}`}
+        ${filter.cluster === undefined ? sql`` : sql`AND c.name = ${filter.cluster}`}
+        ${filter.node === undefined ? sql`` : sql`AND s.node_hostname = ${filter.node}`}
       ORDER BY s.created_at`;
     return rows
-      .filter((r: Record<string, unknown>) => viewer.admin || filter.everyone || r.user_name === viewer.name)
-      .filter((r: Record<string, unknown>) => filter.cluster === undefined || r.cluster === filter.cluster)
-      .filter((r: Record<string, unknown>) => filter.node === undefined || r.node_hostname === filter.node)
       .map((r: Record<string, unknown>) => ({
         id: String(r.id),
         name: String(r.name),
