@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { UsageError } from "../../../errors.ts";
 import { Git } from "../../../git/git.ts";
+import { parseHost } from "../../../git/protocol.ts";
 import type { SetupDeps } from "../../../git/setup.ts";
 import { BeakerCredentialStore } from "../../../git/store.ts";
 import type { Factory } from "../../factory.ts";
@@ -22,4 +24,13 @@ export function gitDeps(factory: Factory): SetupDeps {
     store: new BeakerCredentialStore(join(home, ".beaker", "git-credentials")),
     beakerCommand: stableBeakerCommand(),
   };
+}
+
+/** `--host` as git names it (protocol, host[:port]); a usage error when it is not a host. */
+export function hostFlag(flags: Record<string, unknown>): { protocol: string; host: string } {
+  try {
+    return parseHost(String(flags.host ?? "github.com"));
+  } catch (err) {
+    throw new UsageError(`--host: ${(err as Error).message}`);
+  }
 }

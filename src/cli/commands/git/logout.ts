@@ -1,10 +1,8 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { UsageError } from "../../../errors.ts";
-import { parseHost } from "../../../git/protocol.ts";
 import { logout } from "../../../git/setup.ts";
 import type { CommandSpec } from "../../command.ts";
-import { gitDeps } from "./deps.ts";
+import { gitDeps, hostFlag } from "./deps.ts";
 
 export const gitLogoutCommand: CommandSpec = {
   name: "logout",
@@ -16,12 +14,7 @@ export const gitLogoutCommand: CommandSpec = {
   ],
   async run({ flags, factory }) {
     const { io } = factory;
-    let target;
-    try {
-      target = parseHost(String(flags.host ?? "github.com"));
-    } catch (err) {
-      throw new UsageError(`--host: ${(err as Error).message}`);
-    }
+    const target = hostFlag(flags);
     const deps = gitDeps(factory);
     const done = await logout(deps, target.protocol, target.host, { removeSshKey: Boolean(flags.ssh) });
     for (const line of done) io.err.write(`${line}\n`);

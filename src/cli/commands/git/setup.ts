@@ -2,11 +2,11 @@ import { existsSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { CancelledError, UsageError } from "../../../errors.ts";
-import { emailProblem, parseHost, tokenShapeProblem } from "../../../git/protocol.ts";
+import { emailProblem, tokenShapeProblem } from "../../../git/protocol.ts";
 import { applySetup, type Helper, type SetupAnswers } from "../../../git/setup.ts";
 import type { CommandSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
-import { gitDeps } from "./deps.ts";
+import { gitDeps, hostFlag } from "./deps.ts";
 
 const helpers: Array<{ value: Helper; label: string; hint: string }> = [
   { value: "cache", label: "cache", hint: "kept in memory for a while (--timeout), gone after that or a reboot" },
@@ -28,13 +28,7 @@ async function gather(flags: Record<string, unknown>, factory: Factory): Promise
     throw new UsageError("beaker git setup asks questions and there is no terminal; for scripts: --yes --name N --email E, and --token-stdin [--helper H] or --ssh");
   }
   const { git } = gitDeps(factory);
-  let protocol: string;
-  let host: string;
-  try {
-    ({ protocol, host } = parseHost(String(flags.host ?? "github.com")));
-  } catch (err) {
-    throw new UsageError(`--host: ${(err as Error).message}`);
-  }
+  const { protocol, host } = hostFlag(flags);
   const p = await import("@clack/prompts");
   const answer = <T>(value: T): Exclude<T, symbol> => {
     if (p.isCancel(value)) {
