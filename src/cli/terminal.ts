@@ -60,8 +60,8 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
         const onResize = () => control({ type: "resize", ...size() });
         process.on("SIGWINCH", onResize);
         cleanups.push(() => process.off("SIGWINCH", onResize));
-      } else if (mode === "attach") {
-        // Without a TTY, signals go to the session's main process. (Docker cannot signal an exec'd one: it is left be.)
+      } else {
+        // Without a TTY, signals go to the session's main process (attach) or to the exec'd command (exec).
         for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) {
           const forward = () => control({ type: "signal", name: signal });
           process.on(signal, forward);

@@ -21,6 +21,8 @@ export interface TerminalData {
   session?: LiveSession;
   stream?: Duplex;
   resize?: (cols: number, rows: number) => Promise<void>;
+  /** exec only: the process's PID on this host (Docker's exec API cannot signal it; the executor, as root, can). */
+  execPid?: number;
   closed?: boolean;
   /** Messages that arrived before Docker's stream was ready; replayed in order once it is. */
   early?: Array<string | Buffer>;
@@ -126,6 +128,7 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   ws.data.resize = async (cols, rows) => {
     if (tty) await exec.exec.resize({ w: cols, h: rows }).catch(() => {});
   };
+  if (!tty) void findExecPid(exec.exec).then((pid) => (ws.data.execPid = pid ?? undefined));
   ws.data.stream = stream;
   // Docker reports a program it cannot start as bare text in an otherwise empty frame, which demuxing drops.
   let head = "";
@@ -138,6 +141,7 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   await replayEarly(ws, engine);
   if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
   await Promise.race([streamEnded, session.exited]);
+  ws.data.execPid = undefined;
   let code = 255;
   for (let i = 0; i < 20; i++) {
     const inspect = await exec.exec.inspect().catch(() => null);
@@ -151,6 +155,17 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   const message = failed ? `cannot run ${command[0]} in session ${session.info.name}: ${failed[1]}` : undefined;
   send(ws, { type: "exit", code, reason: "exited", ...(message ? { message } : {}) });
   ws.close(1000, "process ended");
+}
+
+/** The host PID of an exec'd process, once Docker has started it. */
+async function findExecPid(exec: { inspect(): Promise<{ Pid?: number; Running: boolean }> }): Promise<number | null> {
+  for (let i = 0; i < 40; i++) {
+    const info = await exec.inspect().catch(() => null);
+    if (info?.Pid) return info.Pid;
+    if (info && !info.Running && i > 0) return null;
+    await Bun.sleep(25);
+  }
+  return null;
 }
 
 async function replayEarly(ws: ServerWebSocket<TerminalData>, engine: DockerEngine): Promise<void> {
@@ -179,9 +194,13 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
     await ws.data.resize?.(control.cols, control.rows).catch(() => {});
   } else if (control.type === "stdin-eof") {
     stream.end();
-  } else if (control.type === "signal" && session && ws.data.mode === "attach" && /^SIG[A-Z0-9]+$/.test(control.name)) {
-    // Docker has no way to signal an exec'd process; a non-TTY exec's signals stay with the CLI.
-    await (await engine.container(session.containerId)).kill({ signal: control.name }).catch(() => {});
+  } else if (control.type === "signal" && session && /^SIG[A-Z0-9]+$/.test(control.name)) {
+    if (ws.data.mode === "attach") await (await engine.container(session.containerId)).kill({ signal: control.name }).catch(() => {});
+    else if (ws.data.execPid) {
+      try {
+        process.kill(ws.data.execPid, control.name as NodeJS.Signals);
+      } catch {}
+    }
   }
 }
 

@@ -97,6 +97,25 @@ describe("exec and attach", () => {
     await executor.run(["session", "stop", "--timeout", "0", id], asUser);
   }, 60_000);
 
+  test("without a TTY, Ctrl-C (SIGINT) to exec reaches the command inside", async () => {
+    const id = await createDetached(["--gpus", "0", "--", "sleep", "300"]);
+    const proc = executor.spawn(["session", "exec", id, "--", "sh", "-c", 'trap "echo got-int; exit 3" INT; echo ready; while :; do sleep 0.1; done'], asUser);
+    const reader = proc.stdout.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toBe("ready\n");
+    await Bun.sleep(300);
+    proc.kill("SIGINT");
+    let rest = "";
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      rest += new TextDecoder().decode(chunk.value);
+    }
+    expect(rest).toBe("got-int\n");
+    expect(await proc.exited).toBe(3);
+    await executor.run(["session", "stop", "--timeout", "0", id], asUser);
+  }, 30_000);
+
   test("attach without a TTY streams the output and returns the exit code; stop makes an attached CLI exit 143", async () => {
     const id = await createDetached(["--gpus", "0", "--", "sh", "-c", "sleep 2; echo late; exit 4"]);
     expect(await executor.run(["session", "attach", id], asUser)).toEqual({ exitCode: 4, stdout: "late\n", stderr: "" });
