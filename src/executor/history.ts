@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../config/yaml-file.ts";
 import type { SessionInfo } from "./api-types.ts";
@@ -7,43 +7,70 @@ import type { SessionInfo } from "./api-types.ts";
 const maxRecords = 5000;
 
 /**
- * Finished sessions, remembered in `<stateDir>/history.json` for `list --all` and `describe` after they end (and after
- * an executor restart). Written whole and atomically on each change; small by construction.
+ * Finished sessions, remembered in `<stateDir>/history.jsonl` for `list --all` and `describe` after they end (and after
+ * an executor restart). One JSON line is appended per finished session, so a session's end costs the same however
+ * long the history is; the file is compacted (old and surplus records dropped, atomically) when it has grown to
+ * twice what it holds.
  */
 export class SessionHistory {
   private records: SessionInfo[] = [];
+  private linesInFile = 0;
   readonly path: string;
 
   constructor(
     stateDir: string,
     private readonly retentionSeconds: number,
     private readonly log: (line: string) => void,
+    private readonly now: () => number = Date.now,
   ) {
-    this.path = join(stateDir, "history.json");
+    this.path = join(stateDir, "history.jsonl");
     if (!existsSync(this.path)) return;
+    let text = "";
     try {
-      const parsed = JSON.parse(readFileSync(this.path, "utf8")) as { sessions?: SessionInfo[] };
-      this.records = Array.isArray(parsed.sessions) ? parsed.sessions : [];
+      text = readFileSync(this.path, "utf8");
     } catch (err) {
       this.log(`ignoring unreadable session history ${this.path}: ${(err as Error).message}`);
     }
-    this.prune(Date.now());
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      this.linesInFile++;
+      try {
+        this.records.push(JSON.parse(line) as SessionInfo);
+      } catch {
+        // A line cut short by a crash mid-append: skip it; the next compaction drops it.
+      }
+    }
+    this.prune();
+    if (this.linesInFile !== this.records.length) this.compact();
   }
 
-  private prune(now: number): void {
-    const cutoff = now - this.retentionSeconds * 1000;
-    this.records = this.records.filter((r) => Date.parse(r.finishedAt ?? r.createdAt) >= cutoff).slice(-maxRecords);
+  private prune(): void {
+    const cutoff = this.now() - this.retentionSeconds * 1000;
+    const kept = this.records.filter((r) => Date.parse(r.finishedAt ?? r.createdAt) >= cutoff);
+    this.records = kept.slice(-maxRecords);
+  }
+
+  private compact(): void {
+    try {
+      writeFileAtomic(this.path, this.records.map((r) => `${JSON.stringify(r)}\n`).join(""), 0o600);
+      this.linesInFile = this.records.length;
+    } catch (err) {
+      this.log(`cannot write session history ${this.path}: ${(err as Error).message}`);
+    }
   }
 
   add(info: SessionInfo): void {
     if (this.records.some((r) => r.id === info.id)) return;
-    this.records.push({ ...info, status: "exited", queuePosition: null });
-    this.prune(Date.now());
+    const record: SessionInfo = { ...info, status: "exited", queuePosition: null };
+    this.records.push(record);
+    this.prune();
     try {
-      writeFileAtomic(this.path, `${JSON.stringify({ sessions: this.records })}\n`, 0o600);
+      appendFileSync(this.path, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+      this.linesInFile++;
     } catch (err) {
       this.log(`cannot write session history ${this.path}: ${(err as Error).message}`);
     }
+    if (this.linesInFile > 2 * this.records.length + 100) this.compact();
   }
 
   all(): SessionInfo[] {
