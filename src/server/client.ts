@@ -1,5 +1,5 @@
 import { AuthError, errorFromCode, UnavailableError } from "../errors.ts";
-import type { ClusterInfo, Heartbeat, NodeDetails, NodeInfo, NodeSession, UserInfo } from "./types.ts";
+import type { ClusterInfo, Heartbeat, NodeInfo, NodeSession, UserInfo } from "./types.ts";
 
 /** The server's HTTP API, for the CLI (user token) and the executor (node token, or a user's token to check it). */
 export class ServerClient {
@@ -37,7 +37,6 @@ export class ServerClient {
   clusters = () => this.request<ClusterInfo[]>("GET", "/clusters");
   clusterNodes = (name: string) => this.request<NodeInfo[]>("GET", `/clusters/${encodeURIComponent(name)}/nodes`);
   nodes = () => this.request<NodeInfo[]>("GET", "/nodes");
-  node = (hostname: string) => this.request<NodeDetails>("GET", `/nodes/${encodeURIComponent(hostname)}`);
   sessions = (cluster?: string) => this.request<Array<NodeSession & { node: string }>>("GET", `/sessions${cluster ? `?cluster=${encodeURIComponent(cluster)}` : ""}`);
   heartbeat = (hostname: string, beat: Heartbeat) => this.request<{ cordoned: boolean; cluster: string }>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);
 }

@@ -34,8 +34,3 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash, "hex");
   return a.length === b.length && timingSafeEqual(a, b);
 }
-
-/** A token as people may see it: its kind and id, never the secret. */
-export function describeToken(id: string, kind: TokenKind): string {
-  return `${kind === "user" ? "bkr" : "bkn"}_${id}_…`;
-}

@@ -10,8 +10,6 @@ export interface ReleaseManifest {
   targets: Record<string, { file: string; size: number; sha256: string }>;
 }
 
-export const releaseTargets = ["linux-x64", "linux-x64-baseline", "linux-arm64", "linux-x64-musl"] as const;
-
 export class UpdateError extends BeakerError {}
 
 /** Checks the shape of a verified manifest. Pure. */
