@@ -1,7 +1,7 @@
 /** A real executor (dist/beaker executor run) on a private socket, with a fake 8-GPU nvidia-smi and the test engine. */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beakerBinary, makeNvidiaSmiScenario, removeDir, sharedFixture, tempDir, type RunResult } from "./harness.ts";
+import { beakerBinary, makeNvidiaSmiScenario, removeDir, fixture, tempDir, type RunResult } from "./harness.ts";
 
 export const testImage = process.env.BEAKER_TEST_IMAGE ?? "beaker-test/debian:bookworm";
 export const busyboxImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox:latest";
@@ -11,7 +11,7 @@ export const otherUser = "beaker-test-other";
 
 /** The V100 x8 recording with its GPU processes removed, so all eight GPUs are free to hand out. */
 export function eightFreeGpus(): string {
-  return readFileSync(sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8").replace(
+  return readFileSync(fixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8").replace(
     /<processes>[\s\S]*?<\/processes>/g,
     "<processes>\n\t\t</processes>",
   );

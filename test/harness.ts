@@ -4,14 +4,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const repoRoot = resolve(import.meta.dir, "..");
-export const sharedFixtures = resolve(repoRoot, "../shared/fixtures/nvidia-smi");
-export const localFixtures = resolve(repoRoot, "test/fixtures/nvidia-smi");
+/** Real nvidia-smi recordings, with their sources in PROVENANCE.md. */
+export const fixtureDir = resolve(repoRoot, "test/fixtures/nvidia-smi");
 export const beakerBinary = resolve(repoRoot, "dist/beaker");
 export const fakeNvidiaSmi = resolve(repoRoot, "test/fixtures/bin/fake-nvidia-smi");
 
-export function sharedFixture(name: string): string {
-  const path = join(sharedFixtures, name);
-  if (!existsSync(path)) throw new Error(`missing shared fixture ${path}: CI must provide ../shared`);
+export function fixture(name: string): string {
+  const path = join(fixtureDir, name);
+  if (!existsSync(path)) throw new Error(`missing fixture ${path}`);
   return path;
 }
 

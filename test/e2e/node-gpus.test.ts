@@ -1,7 +1,7 @@
 /** `dist/beaker node gpus` against a fake nvidia-smi on PATH that replays real recordings and real failures. */
 import { afterAll, describe, expect, test } from "bun:test";
 import { dirname } from "node:path";
-import { makeNvidiaSmiScenario, removeDir, runBeaker, sharedFixture, type Recording } from "../harness.ts";
+import { makeNvidiaSmiScenario, removeDir, runBeaker, fixture, type Recording } from "../harness.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -17,7 +17,7 @@ async function nodeGpus(recordings: Record<string, Recording>, args: string[] = 
 
 describe("beaker node gpus --json", () => {
   test("an 8-GPU node: the architecture page's fields, in index order", async () => {
-    const result = await nodeGpus({ q_x: { out: { file: sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml") } } });
+    const result = await nodeGpus({ q_x: { out: { file: fixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml") } } });
     expect(result.exitCode).toBe(0);
     const gpus = JSON.parse(result.stdout);
     expect(gpus).toHaveLength(8);
@@ -29,7 +29,7 @@ describe("beaker node gpus --json", () => {
   });
 
   test("minor numbers, not document order, give the index", async () => {
-    const result = await nodeGpus({ q_x: { out: { file: sharedFixture("msftpai_tesla-k80_x4_azure_drv430_cuda-not-found_q_x.xml") } } });
+    const result = await nodeGpus({ q_x: { out: { file: fixture("msftpai_tesla-k80_x4_azure_drv430_cuda-not-found_q_x.xml") } } });
     const gpus = JSON.parse(result.stdout);
     expect(gpus.map((g: { index: number; busId: string }) => [g.index, g.busId])).toEqual([
       [0, "f8d6:00:00.0"],
@@ -41,7 +41,7 @@ describe("beaker node gpus --json", () => {
 
   test("MIG devices come from -L", async () => {
     const result = await nodeGpus({
-      q_x: { out: { file: sharedFixture("netdata-go.d_a100-sxm4-40gb_mig_q_x.xml") } },
+      q_x: { out: { file: fixture("netdata-go.d_a100-sxm4-40gb_mig_q_x.xml") } },
       L: {
         out: "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-27b94a00-ed54-5c24-b1fd-1054085de32a)\n  MIG 3g.20gb     Device  0: (UUID: MIG-aaaaaaaa-1111-2222-3333-444444444444)\n  MIG 3g.20gb     Device  1: (UUID: MIG-bbbbbbbb-1111-2222-3333-444444444444)\n",
       },
@@ -58,7 +58,7 @@ describe("beaker node gpus --json", () => {
   test("a GPU the driver cannot reach is listed unhealthy beside the good one", async () => {
     const result = await nodeGpus({
       q_x: {
-        out: `Unable to determine the device handle for GPU0000:07:00.0: Unknown Error\n${await Bun.file(sharedFixture("telegraf_tesla-t4_drv515_q_x.xml")).text()}`,
+        out: `Unable to determine the device handle for GPU0000:07:00.0: Unknown Error\n${await Bun.file(fixture("telegraf_tesla-t4_drv515_q_x.xml")).text()}`,
         rc: 15,
       },
     });
@@ -105,14 +105,14 @@ describe("node-level failures: one line and exit 1; no GPUs: exit 0", () => {
 });
 
 test("the table shows INDEX, NAME, MEMORY, UUID, MIG and STATE", async () => {
-  const result = await nodeGpus({ q_x: { out: { file: sharedFixture("telegraf_tesla-t4_drv515_q_x.xml") } } }, []);
+  const result = await nodeGpus({ q_x: { out: { file: fixture("telegraf_tesla-t4_drv515_q_x.xml") } } }, []);
   const [header, row] = result.stdout.trim().split("\n");
   expect(header!.split(/\s{2,}/)).toEqual(["INDEX", "NAME", "MEMORY", "UUID", "MIG", "STATE"]);
   expect(row).toMatch(/^0\s+Tesla T4\s+15 GiB\s+GPU-d37e67a5-91dd-3774-a5cb-99096249601a\s+-\s+unavailable: busy with processes no session owns: \/usr\/lib\/xorg\/Xorg \(pid 675\), python \(pid 5762\)$/);
 });
 
 test("beaker node info: the node at a glance, without an executor", async () => {
-  const scenario = makeNvidiaSmiScenario({ q_x: { out: { file: sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml") } } });
+  const scenario = makeNvidiaSmiScenario({ q_x: { out: { file: fixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml") } } });
   dirs.push(scenario.dir);
   const env = { PATH: `${dirname(scenario.executable)}:/usr/bin:/bin`, BEAKER_EXECUTOR_SOCKET: "/nonexistent/executor.sock" };
   const json = await runBeaker(["node", "info", "--json"], { env });

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createNvidiaSmiRunner, discoverGpus } from "../../src/gpu/discover.ts";
 import { parseNvidiaSmiXml } from "../../src/gpu/parse-xml.ts";
-import { makeNvidiaSmiScenario, removeDir, sharedFixture, type Recording } from "../harness.ts";
+import { makeNvidiaSmiScenario, removeDir, fixture, type Recording } from "../harness.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -14,9 +14,9 @@ async function discover(recordings: Record<string, Recording>, timeoutMs = 5000)
   return discoverGpus(createNvidiaSmiRunner(scenario.executable, timeoutMs), timeoutMs);
 }
 
-const t4 = sharedFixture("telegraf_tesla-t4_drv515_q_x.xml");
+const t4 = fixture("telegraf_tesla-t4_drv515_q_x.xml");
 const t4Text = readFileSync(t4, "utf8");
-const a100 = sharedFixture("telegraf_a100-sxm4-80gb_x4_mig_drv535_q_x.xml");
+const a100 = fixture("telegraf_a100-sxm4-80gb_x4_mig_drv535_q_x.xml");
 const driverNotLoaded =
   "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n";
 
@@ -98,7 +98,7 @@ describe("the XML call and its fallback", () => {
   test("MIG mode runs -L for MIG UUIDs and profiles", async () => {
     const inventory = await discover({
       q_x: { out: { file: a100 } },
-      L: { out: { file: sharedFixture("nvgpuexp_h100-80gb-hbm3_mig_drv590_L.txt") } },
+      L: { out: { file: fixture("nvgpuexp_h100-80gb-hbm3_mig_drv590_L.txt") } },
     });
     // The -L recording is of another GPU, so nothing is matched and the XML's four unnamed MIG devices stay.
     expect(inventory.gpus[0]!.migDevices).toEqual(Array(4).fill({ uuid: null, profile: null }));

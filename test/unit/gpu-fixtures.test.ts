@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseNvidiaSmiXml } from "../../src/gpu/parse-xml.ts";
 import { parseNvidiaSmiList } from "../../src/gpu/parse-list.ts";
-import { sharedFixture, sharedFixtures } from "../harness.ts";
+import { fixture, fixtureDir } from "../harness.ts";
 
 interface ExpectedGpu {
   index: number;
@@ -135,7 +135,7 @@ const listCases: Record<string, { index: number; name: string; uuid: string; mig
 
 describe("every shared -q -x and -L recording has an expectation", () => {
   test("no recording is left out", () => {
-    const files = readdirSync(sharedFixtures);
+    const files = readdirSync(fixtureDir);
     expect(files.filter((f) => f.endsWith("_q_x.xml")).sort()).toEqual(Object.keys(xmlCases).sort());
     expect(files.filter((f) => f.endsWith("_L.txt")).sort()).toEqual(Object.keys(listCases).sort());
   });
@@ -143,7 +143,7 @@ describe("every shared -q -x and -L recording has an expectation", () => {
 
 describe("parseNvidiaSmiXml", () => {
   test.each(Object.entries(xmlCases))("%s", (file, expected) => {
-    const report = parseNvidiaSmiXml(readFileSync(sharedFixture(file), "utf8"));
+    const report = parseNvidiaSmiXml(readFileSync(fixture(file), "utf8"));
     expect(
       report.gpus.map((g) => ({
         index: g.index,
@@ -163,12 +163,12 @@ describe("parseNvidiaSmiXml", () => {
   });
 
   test("processes keep pid, name and memory; N/A memory and empty names are handled", () => {
-    const v100 = parseNvidiaSmiXml(readFileSync(sharedFixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8"));
+    const v100 = parseNvidiaSmiXml(readFileSync(fixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8"));
     expect(v100.gpus[0]!.processes[0]).toEqual({ pid: 37305, name: expect.any(String), usedMemoryMiB: 31683 });
-    const windows = parseNvidiaSmiXml(readFileSync(sharedFixture("netdata-go.d_rtx2080_windows_q_x.xml"), "utf8"));
+    const windows = parseNvidiaSmiXml(readFileSync(fixture("netdata-go.d_rtx2080_windows_q_x.xml"), "utf8"));
     expect(windows.gpus[0]!.processes.every((p) => p.usedMemoryMiB === null)).toBe(true);
     expect(windows.gpus[0]!.processes.some((p) => p.name === "")).toBe(true);
-    const k80 = parseNvidiaSmiXml(readFileSync(sharedFixture("msftpai_tesla-k80_x4_azure_drv430_cuda-not-found_q_x.xml"), "utf8"));
+    const k80 = parseNvidiaSmiXml(readFileSync(fixture("msftpai_tesla-k80_x4_azure_drv430_cuda-not-found_q_x.xml"), "utf8"));
     expect(k80.cudaVersion).toBeNull();
     expect(k80.gpus.find((g) => g.index === 1)!.processes).toEqual([{ pid: 58813, name: "python", usedMemoryMiB: 576 }]);
   });
@@ -176,7 +176,7 @@ describe("parseNvidiaSmiXml", () => {
 
 describe("parseNvidiaSmiList", () => {
   test.each(Object.entries(listCases))("%s", (file, expected) => {
-    const report = parseNvidiaSmiList(readFileSync(sharedFixture(file), "utf8"));
+    const report = parseNvidiaSmiList(readFileSync(fixture(file), "utf8"));
     expect(report.gpus).toEqual(
       expected.map((g) => ({ index: g.index, name: g.name, uuid: g.uuid, migDevices: g.mig.map(([profile, uuid]) => ({ uuid, profile })) })),
     );
