@@ -58,7 +58,8 @@ export interface SessionDetails extends SessionInfo {
 }
 
 export type CreateEvent =
-  | { type: "queued"; position: number; gpus: number; free: number }
+  /** Waiting for GPUs: the request's session ID (stop it to leave the queue) and its place in the node's queue. */
+  | { type: "queued"; sessionId: string; position: number; gpus: number; free: number }
   | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }
   | { type: "created"; session: SessionInfo }
   | { type: "error"; code: string; message: string };

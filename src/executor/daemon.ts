@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
 import { BeakerError, errorMessage, UsageError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
+import { systemClock } from "../util/clock.ts";
 import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
 import { SessionHistory } from "./history.ts";
@@ -106,6 +107,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     log,
     beakerBinary,
     memlock,
+    clock: systemClock,
     onChange: () => void link?.beat(),
   });
   // With a server: users' tokens are checked with it, and this node reports to it.

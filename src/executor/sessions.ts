@@ -1,16 +1,17 @@
-import { randomBytes } from "node:crypto";
-import type Dockerode from "dockerode";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
+import { ConflictError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
-import { buildContainerSpec } from "../runtime/docker/spec.ts";
-import { dockerMessage, type DockerEngine, type ManagedContainer } from "../runtime/docker/engine.ts";
+import type { Inventory } from "../gpu/types.ts";
+import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
+import type { Clock } from "../util/clock.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
+import { claimsByGpu, initialClaims, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
+import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
-import { usableGpus, type InventoryCache } from "./inventory-cache.ts";
-import { FairQueue, freeGpus, GpuLedger, planClaim } from "./ledger.ts";
-import { resolveRef } from "./lookup.ts";
-import { prepareSession } from "./prepare.ts";
+import { usableGpus } from "./inventory-cache.ts";
+import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
+import { reconcileOnce } from "./reconcile.ts";
+import { stopIdleSessions, stopSessionRef } from "./stop.ts";
 import type { UserDirectory } from "./users.ts";
 
 export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
@@ -32,117 +33,142 @@ export interface LiveSession {
 }
 
 /** A request not yet a container: waiting in the queue, or pulling and creating. */
-interface PendingSession {
+export interface PendingSession {
   info: SessionInfo;
   abort: AbortController;
 }
 
-/** What a session reference resolved to. */
-type Resolved = { kind: "live"; session: LiveSession } | { kind: "pending"; pending: PendingSession } | { kind: "finished"; info: SessionInfo };
-
-interface Deps {
+export interface SessionDeps {
   config: ExecutorConfig;
-  engine: DockerEngine;
-  inventory: InventoryCache;
-  users: UserDirectory;
-  history: SessionHistory;
+  engine: SessionEngine;
+  inventory: { get(): Promise<Inventory> };
+  users: Pick<UserDirectory, "lookup" | "groupName">;
+  history: Pick<SessionHistory, "add" | "all">;
   log: (line: string) => void;
+  clock: Clock;
   /** Called when a session starts or ends (the server link reports at once). */
   onChange?: () => void;
+  /** Sees every event fed to the claim state machine and what it decided (the simulation checks FIFO order). */
+  onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
   beakerBinary: string | null;
   memlock: number;
 }
 
-function newSessionId(): string {
-  return randomBytes(6).toString("hex");
+/** A request waiting for the state machine's answer. */
+interface ClaimWaiter {
+  count: number;
+  emit: (e: CreateEvent) => void;
+  resolve(gpus: string[]): void;
+  reject(err: Error): void;
 }
 
-function gate(): LiveSession["startGate"] {
+export function gate(): LiveSession["startGate"] {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => (open = resolve));
   return { open, opened };
 }
 
-/** Sessions on this node: the queue, the GPU ledger, and each container from create to removal. */
+/**
+ * Sessions on this node: each container from create to removal, and the glue between Docker and the claim state
+ * machine (`claims.ts`), which alone decides who gets which GPU. This class carries out its effects and feeds it
+ * what Docker said; the create, reconcile, query and stop paths live in their own files.
+ */
 export class SessionManager {
-  readonly ledger = new GpuLedger();
-  readonly queue = new FairQueue();
   readonly sessions = new Map<string, LiveSession>();
   readonly pending = new Map<string, PendingSession>();
+  private state: ClaimState = initialClaims();
+  private waiters = new Map<string, ClaimWaiter>();
   private reconciling: Promise<void> | null = null;
 
-  constructor(private readonly deps: Deps) {}
+  constructor(readonly deps: SessionDeps) {}
 
-  /** Rebuilds the ledger from Docker's labels and adopts running sessions; run before any claim. */
-  reconcile(): Promise<void> {
-    this.reconciling ??= this.reconcileOnce().finally(() => (this.reconciling = null));
-    return this.reconciling;
+  get claimState(): ClaimState {
+    return this.state;
   }
 
-  private async reconcileOnce(): Promise<void> {
-    // Sessions tracked before the listing; one created while it runs is not in it, and is not lost.
-    const known = new Set(this.sessions.keys());
-    const containers = await this.deps.engine.listManaged(this.deps.config.nodeName);
-    const live = containers.filter((c) => c.state === "running" || c.state === "paused" || c.state === "restarting");
-    for (const c of containers) {
-      // A container still being set up (its request is pending) is not a leftover.
-      if (this.sessions.has(c.sessionId) || this.pending.has(c.sessionId) || this.ledger.isPending(c.sessionId)) continue;
-      if (live.includes(c)) this.adopt(c);
-      else {
-        // A container left from before (created but never started, or exited while nobody watched): clean it up.
-        this.deps.log(`removing leftover session container ${c.sessionId} (${c.state})`);
-        if (c.state === "exited" && c.sessionId) {
-          const info = this.infoFrom(c);
-          this.deps.history.add({ ...info, status: "exited", exitCode: c.exitCode, reason: "exited", finishedAt: new Date().toISOString() });
+  /** GPU uuid -> the session holding it (reserved or confirmed). */
+  claims(): Map<string, string> {
+    return claimsByGpu(this.state);
+  }
+
+  /** Feeds one event to the state machine and carries out its effects; returns them (reconcile adopts from them). */
+  dispatch(event: ClaimEvent): ClaimEffect[] {
+    const { state, effects } = step(this.state, event);
+    this.state = state;
+    this.deps.onClaim?.(event, effects);
+    for (const effect of effects) this.apply(effect);
+    return effects;
+  }
+
+  private apply(effect: ClaimEffect): void {
+    const waiter = "sessionId" in effect ? this.waiters.get(effect.sessionId) : undefined;
+    switch (effect.type) {
+      case "grant":
+        if (!waiter) {
+          // Nobody waits for it any more (cannot happen: a withdrawn request leaves the queue first); free it.
+          this.dispatch({ type: "cancel", sessionId: effect.sessionId });
+          return;
         }
-        await this.removeContainer(c.id);
+        this.waiters.delete(effect.sessionId);
+        waiter.resolve(effect.gpus);
+        return;
+      case "refuse":
+        if (!waiter) return;
+        this.waiters.delete(effect.sessionId);
+        waiter.reject(effect.reason === "no-gpus" ? new SessionStartError(effect.message) : new ConflictError(effect.message));
+        return;
+      case "queued": {
+        const pending = this.pending.get(effect.sessionId);
+        if (pending) Object.assign(pending.info, { status: "queued", queuePosition: effect.position });
+        waiter?.emit({ type: "queued", sessionId: effect.sessionId, position: effect.position, gpus: waiter.count, free: effect.free });
+        return;
       }
+      case "lost": {
+        const session = this.sessions.get(effect.sessionId);
+        if (session) session.stopReason ??= "executor lost the container";
+        return;
+      }
+      case "adopt":
+        return;
     }
-    const lost = [...known].filter((id) => this.sessions.has(id) && !containers.some((c) => c.sessionId === id));
-    for (const id of lost) this.sessions.get(id)!.stopReason ??= "executor lost the container";
-    // Every tracked session's claim, from the labels its container was created with (adopted ones included).
-    this.ledger.rebuild(
-      [...this.sessions.values()].filter((s) => !lost.includes(s.info.id)).map((s) => ({ sessionId: s.info.id, gpus: s.info.gpus })),
-    );
-    await this.pump();
   }
 
-  /** A session's record rebuilt from its container's labels (after an executor restart). */
-  private infoFrom(c: ManagedContainer): SessionInfo {
-    const gpus = gpusOf(c.labels);
-    return {
-      id: c.sessionId,
-      name: c.labels["beaker.name"] ?? c.sessionId,
-      node: c.labels["beaker.node"] ?? this.deps.config.nodeName,
-      user: c.labels["beaker.user"] ?? "?",
-      uid: Number(c.labels["beaker.uid"] ?? -1),
-      gpus,
-      requestedGpus: gpus.length,
-      image: c.image,
-      status: "running",
-      tty: c.labels["beaker.tty"] === "true",
-      account: c.labels["beaker.account"] ?? null,
-      ports: c.ports,
-      mounts: c.mounts,
-      createdAt: new Date(c.created * 1000).toISOString(),
-      startedAt: new Date(c.created * 1000).toISOString(),
-      finishedAt: null,
-      queuePosition: null,
-      exitCode: null,
-      reason: null,
-    };
+  /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
+  claim(sessionId: string, count: number, noWait: boolean, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        if (!this.waiters.delete(sessionId)) return;
+        this.deps.log(`session request ${sessionId} left the queue`);
+        this.dispatch({ type: "cancel", sessionId });
+        reject(signal.reason);
+      };
+      const done = () => signal.removeEventListener("abort", onAbort);
+      this.waiters.set(sessionId, {
+        count,
+        emit,
+        resolve: (gpus) => (done(), resolve(gpus)),
+        reject: (err) => (done(), reject(err)),
+      });
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.dispatch({ type: "request", sessionId, count, noWait });
+    });
   }
 
-  private adopt(c: ManagedContainer): void {
-    const info = this.infoFrom(c);
-    const startGate = gate();
-    startGate.open();
-    this.deps.log(`adopted running session ${info.id} of ${info.user} (GPUs: ${info.gpus.join(",") || "none"})`);
-    this.track(info, c.id, startGate);
+  /** Reads the inventory (cached) and tells the state machine which GPUs may be handed out. */
+  async refreshInventory(): Promise<Inventory> {
+    const inventory = await this.deps.inventory.get();
+    const { usable } = usableGpus(inventory, this.containerIds());
+    this.dispatch({ type: "inventory", total: inventory.gpus.length, usable: usable.map((g) => g.uuid!), error: inventory.error });
+    return inventory;
+  }
+
+  private containerIds(): string[] {
+    return [...this.sessions.values()].map((s) => s.containerId);
   }
 
   /** Watches a container until it exits, then removes it and frees its GPUs. */
-  private track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession {
+  track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession {
     const session: LiveSession = {
       info,
       containerId,
@@ -150,35 +176,19 @@ export class SessionManager {
       startGate,
       exited: null as never,
       terminals: 0,
-      lastAttached: Date.now(),
+      lastAttached: this.deps.clock.now(),
       prepared: Promise.resolve(),
     };
     session.exited = (async () => {
-      const container = await this.deps.engine.container(containerId);
-      let code = 255;
-      try {
-        await startGate.opened;
-        code = ((await container.wait()) as { StatusCode: number }).StatusCode;
-        // SIGKILL that nobody here sent: `docker rm -f` (or kill) from outside. If the container vanishes, say so.
-        if (code === 137 && !session.stopReason && (await this.vanishes(containerId))) {
-          this.deps.log(`session ${info.id}: its container was removed outside Beaker`);
-          session.stopReason = "executor lost the container";
-        }
-      } catch (err) {
-        this.deps.log(`lost track of session ${info.id}: ${dockerMessage(err)}`);
-        session.stopReason ??= "executor lost the container";
-      }
+      await startGate.opened;
+      const code = await this.waitForExit(session);
       const reason = session.stopReason ?? "exited";
-      info.status = "exited";
-      info.exitCode = code;
-      info.reason = reason;
-      info.finishedAt = new Date().toISOString();
+      Object.assign(info, { status: "exited", exitCode: code, reason, finishedAt: new Date(this.deps.clock.now()).toISOString() });
       this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
-      await this.removeContainer(containerId);
+      await this.removeQuietly(containerId);
       this.sessions.delete(info.id);
       this.deps.history.add(info);
-      this.ledger.release(info.id);
-      await this.pump();
+      this.dispatch({ type: "ended", sessionId: info.id });
       this.deps.onChange?.();
       return { code, reason };
     })();
@@ -186,271 +196,92 @@ export class SessionManager {
     return session;
   }
 
-  /** Whether a stopped container disappears within a moment (removed by someone else). */
+  /**
+   * The container's exit code. While Docker does not answer the container may well still run (live restore), so its
+   * GPUs stay claimed and the wait is retried; only a container Docker says is gone counts as lost.
+   */
+  private async waitForExit(session: LiveSession): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const code = await this.deps.engine.wait(session.containerId);
+        // SIGKILL that nobody here sent: `docker rm -f` (or kill) from outside. If the container vanishes, say so.
+        if (code === 137 && !session.stopReason && (await this.vanishes(session.containerId))) {
+          this.deps.log(`session ${session.info.id}: its container was removed outside Beaker`);
+          session.stopReason = "executor lost the container";
+        }
+        return code;
+      } catch (err) {
+        if (isNotFound(err)) {
+          session.stopReason ??= "executor lost the container";
+          return 255;
+        }
+        if (attempt === 0) this.deps.log(`session ${session.info.id}: cannot watch its container (${dockerMessage(err)}); retrying`);
+        await this.deps.clock.sleep(Math.min(5000, 250 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Whether a killed container disappears within a moment (removed by someone else). */
   private async vanishes(id: string): Promise<boolean> {
     for (let i = 0; i < 5; i++) {
       try {
-        await (await this.deps.engine.container(id)).inspect();
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) return true;
-      }
-      await Bun.sleep(100);
+        if (!(await this.deps.engine.exists(id))) return true;
+      } catch {}
+      await this.deps.clock.sleep(100);
     }
     return false;
   }
 
-  private async removeContainer(id: string): Promise<void> {
+  async removeQuietly(id: string): Promise<void> {
     try {
-      await (await this.deps.engine.container(id)).remove({ force: true, v: true });
+      await this.deps.engine.remove(id);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) this.deps.log(`cannot remove container ${id.slice(0, 12)}: ${dockerMessage(err)}`);
+      this.deps.log(`cannot remove container ${id.slice(0, 12)}: ${dockerMessage(err)}`);
     }
   }
 
-  /** Grants queued requests in order while GPUs are free. */
-  async pump(): Promise<void> {
-    if (this.queue.length === 0) return;
-    const free = await this.freeNow();
-    this.queue.pump(
-      (count) => {
-        const gpus = planClaim(free, count);
-        if (gpus) free.splice(0, count);
-        return gpus;
-      },
-      () => free.length,
-    );
+  /** Rebuilds the claims from Docker's labels, adopts running sessions and removes leftovers; one at a time. */
+  reconcile(): Promise<void> {
+    this.reconciling ??= reconcileOnce(this).finally(() => (this.reconciling = null));
+    return this.reconciling;
   }
 
-  private async freeNow(): Promise<string[]> {
-    const inventory = await this.deps.inventory.get();
-    const { usable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
-    return freeGpus(usable, this.ledger.claims());
+  /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
+  create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
+    return createSession(this, { uid, req, emit, signal, account });
+  }
+
+  start(sessionId: string): Promise<void> {
+    return startSession(this, sessionId);
   }
 
   /** The GPU report with claims, for `beaker node gpus`. */
   async gpuReport() {
     const inventory = await this.deps.inventory.get();
-    const { unavailable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
-    return { inventory, gpus: withClaims(inventory, this.ledger.claims()), unavailable };
+    const { unavailable } = usableGpus(inventory, this.containerIds());
+    return { inventory, gpus: withClaims(inventory, this.claims()), unavailable };
   }
 
-  /** Waits in the queue (when it must) and claims GPUs for a new session. */
-  private async claim(sessionId: string, count: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
-    const inventory = await this.deps.inventory.get();
-    if (inventory.error && count > 0) throw new SessionStartError(`cannot hand out GPUs: ${inventory.error}`);
-    const { usable } = usableGpus(inventory, [...this.sessions.values()].map((s) => s.containerId));
-    if (count > usable.length) {
-      const total = inventory.gpus.length;
-      throw new ConflictError(
-        `asked for ${count} GPU${count === 1 ? "" : "s"}, but this node has ${total}${usable.length < total ? ` (${usable.length} usable)` : ""}`,
-      );
-    }
-    if (count === 0) return [];
-    const free = freeGpus(usable, this.ledger.claims());
-    const now = this.queue.length === 0 ? planClaim(free, count) : null;
-    if (now) {
-      this.ledger.reserve(sessionId, now);
-      return now;
-    }
-    if (req.noWait) {
-      throw new ConflictError(`not enough free GPUs: ${free.length} free, ${count} asked, ${this.queue.length} request(s) waiting`);
-    }
-    return new Promise<string[]>((resolve, reject) => {
-      const onAbort = () => {
-        if (this.queue.remove(sessionId)) {
-          this.deps.log(`session request ${sessionId} left the queue`);
-          reject(signal.reason instanceof BeakerError ? signal.reason : new ConflictError("left the queue"));
-          void this.pump();
-        }
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      let lastPosition = 0;
-      this.queue.enqueue({
-        sessionId,
-        gpus: count,
-        grant: (gpus) => {
-          signal.removeEventListener("abort", onAbort);
-          this.ledger.reserve(sessionId, gpus);
-          resolve(gpus);
-        },
-        notify: (position, freeCount) => {
-          const pending = this.pending.get(sessionId);
-          if (pending) pending.info.queuePosition = position;
-          if (position !== lastPosition) emit({ type: "queued", position, gpus: count, free: freeCount });
-          lastPosition = position;
-        },
-      });
-      lastPosition = this.queue.position(sessionId);
-      const pending = this.pending.get(sessionId);
-      if (pending) Object.assign(pending.info, { status: "queued", queuePosition: lastPosition });
-      emit({ type: "queued", position: lastPosition, gpus: count, free: free.length });
-    });
-  }
-
-  /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
-  /** `account`: the caller's Beaker account, when the node has a server (kept in the `beaker.account` label). */
-  async create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
-    const { config, engine, users } = this.deps;
-    await this.reconciling;
-    const nameTaken = (owner: number, name: string) => [...this.sessions.values(), ...this.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
-    const plan = await prepareSession(config, { beakerBinary: this.deps.beakerBinary, memlock: this.deps.memlock, nameTaken }, await users.lookup(uid), req);
-    const { user } = plan;
-    const sessionId = newSessionId();
-    const inventory = await this.deps.inventory.get();
-    const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
-    const image = req.image ?? config.defaultImage;
-    // The image is looked up (and pulled) while the request waits for GPUs, not after.
-    const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
-    const abort = new AbortController();
-    const onCallerGone = () => abort.abort(signal.reason);
-    signal.addEventListener("abort", onCallerGone, { once: true });
-    const info: SessionInfo = {
-      id: sessionId,
-      name,
-      node: config.nodeName,
-      user: user.name,
-      account,
-      uid,
-      gpus: [],
-      requestedGpus: count,
-      image,
-      status: "starting",
-      tty: req.tty,
-      ports: [],
-      mounts: [],
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      queuePosition: null,
-      exitCode: null,
-      reason: null,
-    };
-    this.pending.set(sessionId, { info, abort });
-    let container: Dockerode.Container | null = null;
-    try {
-      const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
-      imageReady.catch(() => {});
-      info.gpus = await this.claim(sessionId, count, req, emit, abort.signal);
-      Object.assign(info, { status: "starting", queuePosition: null });
-      const gpus = info.gpus;
-      if (abort.signal.aborted) throw abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away");
-      const imageId = await imageReady;
-      const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus, tty: req.tty, term: req.term });
-      (spec.Labels as Record<string, string>)["beaker.tty"] = String(req.tty);
-      if (account) (spec.Labels as Record<string, string>)["beaker.account"] = account;
-      info.mounts = [...((spec.HostConfig as { Binds?: string[] }).Binds ?? [])];
-      container = await engine.create(spec);
-      const groups = await Promise.all(
-        [user.gid, ...user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
-      );
-      if (req.command.length === 0 && !(await engine.hasShell(container, imageId))) {
-        throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
-      }
-      // Writing the user into /etc/passwd runs while the caller connects its terminal; start waits for it.
-      const prepared = engine.injectUser(container, imageId, user, groups).catch((err) => {
-        throw new SessionStartError(`cannot add you to the image's /etc/passwd: ${dockerMessage(err)}`);
-      });
-      prepared.catch(() => {});
-      this.ledger.confirm(sessionId, gpus);
-      const startGate = gate();
-      const session = this.track(info, container.id, startGate);
-      session.publishesPorts = req.ports.length > 0;
-      session.prepared = prepared;
-      this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
-      if (req.detach) await this.start(sessionId);
-      else setTimeout(() => void this.start(sessionId).catch(() => {}), 30_000).unref?.();
-      return info;
-    } catch (err) {
-      if (container && !this.sessions.has(sessionId)) await this.removeContainer(container.id);
-      this.ledger.release(sessionId);
-      await this.pump();
-      throw err;
-    } finally {
-      this.pending.delete(sessionId);
-      signal.removeEventListener("abort", onCallerGone);
-    }
-  }
-
-  /** Starts a created session (once); on failure the container is removed and the GPUs are freed. */
-  async start(sessionId: string): Promise<void> {
-    const session = this.sessions.get(sessionId);
-    if (!session || session.info.status !== "starting") return;
-    session.info.status = "running";
-    const container = await this.deps.engine.container(session.containerId);
-    try {
-      await session.prepared;
-      await container.start();
-      session.info.startedAt = new Date().toISOString();
-      this.deps.onChange?.();
-      if (session.publishesPorts) {
-        const inspect = await container.inspect();
-        session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
-          (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`),
-        );
-      }
-    } catch (err) {
-      session.stopReason = "exited";
-      session.startGate.open();
-      await this.removeContainer(session.containerId);
-      if (err instanceof SessionStartError) throw err;
-      throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
-    } finally {
-      session.startGate.open();
-    }
-  }
-
-  /**
-   * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
-   * caller's own unless root; someone else's is "not yours", not "not found".
-   */
   resolve(uid: number, ref: string): Resolved {
-    const candidates: Resolved[] = [
-      ...[...this.sessions.values()].map((session) => ({ kind: "live" as const, session })),
-      ...[...this.pending.values()].map((pending) => ({ kind: "pending" as const, pending })),
-      ...this.deps.history
-        .all()
-        .toReversed()
-        .map((info) => ({ kind: "finished" as const, info })),
-    ];
-    return resolveRef(candidates, (r) => (r.kind === "live" ? r.session.info : r.kind === "pending" ? r.pending.info : r.info), uid, ref);
+    return resolveSession(this, uid, ref);
   }
 
   /** A running (or starting) session to attach to, exec in or stop; a clear line for one that is not. */
   find(uid: number, ref: string): LiveSession {
-    const found = this.resolve(uid, ref);
-    if (found.kind === "live") return found.session;
-    if (found.kind === "pending") throw new ConflictError(`session ${found.pending.info.name} has not started yet (${found.pending.info.status})`);
-    const { name, reason, exitCode } = found.info;
-    throw new ConflictError(`session ${name} has already ended (${reason ?? "exited"}${exitCode === null ? "" : `, exit code ${exitCode}`})`);
-  }
-
-  private snapshot(info: SessionInfo): SessionInfo {
-    return { ...info, queuePosition: info.status === "queued" ? this.queue.position(info.id) || null : null };
+    return findLive(this, uid, ref);
   }
 
   /** Every session not yet ended, whoever it belongs to (for the server's picture of this node). */
   liveSessions(): SessionInfo[] {
-    return [...this.sessions.values(), ...this.pending.values()].map((s) => this.snapshot(s.info));
+    return [...this.sessions.values(), ...this.pending.values()].map((s) => snapshot(s.info));
   }
 
-  /** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */
   list(uid: number, all: boolean): SessionInfo[] {
-    const mine = (info: SessionInfo) => (all && uid === 0) || info.uid === uid;
-    const live = [...this.sessions.values(), ...this.pending.values()].map((s) => s.info);
-    const finished = all ? this.deps.history.all().filter((f) => !live.some((l) => l.id === f.id)) : [];
-    return [...live, ...finished].filter(mine).map((info) => this.snapshot(info)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return listSessions(this, uid, all);
   }
 
-  /** Everything about one session, with its GPUs' indexes and names from the current inventory. */
-  async describe(uid: number, ref: string): Promise<SessionDetails> {
-    const found = this.resolve(uid, ref);
-    const info = found.kind === "live" ? found.session.info : found.kind === "pending" ? found.pending.info : found.info;
-    const inventory = await this.deps.inventory.get();
-    const devices = info.gpus.map((uuid) => {
-      const gpu = inventory.gpus.find((g) => g.uuid === uuid);
-      return { uuid, index: gpu?.index ?? null, name: gpu?.name ?? null };
-    });
-    return { ...this.snapshot(info), devices };
+  describe(uid: number, ref: string): Promise<SessionDetails> {
+    return describeSession(this, uid, ref);
   }
 
   /** A terminal opened or closed on a session (for idleTimeout). */
@@ -460,50 +291,14 @@ export class SessionManager {
 
   terminalClosed(session: LiveSession): void {
     session.terminals = Math.max(0, session.terminals - 1);
-    session.lastAttached = Date.now();
+    session.lastAttached = this.deps.clock.now();
   }
 
-  /** Stops running sessions nobody has attached to for `idleTimeout` seconds (0: never). */
-  async stopIdle(now = Date.now()): Promise<void> {
-    const limit = this.deps.config.idleTimeout;
-    if (limit <= 0) return;
-    for (const session of this.sessions.values()) {
-      if (session.info.status !== "running" || session.terminals > 0 || now - session.lastAttached < limit * 1000) continue;
-      this.deps.log(`stopping session ${session.info.id} of ${session.info.user}: nobody attached for ${limit} s (idleTimeout)`);
-      session.stopReason = "idle";
-      void this.stopSession(session, 10).catch((err) => this.deps.log(`cannot stop idle session ${session.info.id}: ${dockerMessage(err)}`));
-    }
+  stopIdle(): void {
+    stopIdleSessions(this);
   }
 
-  async stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
-    const found = this.resolve(uid, ref);
-    const reason: ExitReason = uid === 0 && (found.kind === "finished" ? found.info : found.kind === "live" ? found.session.info : found.pending.info).uid !== 0 ? "stopped by admin" : "stopped by user";
-    if (found.kind === "pending") {
-      const { info, abort } = found.pending;
-      abort.abort(new ConflictError(`session ${info.name} was ${reason} before it started`));
-      this.deps.log(`session request ${info.id} of ${info.user} ${reason} before it started`);
-      return { ...info, status: "exited", reason, finishedAt: new Date().toISOString(), queuePosition: null };
-    }
-    const session = this.find(uid, ref);
-    session.stopReason ??= reason;
-    return this.stopSession(session, timeoutSeconds);
+  stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+    return stopSessionRef(this, uid, ref, timeoutSeconds);
   }
-
-  private async stopSession(session: LiveSession, timeoutSeconds: number): Promise<SessionInfo> {
-    session.info.status = "stopping";
-    session.startGate.open();
-    const container = await this.deps.engine.container(session.containerId);
-    try {
-      await container.stop({ t: timeoutSeconds });
-    } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status !== 304 && status !== 404) throw err;
-    }
-    await session.exited;
-    return session.info;
-  }
-}
-
-function gpusOf(labels: Record<string, string>): string[] {
-  return (labels["beaker.gpus"] ?? "").split(",").filter(Boolean);
 }

@@ -1,8 +1,8 @@
 import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
-import { dockerMessage } from "../runtime/docker/engine.ts";
-import { ConflictError, errorMessage } from "../errors.ts";
+import { dockerMessage, dockerStatus } from "../runtime/docker/engine.ts";
+import { BeakerError, ConflictError, errorMessage } from "../errors.ts";
 import { streamTag, type ClientControl, type ServerControl } from "./api-types.ts";
 import type { LiveSession, SessionManager } from "./sessions.ts";
 
@@ -66,8 +66,7 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
     if (ws.data.mode === "exec") await runExec(ws, session, engine);
     else await attach(ws, session, manager, engine);
   } catch (err) {
-    const e = err as { code?: string };
-    send(ws, { type: "error", code: typeof e.code === "string" && !e.code.startsWith("E") ? e.code : "error", message: errorMessage(err) });
+    send(ws, { type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
     ws.close(1011, "error");
   } finally {
     if (session) manager.terminalClosed(session);
@@ -75,15 +74,14 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
 }
 
 async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: SessionManager, engine: DockerEngine): Promise<void> {
-  const container = await engine.container(session.containerId);
-  const stream = await engine.attach(container);
+  const stream = await engine.attach(session.containerId);
   const tty = session.info.tty;
   ws.data.resize = async (cols, rows) => {
     if (!tty || session.info.status !== "running") return;
     try {
-      await container.resize({ w: cols, h: rows });
+      await engine.resize(session.containerId, cols, rows);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 409) throw new Error(dockerMessage(err));
+      if (dockerStatus(err) !== 409) throw new Error(dockerMessage(err));
     }
   };
   ws.data.stream = stream;
@@ -105,30 +103,30 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
 
 async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, engine: DockerEngine): Promise<void> {
   if (session.info.status !== "running") throw new ConflictError(`session ${session.info.name} is ${session.info.status}, not running`);
-  const container = await engine.container(session.containerId);
+  const id = session.containerId;
   const { tty } = ws.data;
   let command = ws.data.command;
-  if (command.length === 0) command = (await engine.pathExists(container, "/bin/bash")) ? ["bash", "-l"] : ["sh", "-l"];
+  if (command.length === 0) command = (await engine.pathExists(id, "/bin/bash")) ? ["bash", "-l"] : ["sh", "-l"];
   // Docker's GPU driver sets NVIDIA_VISIBLE_DEVICES for the main process only; an exec'd one sees the same GPUs.
   const env = [`NVIDIA_VISIBLE_DEVICES=${session.info.gpus.join(",") || "void"}`, ...(tty && ws.data.term ? [`TERM=${ws.data.term}`] : [])];
   const { cols, rows } = ws.data;
   // Docker before 23 cannot start an exec at a size, and a quick command would run before the resize lands: set the
   // size from inside, then exec the command itself (same argv, same PID).
   const sized =
-    tty && cols > 0 && rows > 0 && (await engine.pathExists(container, "/bin/sh"))
+    tty && cols > 0 && rows > 0 && (await engine.pathExists(id, "/bin/sh"))
       ? ["/bin/sh", "-c", `stty cols ${cols} rows ${rows} 2>/dev/null; exec "$@"`, "beaker-exec", ...command]
       : command;
   let exec;
   try {
-    exec = await engine.exec(container, sized, tty, env, tty && cols > 0 && rows > 0 ? [rows, cols] : null);
+    exec = await engine.exec(id, sized, tty, env, tty && cols > 0 && rows > 0 ? [rows, cols] : null);
   } catch (err) {
     throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
   }
-  const { stream } = exec;
+  const { stream, execId } = exec;
   ws.data.resize = async (cols, rows) => {
-    if (tty) await exec.exec.resize({ w: cols, h: rows }).catch(() => {});
+    if (tty) await engine.execResize(execId, cols, rows).catch(() => {});
   };
-  if (!tty) void findExecPid(exec.exec).then((pid) => (ws.data.execPid = pid ?? undefined));
+  if (!tty) void findExecPid(engine, execId).then((pid) => (ws.data.execPid = pid ?? undefined));
   ws.data.stream = stream;
   // Docker reports a program it cannot start as bare text in an otherwise empty frame, which demuxing drops.
   let head = "";
@@ -144,9 +142,9 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   ws.data.execPid = undefined;
   let code = 255;
   for (let i = 0; i < 20; i++) {
-    const inspect = await exec.exec.inspect().catch(() => null);
-    if (!inspect || (!inspect.Running && inspect.ExitCode !== null)) {
-      code = inspect?.ExitCode ?? 255;
+    const state = await engine.execState(execId).catch(() => null);
+    if (!state || (!state.running && state.exitCode !== null)) {
+      code = state?.exitCode ?? 255;
       break;
     }
     await Bun.sleep(50);
@@ -158,11 +156,11 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
 }
 
 /** The host PID of an exec'd process, once Docker has started it. */
-async function findExecPid(exec: { inspect(): Promise<{ Pid?: number; Running: boolean }> }): Promise<number | null> {
+async function findExecPid(engine: DockerEngine, execId: string): Promise<number | null> {
   for (let i = 0; i < 40; i++) {
-    const info = await exec.inspect().catch(() => null);
-    if (info?.Pid) return info.Pid;
-    if (info && !info.Running && i > 0) return null;
+    const state = await engine.execState(execId).catch(() => null);
+    if (state?.pid) return state.pid;
+    if (state && !state.running && i > 0) return null;
     await Bun.sleep(25);
   }
   return null;
@@ -195,7 +193,7 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
   } else if (control.type === "stdin-eof") {
     stream.end();
   } else if (control.type === "signal" && session && /^SIG[A-Z0-9]+$/.test(control.name)) {
-    if (ws.data.mode === "attach") await (await engine.container(session.containerId)).kill({ signal: control.name }).catch(() => {});
+    if (ws.data.mode === "attach") await engine.kill(session.containerId, control.name).catch(() => {});
     else if (ws.data.execPid) {
       try {
         process.kill(ws.data.execPid, control.name as NodeJS.Signals);

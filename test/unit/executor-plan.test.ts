@@ -3,12 +3,10 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildContainerSpec, checkEnv, shmSizeFor, workdirFor, type SpecInput } from "../../src/runtime/docker/spec.ts";
-import { FairQueue, freeGpus, GpuLedger, planClaim, type Waiter } from "../../src/executor/ledger.ts";
 import { mergeGroup, mergePasswd } from "../../src/runtime/docker/passwd.ts";
 import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts";
 import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
 import { createProof, verifyProof } from "../../src/executor/proof.ts";
-import type { Gpu } from "../../src/gpu/types.ts";
 import { resolveRef } from "../../src/executor/lookup.ts";
 import { tempDir } from "../harness.ts";
 
@@ -30,6 +28,7 @@ const base: SpecInput = {
   workdir: "/home/ada/project",
   tty: true,
   term: "xterm-256color",
+  account: null,
   beakerBinary: "/usr/local/bin/beaker",
   memlock: -1,
 };
@@ -94,60 +93,6 @@ describe("buildContainerSpec", () => {
     ["/tmp", "/home/ada", "/work", "/work"],
   ])("workdir for cwd %s, home %s, --workdir %s is %s", (cwd, home, requested, expected) => {
     expect(workdirFor(cwd, home, requested)).toBe(expected);
-  });
-});
-
-describe("queue and ledger", () => {
-  const gpu = (i: number): Gpu => ({
-    index: i,
-    uuid: `GPU-${i}`,
-    name: "x",
-    busId: null,
-    memoryTotalMiB: 1,
-    migMode: null,
-    migDevices: [],
-    processes: [],
-    healthy: true,
-    error: null,
-  });
-  test("free GPUs exclude claims and keep index order; planClaim takes the lowest", () => {
-    const claims = new Map([["GPU-1", "s1"]]);
-    expect(freeGpus([0, 1, 2, 3].map(gpu), claims)).toEqual(["GPU-0", "GPU-2", "GPU-3"]);
-    expect(planClaim(["GPU-0", "GPU-2"], 2)).toEqual(["GPU-0", "GPU-2"]);
-    expect(planClaim(["GPU-0"], 2)).toBeNull();
-  });
-  test("strict FIFO: a small request never overtakes a large one at the head", () => {
-    const queue = new FairQueue();
-    const granted: string[] = [];
-    const waiter = (id: string, gpus: number): Waiter => ({ sessionId: id, gpus, grant: () => granted.push(id), notify: () => {} });
-    queue.enqueue(waiter("big", 4));
-    queue.enqueue(waiter("small", 1));
-    let free = 2;
-    const take = (n: number) => (n <= free ? ((free -= n), Array(n).fill("g")) : null);
-    queue.pump(take, () => free);
-    expect(granted).toEqual([]);
-    free = 4;
-    queue.pump(take, () => free);
-    expect(granted).toEqual(["big"]);
-    free = 1;
-    queue.pump(take, () => free);
-    expect(granted).toEqual(["big", "small"]);
-  });
-  test("positions are reported and a waiter can leave", () => {
-    const queue = new FairQueue();
-    const seen: Record<string, number> = {};
-    for (const id of ["a", "b", "c"]) queue.enqueue({ sessionId: id, gpus: 1, grant: () => {}, notify: (p) => (seen[id] = p) });
-    queue.remove("a");
-    queue.pump(() => null, () => 0);
-    expect(seen).toEqual({ b: 1, c: 2 });
-  });
-  test("pending claims survive a rebuild from Docker; release frees at once", () => {
-    const ledger = new GpuLedger();
-    ledger.reserve("new", ["GPU-3"]);
-    ledger.rebuild([{ sessionId: "old", gpus: ["GPU-0", "GPU-1"] }]);
-    expect([...ledger.claims().entries()].sort()).toEqual([["GPU-0", "old"], ["GPU-1", "old"], ["GPU-3", "new"]]);
-    ledger.release("old");
-    expect([...ledger.claims().keys()]).toEqual(["GPU-3"]);
   });
 });
 

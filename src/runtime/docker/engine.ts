@@ -31,7 +31,15 @@ export function isDockerDown(err: unknown): boolean {
   return code === "ECONNREFUSED" || code === "ENOENT" || code === "EACCES" || code === "ECONNRESET" || code === "EPIPE";
 }
 
-/** The only code that talks to Docker. Thin: each method is one or two engine calls. */
+/** Docker's HTTP status for a failed call (404: no such container), or null. */
+export function dockerStatus(err: unknown): number | null {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === "number" ? status : null;
+}
+
+export const isNotFound = (err: unknown): boolean => dockerStatus(err) === 404;
+
+/** What a session needs to know of an image's filesystem. */
 interface ImageFacts {
   passwd: string | null;
   group: string | null;
@@ -40,7 +48,23 @@ interface ImageFacts {
   hasShell: boolean;
 }
 
-export class DockerEngine {
+/** The engine calls the session manager makes, by container ID (a fake implements the same in the simulation). */
+export interface SessionEngine {
+  listManaged(node: string): Promise<ManagedContainer[]>;
+  ensureImage(image: string, onProgress: (p: PullProgress) => void): Promise<string>;
+  create(spec: Dockerode.ContainerCreateOptions): Promise<string>;
+  hasShell(id: string, imageId: string): Promise<boolean>;
+  injectUser(id: string, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void>;
+  start(id: string): Promise<void>;
+  wait(id: string): Promise<number>;
+  stop(id: string, timeoutSeconds: number): Promise<void>;
+  remove(id: string): Promise<void>;
+  exists(id: string): Promise<boolean>;
+  publishedPorts(id: string): Promise<string[]>;
+}
+
+/** The only code that talks to Docker. Thin: each method is one or two engine calls. */
+export class DockerEngine implements SessionEngine {
   private docker: Dockerode | null = null;
   private facts = new Map<string, ImageFacts>();
 
@@ -65,13 +89,8 @@ export class DockerEngine {
     }
   }
 
-  async ping(): Promise<boolean> {
-    try {
-      await this.call((d) => d.ping());
-      return true;
-    } catch {
-      return false;
-    }
+  private onContainer<T>(id: string, fn: (container: Dockerode.Container) => Promise<T>): Promise<T> {
+    return this.call((d) => fn(d.getContainer(id)));
   }
 
   /** The session containers of one node (an engine may be shared, in tests or by a misconfiguration: never touch another's). */
@@ -96,7 +115,7 @@ export class DockerEngine {
       try {
         return (await d.getImage(image).inspect()).Id;
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) return null;
+        if (isNotFound(err)) return null;
         throw err;
       }
     });
@@ -133,27 +152,84 @@ export class DockerEngine {
     });
   }
 
-  async create(spec: Record<string, unknown>): Promise<Dockerode.Container> {
+  async create(spec: Dockerode.ContainerCreateOptions): Promise<string> {
     return this.call(async (d) => {
       try {
-        return await d.createContainer(spec as Dockerode.ContainerCreateOptions);
+        return (await d.createContainer(spec)).id;
       } catch (err) {
         throw new SessionStartError(`cannot create the session's container: ${dockerMessage(err)}`);
       }
     });
   }
 
-  container(id: string): Promise<Dockerode.Container> {
-    return this.call(async (d) => d.getContainer(id));
+  start(id: string): Promise<void> {
+    return this.onContainer(id, async (c) => void (await c.start()));
   }
 
-  async pathExists(container: Dockerode.Container, path: string): Promise<boolean> {
-    try {
-      await container.infoArchive({ path });
-      return true;
-    } catch {
-      return false;
-    }
+  /** Waits for the container to stop running and returns its exit code. */
+  wait(id: string): Promise<number> {
+    return this.onContainer(id, async (c) => ((await c.wait()) as { StatusCode: number }).StatusCode);
+  }
+
+  /** SIGTERM, then SIGKILL after the timeout; a container already stopped or gone is not an error. */
+  stop(id: string, timeoutSeconds: number): Promise<void> {
+    return this.onContainer(id, async (c) => {
+      try {
+        await c.stop({ t: timeoutSeconds });
+      } catch (err) {
+        if (dockerStatus(err) !== 304 && !isNotFound(err)) throw err;
+      }
+    });
+  }
+
+  /** Removes the container and its anonymous volumes, running or not; one already gone is not an error. */
+  remove(id: string): Promise<void> {
+    return this.onContainer(id, async (c) => {
+      try {
+        await c.remove({ force: true, v: true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    });
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.onContainer(id, async (c) => {
+      try {
+        await c.inspect();
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  /** The host ports a started container got, as HOST_IP:HOST_PORT->PORT/tcp. */
+  publishedPorts(id: string): Promise<string[]> {
+    return this.onContainer(id, async (c) => {
+      const inspect = await c.inspect();
+      return Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) => (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`));
+    });
+  }
+
+  kill(id: string, signal: string): Promise<void> {
+    return this.onContainer(id, async (c) => void (await c.kill({ signal })));
+  }
+
+  resize(id: string, cols: number, rows: number): Promise<void> {
+    return this.onContainer(id, async (c) => void (await c.resize({ w: cols, h: rows })));
+  }
+
+  pathExists(id: string, path: string): Promise<boolean> {
+    return this.onContainer(id, async (c) => {
+      try {
+        await c.infoArchive({ path });
+        return true;
+      } catch {
+        return false;
+      }
+    });
   }
 
   private async readFile(container: Dockerode.Container, path: string): Promise<string | null> {
@@ -164,7 +240,7 @@ export class DockerEngine {
       const body = readFirstFile(new Uint8Array(Buffer.concat(chunks)));
       return body ? new TextDecoder().decode(body) : null;
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      if (isNotFound(err)) return null;
       throw err;
     }
   }
@@ -174,48 +250,62 @@ export class DockerEngine {
    * names fixed content, so this never goes stale). Each archive read mounts the container's filesystem: reading
    * them once per image, not per session, is most of the difference to a bare `docker run`.
    */
-  private async imageFacts(container: Dockerode.Container, imageId: string): Promise<ImageFacts> {
+  private async imageFacts(id: string, imageId: string): Promise<ImageFacts> {
     const cached = this.facts.get(imageId);
     if (cached) return cached;
-    const [passwd, group, hasEtc, hasBash, hasShell] = await Promise.all([
-      this.readFile(container, "/etc/passwd"),
-      this.readFile(container, "/etc/group"),
-      this.pathExists(container, "/etc"),
-      this.pathExists(container, "/bin/bash"),
-      this.pathExists(container, "/bin/sh"),
-    ]);
-    const facts = { passwd, group, hasEtc, hasBash, hasShell };
+    const facts = await this.onContainer(id, async (c) => {
+      const [passwd, group, hasEtc, hasBash, hasShell] = await Promise.all([
+        this.readFile(c, "/etc/passwd"),
+        this.readFile(c, "/etc/group"),
+        this.pathExists(id, "/etc"),
+        this.pathExists(id, "/bin/bash"),
+        this.pathExists(id, "/bin/sh"),
+      ]);
+      return { passwd, group, hasEtc, hasBash, hasShell };
+    });
     if (this.facts.size >= 64) this.facts.delete(this.facts.keys().next().value!);
     this.facts.set(imageId, facts);
     return facts;
   }
 
   /** Whether the image has /bin/sh (read with the user's entries, so it costs nothing more). */
-  async hasShell(container: Dockerode.Container, imageId: string): Promise<boolean> {
-    return (await this.imageFacts(container, imageId)).hasShell;
+  async hasShell(id: string, imageId: string): Promise<boolean> {
+    return (await this.imageFacts(id, imageId)).hasShell;
   }
 
   /** Writes the caller into the container's /etc/passwd and /etc/group before it starts. */
-  async injectUser(container: Dockerode.Container, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void> {
-    const { passwd, group, hasEtc, hasBash } = await this.imageFacts(container, imageId);
+  async injectUser(id: string, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void> {
+    const { passwd, group, hasEtc, hasBash } = await this.imageFacts(id, imageId);
     const enc = new TextEncoder();
     const entries: TarEntry[] = [];
     if (!hasEtc) entries.push({ name: "etc/", body: new Uint8Array(), mode: 0o755, type: "directory" });
     entries.push({ name: "etc/passwd", body: enc.encode(mergePasswd(passwd ?? "", user, hasBash ? "/bin/bash" : "/bin/sh")), mode: 0o644 });
     entries.push({ name: "etc/group", body: enc.encode(mergeGroup(group ?? "", user, groups)), mode: 0o644 });
-    await container.putArchive(Buffer.from(createTar(entries)), { path: "/" });
+    await this.onContainer(id, (c) => c.putArchive(Buffer.from(createTar(entries)), { path: "/" }));
   }
 
   /** Starts a process in a running container, as the container's user; its stream is hijacked like attach. */
-  async exec(container: Dockerode.Container, command: string[], tty: boolean, env: string[], size: [number, number] | null): Promise<{ exec: Dockerode.Exec; stream: Duplex }> {
+  async exec(id: string, command: string[], tty: boolean, env: string[], size: [number, number] | null): Promise<{ execId: string; stream: Duplex }> {
     const consoleSize = size ? { ConsoleSize: size } : {};
-    const exec = await container.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env, ...consoleSize });
-    const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty, ...consoleSize })) as unknown as Duplex;
-    return { exec, stream };
+    return this.onContainer(id, async (c) => {
+      const exec = await c.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env, ...consoleSize });
+      const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty, ...consoleSize })) as unknown as Duplex;
+      return { execId: exec.id, stream };
+    });
   }
 
-  async attach(container: Dockerode.Container): Promise<Duplex> {
-    return (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+  execResize(execId: string, cols: number, rows: number): Promise<void> {
+    return this.call(async (d) => void (await d.getExec(execId).resize({ w: cols, h: rows })));
+  }
+
+  /** An exec's state: whether it runs, its exit code, and its PID on this host. */
+  async execState(execId: string): Promise<{ running: boolean; exitCode: number | null; pid: number | null }> {
+    const info = await this.call((d) => d.getExec(execId).inspect());
+    return { running: info.Running, exitCode: info.ExitCode ?? null, pid: info.Pid || null };
+  }
+
+  attach(id: string): Promise<Duplex> {
+    return this.onContainer(id, async (c) => (await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex);
   }
 
   demux(stream: Duplex, stdout: (b: Buffer) => void, stderr: (b: Buffer) => void): void {

@@ -1,3 +1,4 @@
+import type Dockerode from "dockerode";
 import { UsageError } from "../../errors.ts";
 
 /** The caller as the executor resolved them from their uid. */
@@ -36,6 +37,8 @@ export interface SpecInput {
   workdir: string;
   tty: boolean;
   term: string | null;
+  /** The caller's Beaker account on a node with a server (label `beaker.account`), else null. */
+  account: string | null;
   /** RLIMIT_MEMLOCK for the container, bytes; -1 is unlimited (what NCCL wants). */
   memlock: number;
   /** This beaker binary, mounted read-only at /usr/local/bin/beaker so git's credential helper works inside. */
@@ -66,7 +69,7 @@ export function workdirFor(cwd: string, home: string, requested: string | null):
 }
 
 /** Docker's ContainerCreate body for a session. Pure: everything it needs is in the input. */
-export function buildContainerSpec(input: SpecInput): Record<string, unknown> {
+export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateOptions {
   const { user } = input;
   checkEnv(input.env);
   const env = [
@@ -112,6 +115,8 @@ export function buildContainerSpec(input: SpecInput): Record<string, unknown> {
       "beaker.uid": String(user.uid),
       "beaker.gpus": input.gpus.join(","),
       "beaker.node": input.node,
+      "beaker.tty": String(input.tty),
+      ...(input.account ? { "beaker.account": input.account } : {}),
     },
     HostConfig: {
       Binds: binds,

@@ -1,0 +1,218 @@
+/**
+ * Every decision about GPU claims and the queue, in one pure, synchronous state machine: `step(state, event)` returns
+ * the next state and the effects to carry out. The executor feeds it what happened (a request arrived, a container
+ * exists, a container is gone, a listing of Docker's containers came back, the inventory changed, a caller went
+ * away) and does the I/O the effects ask for outside it. No `await` can fall between reading the claims and the
+ * write that depends on them, because nothing here awaits.
+ *
+ * Docker's labels are the source of truth for sessions that have a container; a claim made for a container not yet
+ * created is held here as `reserved` until the container exists (`confirmed`). Listings race with everything else,
+ * so each claim and each end carries the epoch (event count) at which it happened, and a listing only overrules
+ * what happened before it was asked for.
+ */
+
+export interface Hold {
+  gpus: readonly string[];
+  stage: "reserved" | "confirmed";
+  /** The epoch at which the claim was made or confirmed. */
+  epoch: number;
+}
+
+export interface Waiting {
+  sessionId: string;
+  count: number;
+  noWait: boolean;
+  /** The last position the caller was told (0: none yet). */
+  told: number;
+}
+
+export interface ClaimState {
+  /** False until the first listing: nothing is granted before the claims of running containers are known. */
+  ready: boolean;
+  /** Whether an inventory has been seen; requests wait for one. */
+  inventoryKnown: boolean;
+  /** GPUs on the node, and those that may be handed out (healthy, not busy with a foreign process), in index order. */
+  total: number;
+  usable: readonly string[];
+  inventoryError: string | null;
+  holds: ReadonlyMap<string, Hold>;
+  /** Strict FIFO: only the head may be granted, so a small request never overtakes a large one. */
+  queue: readonly Waiting[];
+  /** Sessions whose container is gone, with the epoch of their end, until no listing in flight can predate it. */
+  ended: ReadonlyMap<string, number>;
+  epoch: number;
+}
+
+export type ClaimEvent =
+  | { type: "inventory"; total: number; usable: string[]; error: string | null }
+  | { type: "request"; sessionId: string; count: number; noWait: boolean }
+  /** The request is withdrawn before its container exists: caller gone, stopped while queued, create failed. */
+  | { type: "cancel"; sessionId: string }
+  /** The session's container exists: its claim is in Docker's labels now. */
+  | { type: "confirmed"; sessionId: string }
+  /** The session's container is gone (or has exited and will be removed): its GPUs are free. */
+  | { type: "ended"; sessionId: string }
+  /**
+   * Docker's managed containers (any state but removed), from a listing asked for when the state was at epoch
+   * `since`; `running` for those whose processes run (running, paused, restarting).
+   */
+  | { type: "listing"; since: number; containers: Array<{ sessionId: string; gpus: string[]; running: boolean }> };
+
+export type ClaimEffect =
+  | { type: "grant"; sessionId: string; gpus: string[] }
+  | { type: "queued"; sessionId: string; position: number; free: number }
+  | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus"; message: string }
+  /** A running container this executor does not hold: watch it (after a restart, or one that outlived its end). */
+  | { type: "adopt"; sessionId: string; gpus: string[] }
+  /** A confirmed claim whose container a later listing no longer shows. */
+  | { type: "lost"; sessionId: string };
+
+export function initialClaims(): ClaimState {
+  return { ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, holds: new Map(), queue: [], ended: new Map(), epoch: 0 };
+}
+
+interface Draft {
+  ready: boolean;
+  inventoryKnown: boolean;
+  total: number;
+  usable: readonly string[];
+  inventoryError: string | null;
+  holds: Map<string, Hold>;
+  queue: Waiting[];
+  ended: Map<string, number>;
+  epoch: number;
+}
+
+const plural = (n: number) => `${n} GPU${n === 1 ? "" : "s"}`;
+
+/** The GPUs nobody holds that may be handed out, lowest index first. */
+export function freeGpus(state: Pick<ClaimState, "usable" | "holds">): string[] {
+  const held = new Set<string>();
+  for (const hold of state.holds.values()) for (const uuid of hold.gpus) held.add(uuid);
+  return state.usable.filter((uuid) => !held.has(uuid));
+}
+
+/** GPU uuid -> the session holding it. */
+export function claimsByGpu(state: Pick<ClaimState, "holds">): Map<string, string> {
+  const claims = new Map<string, string>();
+  for (const [sessionId, hold] of state.holds) for (const uuid of hold.gpus) claims.set(uuid, sessionId);
+  return claims;
+}
+
+function tooLarge(s: Draft, count: number): string | null {
+  if (count <= s.usable.length) return null;
+  const unusable = s.usable.length < s.total ? ` (${s.usable.length} usable)` : "";
+  return `asked for ${plural(count)}, but this node has ${s.total}${unusable}`;
+}
+
+/** Grants heads while they fit; refuses what can never fit or must not wait; tells the rest their place. */
+function pump(s: Draft, effects: ClaimEffect[]): void {
+  if (s.ready && s.inventoryKnown) {
+    let free = freeGpus(s);
+    while (s.queue.length > 0) {
+      const head = s.queue[0]!;
+      const never = s.inventoryError ? `cannot hand out GPUs: ${s.inventoryError}` : tooLarge(s, head.count);
+      if (never) {
+        s.queue.shift();
+        effects.push({ type: "refuse", sessionId: head.sessionId, reason: s.inventoryError ? "no-gpus" : "too-large", message: never });
+        continue;
+      }
+      if (head.count > free.length) break;
+      const gpus = free.slice(0, head.count);
+      free = free.slice(head.count);
+      s.queue.shift();
+      s.holds.set(head.sessionId, { gpus, stage: "reserved", epoch: s.epoch });
+      effects.push({ type: "grant", sessionId: head.sessionId, gpus });
+    }
+    // A --no-wait request that could not be granted at once is refused rather than left waiting.
+    for (const w of s.queue.filter((w) => w.noWait)) {
+      effects.push({
+        type: "refuse",
+        sessionId: w.sessionId,
+        reason: "busy",
+        message: `not enough free GPUs: ${free.length} free, ${w.count} asked, ${s.queue.indexOf(w)} request(s) waiting ahead`,
+      });
+    }
+    s.queue = s.queue.filter((w) => !w.noWait);
+  }
+  const freeCount = freeGpus(s).length;
+  s.queue.forEach((w, i) => {
+    if (w.told === i + 1) return;
+    s.queue[i] = { ...w, told: i + 1 };
+    effects.push({ type: "queued", sessionId: w.sessionId, position: i + 1, free: freeCount });
+  });
+}
+
+function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects: ClaimEffect[]): void {
+  if (s.holds.has(e.sessionId) || s.queue.some((w) => w.sessionId === e.sessionId)) return;
+  if (e.count === 0) {
+    effects.push({ type: "grant", sessionId: e.sessionId, gpus: [] });
+    return;
+  }
+  if (s.inventoryKnown) {
+    const never = s.inventoryError ? `cannot hand out GPUs: ${s.inventoryError}` : tooLarge(s, e.count);
+    if (never) {
+      effects.push({ type: "refuse", sessionId: e.sessionId, reason: s.inventoryError ? "no-gpus" : "too-large", message: never });
+      return;
+    }
+  }
+  s.queue.push({ sessionId: e.sessionId, count: e.count, noWait: e.noWait, told: 0 });
+  pump(s, effects);
+}
+
+function listing(s: Draft, e: Extract<ClaimEvent, { type: "listing" }>, effects: ClaimEffect[]): void {
+  const listed = new Map(e.containers.map((c) => [c.sessionId, c]));
+  for (const [sessionId, hold] of s.holds) {
+    // Missing from a listing asked for after it was confirmed: the container is not there any more.
+    if (hold.stage === "confirmed" && hold.epoch <= e.since && !listed.has(sessionId)) {
+      s.holds.delete(sessionId);
+      effects.push({ type: "lost", sessionId });
+    }
+  }
+  for (const c of e.containers) {
+    if (!c.running || s.holds.has(c.sessionId)) continue;
+    // Ended after the listing was asked for: the listing is older than the end, not evidence against it.
+    const endedAt = s.ended.get(c.sessionId);
+    if (endedAt !== undefined && endedAt > e.since) continue;
+    s.holds.set(c.sessionId, { gpus: c.gpus, stage: "confirmed", epoch: s.epoch });
+    effects.push({ type: "adopt", sessionId: c.sessionId, gpus: c.gpus });
+  }
+  for (const [sessionId, endedAt] of s.ended) if (endedAt <= e.since) s.ended.delete(sessionId);
+  s.ready = true;
+  pump(s, effects);
+}
+
+export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState; effects: ClaimEffect[] } {
+  const s: Draft = { ...state, holds: new Map(state.holds), queue: [...state.queue], ended: new Map(state.ended), epoch: state.epoch + 1 };
+  const effects: ClaimEffect[] = [];
+  switch (event.type) {
+    case "inventory":
+      Object.assign(s, { inventoryKnown: true, total: event.total, usable: event.usable, inventoryError: event.error });
+      pump(s, effects);
+      break;
+    case "request":
+      request(s, event, effects);
+      break;
+    case "cancel": {
+      const queued = s.queue.findIndex((w) => w.sessionId === event.sessionId);
+      if (queued !== -1) s.queue.splice(queued, 1);
+      if (s.holds.get(event.sessionId)?.stage === "reserved") s.holds.delete(event.sessionId);
+      pump(s, effects);
+      break;
+    }
+    case "confirmed": {
+      const hold = s.holds.get(event.sessionId);
+      if (hold) s.holds.set(event.sessionId, { ...hold, stage: "confirmed", epoch: s.epoch });
+      break;
+    }
+    case "ended":
+      s.holds.delete(event.sessionId);
+      s.ended.set(event.sessionId, s.epoch);
+      pump(s, effects);
+      break;
+    case "listing":
+      listing(s, event, effects);
+      break;
+  }
+  return { state: s, effects };
+}

@@ -1,0 +1,136 @@
+import { randomBytes } from "node:crypto";
+import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
+import { buildContainerSpec } from "../runtime/docker/spec.ts";
+import { dockerMessage } from "../runtime/docker/engine.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
+import { prepareSession } from "./prepare.ts";
+import { gate, type SessionManager } from "./sessions.ts";
+
+/**
+ * An interactive session is created, then started once its CLI has attached (so no early output is lost). A CLI
+ * that dies in between would leave the container created, holding its GPUs with nothing running: after this long
+ * the executor starts it anyway, and the user can attach to it.
+ */
+export const unattachedStartMs = 30_000;
+
+function newSessionId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+interface CreateInput {
+  uid: number;
+  req: CreateSessionRequest;
+  emit: (e: CreateEvent) => void;
+  /** The caller's connection: when it goes away, so does the request (queued or not). */
+  signal: AbortSignal;
+  /** The caller's Beaker account, when the node has a server (kept in the `beaker.account` label). */
+  account: string | null;
+}
+
+/** Claim, pull, create, inject the user, and (detached) start. Rolls back on any failure: no container, no claim. */
+export async function createSession(m: SessionManager, { uid, req, emit, signal, account }: CreateInput): Promise<SessionInfo> {
+  const { config, engine, users, clock } = m.deps;
+  const sessionId = newSessionId();
+  // Tied to the caller from the first moment: a caller that hangs up while this is prepared or queued ends it.
+  const abort = new AbortController();
+  const onCallerGone = () => abort.abort(new ConflictError("the caller went away"));
+  if (signal.aborted) onCallerGone();
+  else signal.addEventListener("abort", onCallerGone, { once: true });
+  const cancelled = () => (abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away"));
+  let containerId: string | null = null;
+  try {
+    const user = await users.lookup(uid);
+    const nameTaken = (owner: number, name: string) => [...m.sessions.values(), ...m.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
+    const plan = await prepareSession(config, { beakerBinary: m.deps.beakerBinary, memlock: m.deps.memlock, nameTaken }, user, req);
+    // Until a listing has said what runs (Docker was down at start), nothing is granted: ask for one now.
+    if (!m.claimState.ready) await m.reconcile().catch(() => {});
+    const inventory = await m.refreshInventory();
+    if (abort.signal.aborted) throw cancelled();
+    const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
+    const image = req.image ?? config.defaultImage;
+    const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
+    const now = new Date(clock.now()).toISOString();
+    const info: SessionInfo = {
+      id: sessionId,
+      name,
+      node: config.nodeName,
+      user: plan.user.name,
+      account,
+      uid,
+      gpus: [],
+      requestedGpus: count,
+      image,
+      status: "starting",
+      tty: req.tty,
+      ports: [],
+      mounts: [],
+      createdAt: now,
+      startedAt: null,
+      finishedAt: null,
+      queuePosition: null,
+      exitCode: null,
+      reason: null,
+    };
+    m.pending.set(sessionId, { info, abort });
+    // The image is looked up (and pulled) while the request waits for GPUs; an image that cannot be had ends the wait.
+    const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
+    imageReady.catch((err) => abort.abort(err));
+    info.gpus = await m.claim(sessionId, count, req.noWait, emit, abort.signal);
+    Object.assign(info, { status: "starting", queuePosition: null });
+    const imageId = await imageReady;
+    if (abort.signal.aborted) throw cancelled();
+    const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus: info.gpus, tty: req.tty, term: req.term, account });
+    info.mounts = [...(spec.HostConfig?.Binds ?? [])];
+    containerId = await engine.create(spec);
+    if (abort.signal.aborted) throw cancelled();
+    if (req.command.length === 0 && !(await engine.hasShell(containerId, imageId))) {
+      throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
+    }
+    const groups = await Promise.all(
+      [plan.user.gid, ...plan.user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
+    );
+    // Writing the user into /etc/passwd runs while the caller connects its terminal; start waits for it.
+    const id = containerId;
+    const prepared = engine.injectUser(id, imageId, plan.user, groups).catch((err) => {
+      throw new SessionStartError(`cannot add you to the image's /etc/passwd: ${dockerMessage(err)}`);
+    });
+    prepared.catch(() => {});
+    m.dispatch({ type: "confirmed", sessionId });
+    const session = m.track(info, id, gate());
+    session.publishesPorts = req.ports.length > 0;
+    session.prepared = prepared;
+    m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
+    if (req.detach) await startSession(m, sessionId);
+    else clock.later(unattachedStartMs, () => void startSession(m, sessionId).catch(() => {}));
+    return info;
+  } catch (err) {
+    if (containerId && !m.sessions.has(sessionId)) await m.removeQuietly(containerId);
+    // Frees a reservation (or leaves the queue); a session already tracked frees its GPUs when its container is gone.
+    if (!m.sessions.has(sessionId)) m.dispatch({ type: "cancel", sessionId });
+    throw err;
+  } finally {
+    m.pending.delete(sessionId);
+    signal.removeEventListener("abort", onCallerGone);
+  }
+}
+
+/** Starts a created session (once); on failure the container is removed, and its watcher frees the GPUs. */
+export async function startSession(m: SessionManager, sessionId: string): Promise<void> {
+  const session = m.sessions.get(sessionId);
+  if (!session || session.info.status !== "starting") return;
+  session.info.status = "running";
+  try {
+    await session.prepared;
+    await m.deps.engine.start(session.containerId);
+    session.info.startedAt = new Date(m.deps.clock.now()).toISOString();
+    m.deps.onChange?.();
+    if (session.publishesPorts) session.info.ports = await m.deps.engine.publishedPorts(session.containerId);
+  } catch (err) {
+    session.stopReason ??= "exited";
+    await m.removeQuietly(session.containerId);
+    if (err instanceof SessionStartError) throw err;
+    throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
+  } finally {
+    session.startGate.open();
+  }
+}

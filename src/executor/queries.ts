@@ -1,0 +1,62 @@
+import { ConflictError } from "../errors.ts";
+import type { SessionDetails, SessionInfo } from "./api-types.ts";
+import { resolveRef } from "./lookup.ts";
+import type { LiveSession, PendingSession, SessionManager } from "./sessions.ts";
+
+/** What a session reference resolved to. */
+export type Resolved = { kind: "live"; session: LiveSession } | { kind: "pending"; pending: PendingSession } | { kind: "finished"; info: SessionInfo };
+
+export function infoOf(r: Resolved): SessionInfo {
+  return r.kind === "live" ? r.session.info : r.kind === "pending" ? r.pending.info : r.info;
+}
+
+/** A copy for the wire: the queue position only while queued. */
+export function snapshot(info: SessionInfo): SessionInfo {
+  return { ...info, queuePosition: info.status === "queued" ? info.queuePosition : null };
+}
+
+/**
+ * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
+ * caller's own unless root; someone else's is "not yours", not "not found".
+ */
+export function resolveSession(m: SessionManager, uid: number, ref: string): Resolved {
+  const candidates: Resolved[] = [
+    ...[...m.sessions.values()].map((session) => ({ kind: "live" as const, session })),
+    ...[...m.pending.values()].map((pending) => ({ kind: "pending" as const, pending })),
+    ...m.deps.history
+      .all()
+      .toReversed()
+      .map((info) => ({ kind: "finished" as const, info })),
+  ];
+  return resolveRef(candidates, infoOf, uid, ref);
+}
+
+export function findLive(m: SessionManager, uid: number, ref: string): LiveSession {
+  const found = resolveSession(m, uid, ref);
+  if (found.kind === "live") return found.session;
+  if (found.kind === "pending") throw new ConflictError(`session ${found.pending.info.name} has not started yet (${found.pending.info.status})`);
+  const { name, reason, exitCode } = found.info;
+  throw new ConflictError(`session ${name} has already ended (${reason ?? "exited"}${exitCode === null ? "" : `, exit code ${exitCode}`})`);
+}
+
+/** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */
+export function listSessions(m: SessionManager, uid: number, all: boolean): SessionInfo[] {
+  const mine = (info: SessionInfo) => (all && uid === 0) || info.uid === uid;
+  const live = [...m.sessions.values(), ...m.pending.values()].map((s) => s.info);
+  const finished = all ? m.deps.history.all().filter((f) => !live.some((l) => l.id === f.id)) : [];
+  return [...live, ...finished]
+    .filter(mine)
+    .map(snapshot)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/** Everything about one session, with its GPUs' indexes and names from the current inventory. */
+export async function describeSession(m: SessionManager, uid: number, ref: string): Promise<SessionDetails> {
+  const info = infoOf(resolveSession(m, uid, ref));
+  const inventory = await m.deps.inventory.get();
+  const devices = info.gpus.map((uuid) => {
+    const gpu = inventory.gpus.find((g) => g.uuid === uuid);
+    return { uuid, index: gpu?.index ?? null, name: gpu?.name ?? null };
+  });
+  return { ...snapshot(info), devices };
+}

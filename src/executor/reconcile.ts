@@ -1,0 +1,78 @@
+import type { ManagedContainer } from "../runtime/docker/engine.ts";
+import type { SessionInfo } from "./api-types.ts";
+import { gate, type SessionManager } from "./sessions.ts";
+
+const runningStates = new Set(["running", "paused", "restarting"]);
+
+function gpusOf(labels: Record<string, string>): string[] {
+  return (labels["beaker.gpus"] ?? "").split(",").filter(Boolean);
+}
+
+/**
+ * One reconcile: the inventory, then Docker's listing of this node's containers fed to the claim state machine, which
+ * decides which claims stand and which running containers to adopt; leftovers (created but never started, or exited
+ * while nobody watched) are removed.
+ */
+export async function reconcileOnce(m: SessionManager): Promise<void> {
+  const { engine, config, log, history } = m.deps;
+  try {
+    await m.refreshInventory();
+  } catch (err) {
+    log(`GPU inventory: ${(err as Error).message}`);
+  }
+  const since = m.claimState.epoch;
+  const containers = await engine.listManaged(config.nodeName);
+  const effects = m.dispatch({
+    type: "listing",
+    since,
+    containers: containers.map((c) => ({ sessionId: c.sessionId, gpus: gpusOf(c.labels), running: runningStates.has(c.state) })),
+  });
+  for (const effect of effects) {
+    const c = effect.type === "adopt" ? containers.find((x) => x.sessionId === effect.sessionId) : undefined;
+    if (c && !m.sessions.has(c.sessionId)) adopt(m, c);
+  }
+  for (const c of containers) {
+    // A container still being set up (its request is pending), watched, or just adopted is not a leftover.
+    if (m.sessions.has(c.sessionId) || m.pending.has(c.sessionId) || runningStates.has(c.state)) continue;
+    log(`removing leftover session container ${c.sessionId} (${c.state})`);
+    if (c.state === "exited" && c.sessionId) {
+      history.add({ ...infoFrom(m, c), status: "exited", exitCode: c.exitCode, reason: "exited", finishedAt: new Date(m.deps.clock.now()).toISOString() });
+    }
+    await m.removeQuietly(c.id);
+  }
+}
+
+/** A session's record rebuilt from its container's labels (after an executor restart). */
+function infoFrom(m: SessionManager, c: ManagedContainer): SessionInfo {
+  const gpus = gpusOf(c.labels);
+  const created = new Date(c.created * 1000).toISOString();
+  return {
+    id: c.sessionId,
+    name: c.labels["beaker.name"] ?? c.sessionId,
+    node: c.labels["beaker.node"] ?? m.deps.config.nodeName,
+    user: c.labels["beaker.user"] ?? "?",
+    uid: Number(c.labels["beaker.uid"] ?? -1),
+    gpus,
+    requestedGpus: gpus.length,
+    image: c.image,
+    status: "running",
+    tty: c.labels["beaker.tty"] === "true",
+    account: c.labels["beaker.account"] ?? null,
+    ports: c.ports,
+    mounts: c.mounts,
+    createdAt: created,
+    startedAt: created,
+    finishedAt: null,
+    queuePosition: null,
+    exitCode: null,
+    reason: null,
+  };
+}
+
+function adopt(m: SessionManager, c: ManagedContainer): void {
+  const info = infoFrom(m, c);
+  const startGate = gate();
+  startGate.open();
+  m.deps.log(`adopted running session ${info.id} of ${info.user} (GPUs: ${info.gpus.join(",") || "none"})`);
+  m.track(info, c.id, startGate);
+}

@@ -1,0 +1,45 @@
+import { ConflictError } from "../errors.ts";
+import { dockerMessage } from "../runtime/docker/engine.ts";
+import type { SessionInfo } from "./api-types.ts";
+import { infoOf, resolveSession } from "./queries.ts";
+import type { ExitReason, LiveSession, SessionManager } from "./sessions.ts";
+
+/** Stops a session by reference: a queued or starting request is withdrawn, a running one stopped. */
+export async function stopSessionRef(m: SessionManager, uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+  const found = resolveSession(m, uid, ref);
+  const target = infoOf(found);
+  const reason: ExitReason = uid === 0 && target.uid !== 0 ? "stopped by admin" : "stopped by user";
+  if (found.kind === "pending") {
+    const { info, abort } = found.pending;
+    abort.abort(new ConflictError(`session ${info.name} was ${reason} before it started`));
+    m.deps.log(`session request ${info.id} of ${info.user} ${reason} before it started`);
+    return { ...info, status: "exited", reason, finishedAt: new Date(m.deps.clock.now()).toISOString(), queuePosition: null };
+  }
+  if (found.kind === "finished") {
+    throw new ConflictError(`session ${target.name} has already ended (${target.reason ?? "exited"}${target.exitCode === null ? "" : `, exit code ${target.exitCode}`})`);
+  }
+  found.session.stopReason ??= reason;
+  return stopLive(m, found.session, timeoutSeconds);
+}
+
+/** SIGTERM, SIGKILL after the timeout; resolves once the container is gone and its GPUs are free. */
+export async function stopLive(m: SessionManager, session: LiveSession, timeoutSeconds: number): Promise<SessionInfo> {
+  session.info.status = "stopping";
+  session.startGate.open();
+  await m.deps.engine.stop(session.containerId, timeoutSeconds);
+  await session.exited;
+  return session.info;
+}
+
+/** Stops running sessions nobody has attached to for `idleTimeout` seconds (0: never). */
+export function stopIdleSessions(m: SessionManager): void {
+  const limit = m.deps.config.idleTimeout;
+  if (limit <= 0) return;
+  const now = m.deps.clock.now();
+  for (const session of m.sessions.values()) {
+    if (session.info.status !== "running" || session.terminals > 0 || now - session.lastAttached < limit * 1000) continue;
+    m.deps.log(`stopping session ${session.info.id} of ${session.info.user}: nobody attached for ${limit} s (idleTimeout)`);
+    session.stopReason = "idle";
+    void stopLive(m, session, 10).catch((err) => m.deps.log(`cannot stop idle session ${session.info.id}: ${dockerMessage(err)}`));
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * One seed of the executor simulation: a random workload (creates of 0..N+1 GPUs, some --no-wait, some cancelled
+ * while queued; stops; reconcile ticks; Docker down for a while; containers failing to create or start, exiting at
+ * once, removed behind the executor's back; GPUs turning unhealthy or busy; executor crashes and restarts) run against
+ * the real session manager on the fake world, with the invariants checked after every step.
+ */
+import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../src/executor/api-types.ts";
+import type { ClaimEffect, ClaimEvent } from "../../src/executor/claims.ts";
+import { FakeEngine, FakeGpus, Scheduler, type Faults } from "./world.ts";
+
+/** What the simulation needs of a session manager (one executor incarnation). */
+export interface SimManager {
+  create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<SessionInfo>;
+  stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo>;
+  reconcile(): Promise<void>;
+  /** GPU uuid -> session holding it. */
+  claims(): ReadonlyMap<string, string>;
+  /** Sessions this executor knows and has not finished: containers it watches and requests it is handling. */
+  tracked(): ReadonlySet<string>;
+  /** Sees each event the claim state machine gets and its effects (the FIFO check follows the queue with them). */
+  onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
+  /** Two claims on one GPU in the manager's own records, or null. */
+  holdsOverlap?: () => string | null;
+}
+
+export interface SimEnv {
+  sim: Scheduler;
+  engine: FakeEngine;
+  gpus: FakeGpus;
+  /** The executor incarnation: its timers (and engine answers) die with it. */
+  owner: number;
+  log: (line: string) => void;
+}
+
+export type ManagerFactory = (env: SimEnv) => SimManager;
+
+export interface SimResult {
+  seed: number;
+  violation: string | null;
+  trace: string[];
+  stats: { creates: number; sessions: number; crashes: number; steps: number };
+}
+
+class Violation extends Error {}
+
+interface ClientRequest {
+  n: number;
+  uid: number;
+  count: number;
+  noWait: boolean;
+  queuedAt: number | null;
+  sessionId: string | null;
+  settled: "pending" | "created" | "failed" | "lost";
+  error?: string;
+  abort: AbortController;
+  owner: number;
+}
+
+export interface SimOptions {
+  /** Leave out fault kinds the code under test cannot survive without real time (e.g. the pre-fix code). */
+  removeBehindBack?: boolean;
+  dockerDown?: boolean;
+  crashes?: boolean;
+  /** Check only what users would see (two running containers sharing a GPU), not the ledger's own records. */
+  observableOnly?: boolean;
+}
+
+export async function runSeed(seed: number, factory: ManagerFactory, options: SimOptions = {}): Promise<SimResult> {
+  const sim = new Scheduler(seed);
+  const trace: string[] = [];
+  const log = (line: string) => {
+    trace.push(`${String(sim.now).padStart(5)} ${line}`);
+  };
+  const faults: Faults = { createFails: sim.chance(0.5) ? 0.05 : 0, startFails: sim.chance(0.5) ? 0.05 : 0, exitsAtOnce: 0.05 };
+  const engine = new FakeEngine(sim, faults, log);
+  engine.holdMs = () => sim.int(5, 400);
+  const nodeGpus = sim.int(2, 8);
+  const gpus = new FakeGpus(nodeGpus);
+  const stats = { creates: 0, sessions: 0, crashes: 0, steps: 0 };
+  let owner = 1;
+  let manager: SimManager | null = null;
+  let reconciledOnce = false;
+  const requests: ClientRequest[] = [];
+  const end = 2500;
+
+  // A violation seen inside the manager's own call stack is kept and reported by the main loop.
+  let found: string | null = null;
+  const fail = (message: string) => {
+    found ??= message;
+  };
+  const violation = (message: string): never => {
+    fail(message);
+    throw new Violation(message);
+  };
+
+  function boot(): void {
+    const me = owner;
+    reconciledOnce = false;
+    const m = factory({ sim, engine, gpus, owner: me, log: (l) => log(`[exec ${me}] ${l}`) });
+    const queue: string[] = [];
+    m.onClaim = (event, effects) => {
+      if (event.type === "cancel") queue.splice(0, queue.length, ...queue.filter((id) => id !== event.sessionId));
+      for (const e of effects) {
+        if (e.type === "queued" && !queue.includes(e.sessionId)) queue.push(e.sessionId);
+        if (e.type === "refuse") queue.splice(0, queue.length, ...queue.filter((id) => id !== e.sessionId));
+        if (e.type === "grant") {
+          const at = queue.indexOf(e.sessionId);
+          if (at > 0) fail(`FIFO: ${e.sessionId} granted at position ${at + 1}, behind ${queue.slice(0, at).join(", ")}`);
+          if (at === 0) queue.shift();
+        }
+      }
+    };
+    manager = m;
+    const tick = () => {
+      if (owner !== me || sim.now > end + 5000) return;
+      const started = sim.now;
+      void m
+        .reconcile()
+        .then(() => {
+          if (owner !== me) return;
+          reconciledOnce = true;
+          // Leftovers can only be removed while Docker answers.
+          const dockerAnswered = engine.downUntil <= started || engine.downFrom >= sim.now;
+          try {
+            if (dockerAnswered) checkAfterReconcile(m);
+          } catch {}
+        })
+        .catch((err) => log(`[exec ${me}] reconcile failed: ${(err as Error).message}`))
+        .finally(() => sim.after(sim.int(50, 150), tick, me));
+    };
+    tick();
+  }
+
+  /** No GPU in two running containers; each running container's GPUs are claimed by its own session. */
+  function checkAlways(): void {
+    const holder = new Map<string, string>();
+    for (const c of engine.running()) {
+      for (const uuid of c.gpus) {
+        const other = holder.get(uuid);
+        if (other) violation(`GPU ${uuid} held by two running sessions: ${other} and ${c.sessionId}`);
+        holder.set(uuid, c.sessionId);
+      }
+    }
+    if (!manager || options.observableOnly) return;
+    const overlap = manager.holdsOverlap?.() ?? null;
+    if (overlap) violation(overlap);
+    if (!reconciledOnce) return;
+    const claims = manager.claims();
+    for (const c of engine.running()) {
+      for (const uuid of c.gpus) {
+        const claimedBy = claims.get(uuid);
+        if (claimedBy !== c.sessionId) violation(`GPU ${uuid} runs in session ${c.sessionId} but the ledger says ${claimedBy ?? "free"}`);
+      }
+    }
+  }
+
+  /** After a reconcile: every claim belongs to a session that still exists; every container is tracked or gone. */
+  function checkAfterReconcile(m: SimManager): void {
+    if (options.observableOnly) return;
+    const tracked = m.tracked();
+    for (const [uuid, sessionId] of m.claims()) {
+      const exists = engine.existing().some((c) => c.sessionId === sessionId);
+      if (!exists && !tracked.has(sessionId)) violation(`GPU ${uuid} still claimed by ended session ${sessionId} after a reconcile`);
+    }
+    for (const c of engine.existing()) {
+      if (!tracked.has(c.sessionId) && c.state !== "exited") violation(`container of session ${c.sessionId} (${c.state}) neither tracked nor removed after a reconcile`);
+    }
+  }
+
+  function create(n: number): void {
+    if (!manager) return;
+    const m = manager;
+    const roll = sim.random();
+    const count = roll < 0.1 ? 0 : roll < 0.15 ? nodeGpus + 1 : sim.int(1, Math.min(3, nodeGpus));
+    const req: ClientRequest = {
+      n,
+      uid: 1000 + sim.int(1, 3),
+      count,
+      noWait: sim.chance(0.15),
+      queuedAt: null,
+      sessionId: null,
+      settled: "pending",
+      abort: new AbortController(),
+      owner,
+    };
+    requests.push(req);
+    stats.creates++;
+    const body: CreateSessionRequest = {
+      gpus: count,
+      image: "img",
+      name: null,
+      cpus: null,
+      memory: null,
+      sharedMemory: null,
+      ports: [],
+      env: [],
+      mounts: [],
+      workdir: null,
+      command: ["true"],
+      cwd: "/tmp",
+      tty: false,
+      term: null,
+      noWait: req.noWait,
+      detach: true,
+    };
+    log(`client ${n}: create --gpus ${count}${req.noWait ? " --no-wait" : ""} as ${req.uid}`);
+    const emit = (e: CreateEvent) => {
+      if (e.type === "queued" && "sessionId" in e) req.sessionId = e.sessionId as string;
+      if (e.type === "queued" && req.queuedAt === null) {
+        if (count > nodeGpus) fail(`request ${n} for ${count} GPUs on a ${nodeGpus}-GPU node was queued`);
+        req.queuedAt = sim.now + n / 1000;
+        log(`client ${n}: queued at position ${e.position}`);
+      }
+    };
+    if (sim.chance(0.15)) {
+      sim.after(sim.int(1, 300), () => {
+        if (req.settled === "pending") {
+          log(`client ${n}: hangs up`);
+          req.abort.abort();
+        }
+      });
+    }
+    m.create(req.uid, body, emit, req.abort.signal).then(
+      (info) => {
+        req.sessionId = info.id;
+        req.settled = "created";
+        stats.sessions++;
+        log(`client ${n}: session ${info.id} got ${info.gpus.join(",") || "no GPUs"}`);
+        if (count > nodeGpus) fail(`request ${n} for ${count} GPUs on a ${nodeGpus}-GPU node got a session`);
+      },
+      (err: Error) => {
+        req.settled = "failed";
+        req.error = err.message;
+        log(`client ${n}: failed: ${err.message}`);
+      },
+    );
+  }
+
+  function stopOne(): void {
+    if (!manager) return;
+    const candidates = requests.filter((r) => r.sessionId && r.settled !== "failed" && r.owner === owner);
+    if (candidates.length === 0) return;
+    const r = candidates[sim.int(0, candidates.length - 1)]!;
+    log(`client: stop ${r.sessionId}`);
+    manager.stop(r.uid, r.sessionId!, 1).then(
+      () => log(`client: stopped ${r.sessionId}`),
+      (err: Error) => log(`client: stop ${r.sessionId}: ${err.message}`),
+    );
+  }
+
+  function crash(): void {
+    if (!manager) return;
+    stats.crashes++;
+    log(`executor ${owner} crashes (kill -9)`);
+    sim.kill(owner);
+    for (const r of requests) if (r.owner === owner && r.settled === "pending") r.settled = "lost";
+    owner++;
+    manager = null;
+    sim.after(sim.int(1, 50), () => {
+      log(`executor ${owner} starts`);
+      boot();
+    });
+  }
+
+  // The workload, laid out on the virtual timeline.
+  // Half the seeds are a burst: many requests at once, sessions that end together (the pump's worst case).
+  const burst = sim.chance(0.5);
+  if (burst) engine.holdMs = () => sim.int(5, 60);
+  const creates = sim.int(10, 40);
+  for (let i = 0; i < creates; i++) sim.at(burst ? sim.int(0, 50) : sim.int(0, end), () => create(i));
+  for (let i = sim.int(0, 8); i > 0; i--) sim.at(sim.int(0, end), stopOne);
+  const crashes = sim.chance(0.3) ? sim.int(1, 2) : 0;
+  if (options.crashes !== false) for (let i = crashes; i > 0; i--) sim.at(sim.int(100, end), crash);
+  if (options.dockerDown !== false && sim.chance(0.2)) {
+    const from = sim.int(0, end);
+    sim.at(from, () => {
+      engine.downFrom = from;
+      engine.downUntil = from + sim.int(20, 300);
+      log(`Docker down until ${engine.downUntil}`);
+    });
+  }
+  if (options.removeBehindBack !== false) {
+    for (let i = sim.chance(0.2) ? sim.int(1, 2) : 0; i > 0; i--) {
+      sim.at(sim.int(0, end), () => {
+        const victim = engine.removeBehindBack();
+        if (victim) log(`docker rm -f ${victim.id} (session ${victim.sessionId}) from outside`);
+      });
+    }
+  }
+  for (let i = sim.chance(0.3) ? sim.int(1, 2) : 0; i > 0; i--) {
+    sim.at(sim.int(0, end), () => {
+      const gpu = gpus.gpus[sim.int(0, gpus.gpus.length - 1)]!;
+      if (sim.chance(0.5)) {
+        gpu.healthy = false;
+        gpu.error = "GPU is lost";
+      } else gpu.processes = [{ pid: 4_000_000 + sim.int(0, 1000), name: "foreign", usedMemoryMiB: 10 }];
+      log(`GPU ${gpu.uuid} becomes ${gpu.healthy ? "busy with a foreign process" : "unhealthy"}`);
+      sim.after(sim.int(50, 800), () => {
+        gpu.healthy = true;
+        gpu.error = null;
+        gpu.processes = [];
+        log(`GPU ${gpu.uuid} is usable again`);
+      });
+    });
+  }
+  boot();
+
+  try {
+    while (await sim.step()) {
+      stats.steps++;
+      if (found) violation(found);
+      checkAlways();
+      if (stats.steps > 200_000) violation("the simulation does not settle (a loop?)");
+    }
+    // Idle: every container ran its course, every request settled.
+    const stuck = requests.filter((r) => r.settled === "pending");
+    if (stuck.length > 0) violation(`requests never answered: ${stuck.map((r) => r.n).join(", ")}`);
+    const m = manager as SimManager | null;
+    if (m) {
+      if (m.claims().size > 0) violation(`GPUs still claimed at the end: ${[...m.claims()].map(([g, s]) => `${g}=${s}`).join(", ")}`);
+    }
+    const left = engine.existing();
+    if (left.length > 0) violation(`containers left at the end: ${left.map((c) => `${c.id}(${c.sessionId}, ${c.state})`).join(", ")}`);
+    return { seed, violation: null, trace, stats };
+  } catch (err) {
+    if (!(err instanceof Violation)) throw err;
+    log(`VIOLATION: ${err.message}`);
+    return { seed, violation: err.message, trace, stats };
+  }
+}

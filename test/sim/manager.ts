@@ -1,0 +1,82 @@
+/** The real SessionManager wired to the simulated world: a fake engine, fake GPUs and users, a virtual clock. */
+import { defaultExecutorConfig } from "../../src/config/executor.ts";
+import type { SessionInfo } from "../../src/executor/api-types.ts";
+import { SessionManager } from "../../src/executor/sessions.ts";
+import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
+import type { Clock } from "../../src/util/clock.ts";
+import type { SimEnv, SimManager } from "./driver.ts";
+
+/** One executor incarnation's view of the fake engine: each call answers only while that incarnation lives. */
+function engineView(env: SimEnv): SessionEngine {
+  const { engine, owner } = env;
+  const call = <T>(what: string, fn: () => T) => engine.call(owner, what, fn);
+  return {
+    listManaged: () =>
+      call("list", () =>
+        engine.existing().map((c) => ({ id: c.id, sessionId: c.sessionId, state: c.state, labels: c.labels, image: "img", created: 0, ports: [], mounts: [], exitCode: c.exitCode })),
+      ),
+    ensureImage: () => call("image", () => "sha256:img"),
+    create: (spec) => call("create", () => engine.createNow(spec as Record<string, unknown>)),
+    hasShell: () => call("facts", () => true),
+    injectUser: () => call("inject", () => undefined),
+    start: (id) => call("start", () => engine.startNow(id)),
+    wait: (id) => engine.wait(owner, id),
+    stop: (id) =>
+      call("stop", () => {
+        const c = engine.containers.get(id);
+        if (c && c.state === "running") engine.exit(c, 143);
+      }),
+    remove: (id) =>
+      call("remove", () => {
+        if (engine.containers.get(id)?.state !== "removed") engine.removeNow(id);
+      }),
+    exists: (id) => call("inspect", () => engine.containers.get(id)?.state !== "removed" && engine.containers.has(id)),
+    publishedPorts: () => call("inspect", () => []),
+  };
+}
+
+export function simManager(env: SimEnv): SimManager {
+  const { sim, gpus, owner } = env;
+  const clock: Clock = {
+    now: () => sim.now,
+    sleep: (ms) => sim.sleep(ms, owner),
+    later: (ms, fn) => sim.after(ms, fn, owner),
+  };
+  const history: SessionInfo[] = [];
+  let onClaim: SimManager["onClaim"];
+  const manager = new SessionManager({
+    config: { ...defaultExecutorConfig(), nodeName: "sim", mountPaths: [], defaultImage: "img" },
+    engine: engineView(env),
+    inventory: { get: () => new Promise((resolve) => sim.after(sim.int(0, 5), () => resolve(gpus.inventory()), owner)) },
+    users: {
+      lookup: async (uid) => ({ name: `u${uid}`, uid, gid: uid, groups: [uid], home: "/tmp", gecos: "" }),
+      groupName: async (gid) => `g${gid}`,
+    },
+    history: { add: (info) => void history.push(info), all: () => history },
+    log: env.log,
+    clock,
+    onClaim: (event, effects) => onClaim?.(event, effects),
+    beakerBinary: null,
+    memlock: -1,
+  });
+  return {
+    create: (uid, req, emit, signal) => manager.create(uid, req, emit, signal),
+    stop: (uid, ref, timeout) => manager.stop(uid, ref, timeout),
+    reconcile: () => manager.reconcile(),
+    claims: () => manager.claims(),
+    tracked: () => new Set([...manager.sessions.keys(), ...manager.pending.keys()]),
+    set onClaim(fn: SimManager["onClaim"]) {
+      onClaim = fn;
+    },
+    holdsOverlap: () => {
+      const seen = new Map<string, string>();
+      for (const [sessionId, hold] of manager.claimState.holds) {
+        for (const uuid of hold.gpus) {
+          if (seen.has(uuid)) return `GPU ${uuid} held by both ${seen.get(uuid)} and ${sessionId}`;
+          seen.set(uuid, sessionId);
+        }
+      }
+      return null;
+    },
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * The deterministic simulation of the executor (test/sim): thousands of seeded runs of random workloads with faults,
+ * each checking the claim invariants after every step. A failure prints its seed and event trace;
+ * `BEAKER_SIM_SEED=N bun test test/unit/claims-sim.test.ts` replays one seed with its trace.
+ */
+import { expect, test } from "bun:test";
+import { runSeed } from "../sim/driver.ts";
+import { simManager } from "../sim/manager.ts";
+
+const replay = process.env.BEAKER_SIM_SEED;
+const seeds = Number(process.env.BEAKER_SIM_SEEDS ?? 10_000);
+
+test(replay ? `simulation: seed ${replay}` : `simulation: ${seeds} seeds, no invariant violated`, async () => {
+  const list = replay ? [Number(replay)] : Array.from({ length: seeds }, (_, i) => i + 1);
+  const failures: string[] = [];
+  let sessions = 0;
+  let crashes = 0;
+  for (const seed of list) {
+    const result = await runSeed(seed, simManager);
+    sessions += result.stats.sessions;
+    crashes += result.stats.crashes;
+    if (replay) console.log(result.trace.join("\n"));
+    if (result.violation) {
+      failures.push(`seed ${seed}: ${result.violation}`);
+      if (failures.length === 1) console.log(`first failing seed ${seed} (replay: BEAKER_SIM_SEED=${seed}):\n${result.trace.slice(-60).join("\n")}`);
+    }
+  }
+  if (!replay) console.log(`${list.length} seeds: ${sessions} sessions, ${crashes} executor crashes, ${failures.length} violations`);
+  expect(failures).toEqual([]);
+}, 300_000);
