@@ -5,6 +5,7 @@ import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage, type DockerEngine, type ManagedContainer } from "../runtime/docker/engine.ts";
+import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
 import type { SessionHistory } from "./history.ts";
 import { usableGpus, type InventoryCache } from "./inventory-cache.ts";
@@ -21,7 +22,8 @@ export interface LiveSession {
   containerId: string;
   exited: Promise<{ code: number; reason: ExitReason }>;
   stopReason: ExitReason | null;
-  publishesPorts?: boolean;
+  /** The ports the request asked to publish; start fails when the container did not get them. */
+  requestedPorts?: number[];
   /** Set once a terminal attached, or on detach: the container may start. */
   startGate: { open(): void; opened: Promise<void> };
   /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
@@ -354,7 +356,7 @@ export class SessionManager {
       this.ledger.confirm(sessionId, gpus);
       const startGate = gate();
       const session = this.track(info, container.id, startGate);
-      session.publishesPorts = req.ports.length > 0;
+      session.requestedPorts = req.ports;
       session.prepared = prepared;
       this.deps.log(`created session ${sessionId} for ${user.name} (GPUs: ${gpus.join(",") || "none"}, image ${image})`);
       if (req.detach) await this.start(sessionId);
@@ -380,14 +382,17 @@ export class SessionManager {
     try {
       await session.prepared;
       await container.start();
+      const requestedPorts = session.requestedPorts ?? [];
+      if (requestedPorts.length > 0) {
+        const inspect = await container.inspect();
+        const { Ports: ports, Networks: networks } = inspect.NetworkSettings;
+        session.info.ports = publishedPorts(ports);
+        // A port asked for and not had is a failed start, never silence.
+        const missing = missingPorts(requestedPorts, { running: inspect.State.Running, ports, networks });
+        if (missing) throw new SessionStartError(missingPortsMessage(missing));
+      }
       session.info.startedAt = new Date().toISOString();
       this.deps.onChange?.();
-      if (session.publishesPorts) {
-        const inspect = await container.inspect();
-        session.info.ports = Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) =>
-          (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`),
-        );
-      }
     } catch (err) {
       session.stopReason = "exited";
       session.startGate.open();
