@@ -20,8 +20,7 @@ export async function loginInteractively(factory: Factory, serverUrl: string, wh
     const token = await promptSecret(io, "Beaker user token:", "set BEAKER_TOKEN");
     try {
       const user = await new ServerClient(serverUrl, token).whoami();
-      await saveLogin(factory, serverUrl, token);
-      io.err.write(`Logged in as ${user.name}\n`);
+      await recordLogin(factory, serverUrl, token, user);
       return { user, token };
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
@@ -31,11 +30,30 @@ export async function loginInteractively(factory: Factory, serverUrl: string, wh
   throw new AuthError(`${tries} tokens were refused by ${serverUrl}; ask your admin for a new one`);
 }
 
-export async function saveLogin(factory: Factory, serverUrl: string, token: string): Promise<void> {
-  await factory.userConfig().update((config) => {
+/**
+ * Keeps the token with the server it was checked against (a token means nothing to another server). Returns what the
+ * user should hear: that this server replaced another in the config, or that BEAKER_SERVER still points elsewhere.
+ */
+export async function saveLogin(factory: Factory, serverUrl: string, token: string): Promise<string[]> {
+  const store = factory.userConfig();
+  let before: string | undefined;
+  await store.update((config) => {
+    before = config.server;
     config.user_token = token;
-    config.server ??= serverUrl;
+    config.server = serverUrl;
   });
+  const same = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace(/\/+$/, "");
+  const fromEnv = factory.env.BEAKER_SERVER;
+  return [
+    ...(before !== undefined && !same(before, serverUrl) ? [`saved the server ${serverUrl} in ${store.path} (it was ${before})`] : []),
+    ...(fromEnv && !same(fromEnv, serverUrl) ? [`note: BEAKER_SERVER=${fromEnv} in your environment still overrides it`] : []),
+  ];
+}
+
+/** After the server accepted a token: keep both, and say who this is. */
+export async function recordLogin(factory: Factory, serverUrl: string, token: string, user: UserInfo): Promise<void> {
+  const notes = await saveLogin(factory, serverUrl, token);
+  for (const line of [`Logged in as ${user.name}`, ...notes]) factory.io.err.write(`${line}\n`);
 }
 
 /**

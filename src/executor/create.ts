@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage } from "../runtime/docker/engine.ts";
+import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
 import { prepareSession } from "./prepare.ts";
 import { gate, type SessionManager } from "./sessions.ts";
@@ -97,7 +98,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     prepared.catch(() => {});
     m.dispatch({ type: "confirmed", sessionId });
     const session = m.track(info, id, gate());
-    session.publishesPorts = req.ports.length > 0;
+    session.requestedPorts = req.ports;
     session.prepared = prepared;
     m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
     if (req.detach) await startSession(m, sessionId);
@@ -122,9 +123,15 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
   try {
     await session.prepared;
     await m.deps.engine.start(session.containerId);
+    if (session.requestedPorts.length > 0) {
+      const state = await m.deps.engine.publishedState(session.containerId);
+      session.info.ports = publishedPorts(state.ports);
+      // A port asked for and not had is a failed start, never silence.
+      const missing = missingPorts(session.requestedPorts, state);
+      if (missing) throw new SessionStartError(missingPortsMessage(missing));
+    }
     session.info.startedAt = new Date(m.deps.clock.now()).toISOString();
     m.deps.onChange?.();
-    if (session.publishesPorts) session.info.ports = await m.deps.engine.publishedPorts(session.containerId);
   } catch (err) {
     session.stopReason ??= "exited";
     await m.removeQuietly(session.containerId);

@@ -22,7 +22,8 @@ export interface LiveSession {
   containerId: string;
   exited: Promise<{ code: number; reason: ExitReason }>;
   stopReason: ExitReason | null;
-  publishesPorts?: boolean;
+  /** The ports the request asked to publish; start fails when the container did not get them. */
+  requestedPorts: number[];
   /** Set once a terminal attached, or on detach: the container may start. */
   startGate: { open(): void; opened: Promise<void> };
   /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
@@ -175,6 +176,7 @@ export class SessionManager {
       stopReason: null,
       startGate,
       exited: null as never,
+      requestedPorts: [],
       terminals: 0,
       lastAttached: this.deps.clock.now(),
       prepared: Promise.resolve(),

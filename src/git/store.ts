@@ -2,69 +2,103 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { withFileLock } from "../config/lock.ts";
 import { writeFileAtomic } from "../config/yaml-file.ts";
+import { ConfigError } from "../errors.ts";
 import type { Credential } from "./protocol.ts";
 
-interface Entry {
+/** One kept credential: protocol, host, path and username name it, as in git's own `store`; path only when git sent one. */
+export interface StoredCredential {
   protocol: string;
   host: string;
+  path?: string;
   username: string;
   password: string;
 }
 
+const identity = ["protocol", "host", "path", "username"] as const;
+
 /**
- * Beaker's own git credential store: `~/.beaker/git-credentials`, JSON, 0600, written atomically under a lock. Entries
- * are scoped to protocol + host; it answers only for hosts it holds.
+ * Whether a kept credential answers a query, the way git's `store` decides (credential_match in git's credential.c):
+ * every field the query names must be equal, and a field the query leaves out matches anything. An empty username is
+ * a name like any other. Hosts compare without case. Pure.
+ */
+export function credentialMatches(query: Credential, stored: StoredCredential): boolean {
+  return identity.every((field) => {
+    const want = query[field];
+    if (want === undefined) return true;
+    const have = stored[field];
+    return have !== undefined && (field === "host" ? have === want.toLowerCase() : have === want);
+  });
+}
+
+/** The credential git approved, ready to keep; null when git's `store` would refuse it (no protocol, host, user or password). */
+export function credentialToKeep(c: Credential): StoredCredential | null {
+  if (c.protocol === undefined || (c.host === undefined && c.path === undefined) || c.username === undefined || c.password === undefined) return null;
+  return { protocol: c.protocol, host: (c.host ?? "").toLowerCase(), ...(c.path === undefined ? {} : { path: c.path }), username: c.username, password: c.password };
+}
+
+/**
+ * Beaker's own git credential store: `~/.beaker/git-credentials`, JSON, 0600, written atomically under a lock. Like git's
+ * `store` it keeps one credential per (protocol, host, path, username), newest first, answers a query with the newest
+ * that matches, and erases every one that matches. Files from before version 2 (one credential per protocol and host,
+ * no path) read as they are.
  */
 export class BeakerCredentialStore {
   constructor(readonly path: string) {}
 
-  private read(): Entry[] {
+  private read(): StoredCredential[] {
     if (!existsSync(this.path)) return [];
+    let parsed: unknown;
     try {
-      const parsed = JSON.parse(readFileSync(this.path, "utf8")) as { credentials?: Entry[] };
-      return Array.isArray(parsed.credentials) ? parsed.credentials : [];
-    } catch {
-      return [];
+      parsed = JSON.parse(readFileSync(this.path, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`cannot read ${this.path}: ${(err as Error).message}; fix or remove it, then run 'beaker git setup' again`);
     }
+    const list = (parsed as { credentials?: unknown } | null)?.credentials;
+    const valid = (e: unknown): e is StoredCredential => {
+      const entry = e as Record<string, unknown> | null;
+      return (
+        typeof entry === "object" &&
+        entry !== null &&
+        ["protocol", "host", "username", "password"].every((k) => typeof entry[k] === "string") &&
+        (entry.path === undefined || typeof entry.path === "string")
+      );
+    };
+    if (!Array.isArray(list) || !list.every(valid)) throw new ConfigError(`${this.path} is not a Beaker git credential file; fix or remove it, then run 'beaker git setup' again`);
+    return list;
   }
 
-  private async update(mutate: (entries: Entry[]) => Entry[]): Promise<void> {
+  private async update<T>(mutate: (entries: StoredCredential[]) => { entries: StoredCredential[]; result: T }): Promise<T> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    await withFileLock(`${this.path}.lock`, () => {
-      writeFileAtomic(this.path, `${JSON.stringify({ credentials: mutate(this.read()) }, null, 2)}\n`, 0o600);
+    return withFileLock(`${this.path}.lock`, () => {
+      const { entries, result } = mutate(this.read());
+      writeFileAtomic(this.path, `${JSON.stringify({ version: 2, credentials: entries }, null, 2)}\n`, 0o600);
+      return result;
     });
   }
 
-  get(query: Credential): Entry | null {
-    if (!query.host) return null;
-    return (
-      this.read().find(
-        (e) => e.host === query.host!.toLowerCase() && e.protocol === (query.protocol ?? "https") && (!query.username || e.username === query.username),
-      ) ?? null
-    );
+  get(query: Credential): StoredCredential | null {
+    return this.read().find((e) => credentialMatches(query, e)) ?? null;
   }
 
+  /** Keeps what git approved in front, replacing only the credentials with its protocol, host, path and username. */
   async store(c: Credential): Promise<void> {
-    if (!c.host || !c.password) return;
-    const entry = { protocol: c.protocol ?? "https", host: c.host.toLowerCase(), username: c.username ?? "x-access-token", password: c.password };
-    await this.update((entries) => [...entries.filter((e) => !(e.host === entry.host && e.protocol === entry.protocol)), entry]);
+    const entry = credentialToKeep(c);
+    if (!entry) return;
+    const named: Credential = { protocol: entry.protocol, host: entry.host, username: entry.username, ...(entry.path === undefined ? {} : { path: entry.path }) };
+    await this.update((entries) => ({ entries: [entry, ...entries.filter((e) => !credentialMatches(named, e))], result: undefined }));
   }
 
-  /** Removes what matches; returns how many went. */
-  async erase(c: Credential): Promise<number> {
-    if (!c.host) return 0;
-    let removed = 0;
-    await this.update((entries) =>
-      entries.filter((e) => {
-        const match = e.host === c.host!.toLowerCase() && e.protocol === (c.protocol ?? "https");
-        if (match) removed++;
-        return !match;
-      }),
-    );
-    return removed;
+  /** Removes every credential the query matches; returns how many went. A query that names nothing erases nothing. */
+  async erase(query: Credential): Promise<number> {
+    if (identity.every((field) => query[field] === undefined)) return 0;
+    if (!existsSync(this.path)) return 0;
+    return this.update((entries) => {
+      const kept = entries.filter((e) => !credentialMatches(query, e));
+      return { entries: kept, result: entries.length - kept.length };
+    });
   }
 
-  hosts(): Array<{ protocol: string; host: string; username: string; password: string }> {
+  hosts(): StoredCredential[] {
     return this.read();
   }
 }

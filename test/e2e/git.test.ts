@@ -99,7 +99,7 @@ describe.each(["store", "beaker", "cache"])("token with the %s helper", (helper)
     } else expect(existsSync(storeFile)).toBe(false);
     if (helper === "beaker") {
       expect(statSync(beakerFile).mode & 0o777).toBe(0o600);
-      expect(JSON.parse(readFileSync(beakerFile, "utf8")).credentials).toEqual([{ protocol: "https", host: server.host, username: "x-access-token", password: token }]);
+      expect(JSON.parse(readFileSync(beakerFile, "utf8"))).toEqual({ version: 2, credentials: [{ protocol: "https", host: server.host, username: "x-access-token", password: token }] });
     } else expect(existsSync(beakerFile)).toBe(false);
 
     const { clone, push } = await cloneCommitPush("project", `from ${helper}`);
@@ -131,7 +131,7 @@ test("the cache helper forgets the token after its timeout", async () => {
 test("the helper answers only for hosts it holds; get, store and erase speak git's protocol", async () => {
   expect((await scripted("beaker")).exitCode).toBe(0);
   const held = await beaker(["git", "credential", "get"], { stdin: `protocol=https\nhost=${server.host}\n\n` });
-  expect(held).toEqual({ exitCode: 0, stdout: `protocol=https\nhost=${server.host}\nusername=x-access-token\npassword=${token}\n`, stderr: "" });
+  expect(held).toEqual({ exitCode: 0, stdout: `username=x-access-token\npassword=${token}\n`, stderr: "" });
   expect(await beaker(["git", "credential", "get"], { stdin: "protocol=https\nhost=other.example.com\n\n" })).toEqual({ exitCode: 0, stdout: "", stderr: "" });
   await beaker(["git", "credential", "store"], { stdin: "protocol=https\nhost=other.example.com\nusername=u\npassword=p2\n\n" });
   expect((await beaker(["git", "credential", "get"], { stdin: "protocol=https\nhost=other.example.com\n" })).stdout).toContain("password=p2\n");
@@ -319,7 +319,7 @@ test("inside a session, the helper path git was given resolves, and answers from
       user: testUser,
       stdin: `protocol=https\nhost=${server.host}\n\n`,
     });
-    expect(r).toEqual({ exitCode: 0, stdout: `protocol=https\nhost=${server.host}\nusername=x-access-token\npassword=${token}\n`, stderr: "" });
+    expect(r).toEqual({ exitCode: 0, stdout: `username=x-access-token\npassword=${token}\n`, stderr: "" });
   } finally {
     await executor.cleanup();
   }

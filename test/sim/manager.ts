@@ -31,7 +31,7 @@ function engineView(env: SimEnv): SessionEngine {
         if (engine.containers.get(id)?.state !== "removed") engine.removeNow(id);
       }),
     exists: (id) => call("inspect", () => engine.containers.get(id)?.state !== "removed" && engine.containers.has(id)),
-    publishedPorts: () => call("inspect", () => []),
+    publishedState: () => call("inspect", () => ({ running: true, ports: {}, networks: { bridge: { NetworkID: "n" } } })),
   };
 }
 

@@ -2,6 +2,7 @@ import type Dockerode from "dockerode";
 import type { Duplex } from "node:stream";
 import { SessionStartError, UnavailableError } from "../../errors.ts";
 import { mergeGroup, mergePasswd, type GroupEntry } from "./passwd.ts";
+import type { PublishedState } from "./ports.ts";
 import type { SessionUser } from "./spec.ts";
 import { createTar, readFirstFile, type TarEntry } from "./tar.ts";
 
@@ -60,7 +61,7 @@ export interface SessionEngine {
   stop(id: string, timeoutSeconds: number): Promise<void>;
   remove(id: string): Promise<void>;
   exists(id: string): Promise<boolean>;
-  publishedPorts(id: string): Promise<string[]>;
+  publishedState(id: string): Promise<PublishedState>;
 }
 
 /** The only code that talks to Docker. Thin: each method is one or two engine calls. */
@@ -205,11 +206,11 @@ export class DockerEngine implements SessionEngine {
     });
   }
 
-  /** The host ports a started container got, as HOST_IP:HOST_PORT->PORT/tcp. */
-  publishedPorts(id: string): Promise<string[]> {
+  /** What a started container got of the ports it asked for (and whether it still runs, which changes the answer). */
+  publishedState(id: string): Promise<PublishedState> {
     return this.onContainer(id, async (c) => {
       const inspect = await c.inspect();
-      return Object.entries(inspect.NetworkSettings.Ports ?? {}).flatMap(([port, bindings]) => (bindings ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`));
+      return { running: inspect.State.Running, ports: inspect.NetworkSettings.Ports, networks: inspect.NetworkSettings.Networks };
     });
   }
 

@@ -1,7 +1,7 @@
 import { UsageError } from "../../../errors.ts";
 import { ServerClient } from "../../../server/client.ts";
 import { jsonOption, type CommandSpec, type NounSpec } from "../../command.ts";
-import { loginInteractively, saveLogin } from "../../login.ts";
+import { loginInteractively, recordLogin, saveLogin } from "../../login.ts";
 import { printJson } from "../../output.ts";
 import type { Factory } from "../../factory.ts";
 
@@ -16,7 +16,7 @@ const login: CommandSpec = {
   name: "login",
   summary: "Log in with your Beaker user token (asked with a hidden prompt, or read from stdin)",
   options: [
-    { flags: "--server <url>", description: "The Beaker server (default: your config, else this node's)", kind: "string" },
+    { flags: "--server <url>", description: "The Beaker server (default: your config, else this node's); saved in your config", kind: "string" },
     { flags: "--token-stdin", description: "Read the token from stdin instead of asking", kind: "boolean" },
   ],
   async run({ flags, factory }) {
@@ -24,9 +24,7 @@ const login: CommandSpec = {
     if (!flags.tokenStdin) return void (await loginInteractively(factory, url, `Logging in to ${url}`));
     const token = (await factory.io.readStdin()).trim();
     if (!token) throw new UsageError("--token-stdin: nothing on stdin");
-    const user = await new ServerClient(url, token).whoami();
-    await saveLogin(factory, url, token);
-    factory.io.err.write(`Logged in as ${user.name}\n`);
+    await recordLogin(factory, url, token, await new ServerClient(url, token).whoami());
   },
 };
 
@@ -67,8 +65,9 @@ const token: NounSpec = {
       async run({ factory }) {
         const server = await factory.server();
         const { token: fresh } = await server.rotateToken();
-        await saveLogin(factory, server.baseUrl, fresh);
+        const notes = await saveLogin(factory, server.baseUrl, fresh);
         factory.io.err.write(`rotated: the old token no longer works; the new one is saved in ${factory.userConfig().path}\n`);
+        for (const line of notes) factory.io.err.write(`${line}\n`);
       },
     },
   ],
