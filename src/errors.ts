@@ -8,14 +8,17 @@ export class BeakerError extends Error {
   override name = "BeakerError";
 }
 
-/** A bad flag or argument: printed with the command's usage, exit 2. */
+/**
+ * A bad flag or argument, exit 2: printed with the command's usage (`usageFor`, filled in by the CLI frame), or alone
+ * when `usageFor` is null (a value the executor refused: the command line itself was well-formed).
+ */
 export class UsageError extends BeakerError {
   override readonly exitCode = 2;
   override readonly code = "usage";
   override name = "UsageError";
   constructor(
     message: string,
-    readonly usageFor?: string,
+    readonly usageFor?: string | null,
   ) {
     super(message);
   }
@@ -90,6 +93,7 @@ const byCode: Record<string, new (message: string) => BeakerError> = {
 
 /** Rebuilds a typed error from its wire form (`{code, message}`). */
 export function errorFromCode(code: string, message: string): BeakerError {
+  if (code === "usage") return new UsageError(message, null);
   const ErrorType = byCode[code] ?? BeakerError;
   return new ErrorType(message);
 }

@@ -17,7 +17,7 @@ async function main(argv: string[]): Promise<number> {
     afterCommand(factory, args[0]);
     return code;
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError && err.usageFor !== null) {
       io.err.write(`beaker: ${err.message}\n\n${formatUsage(program, err.usageFor)}`);
     } else if (err instanceof BeakerError) {
       io.err.write(`beaker: ${err.message}\n`);

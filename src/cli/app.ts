@@ -73,7 +73,7 @@ async function runCommand(command: CommandSpec, noun: string, argv: string[], fa
     const code = command.usesExecutor ? await withExecutorLogin(factory, run) : await run();
     return code ?? 0;
   } catch (err) {
-    if (err instanceof UsageError && !err.usageFor) throw new UsageError(err.message, path);
+    if (err instanceof UsageError && err.usageFor === undefined) throw new UsageError(err.message, path);
     throw err;
   }
 }

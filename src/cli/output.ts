@@ -1,7 +1,16 @@
 import type { IO } from "./io.ts";
 
-/** Prints rows as an aligned table with a header, like `docker ps`. */
-export function printTable(io: IO, headers: string[], rows: string[][]): void {
+/**
+ * Text that came from elsewhere (an image name, a path, a node's report) made safe for a terminal: control characters,
+ * which could move the cursor or retitle a window, become "?". Pure.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+}
+
+/** Prints rows as an aligned table with a header, like `docker ps`. Cells are made printable. */
+export function printTable(io: IO, headers: string[], rawRows: string[][]): void {
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("   ").trimEnd();
   io.out.write(`${line(headers)}\n`);

@@ -8,6 +8,7 @@ import { parseYamlMapping } from "./yaml-file.ts";
 export const defaultExecutorConfigPath = "/etc/beaker/config.yml";
 export const defaultSocketPath = "/run/beaker/executor.sock";
 export const defaultImage = "allenai/base:cuda11.2-ubuntu20.04";
+export const defaultSessionNetwork = "beaker-sessions";
 
 export interface ExecutorConfig {
   socket: string;
@@ -29,6 +30,23 @@ export interface ExecutorConfig {
   historyRetention: number;
   /** Where `beaker upgrade` on this node looks for releases (after the user's own update_url). */
   updateUrl: string | null;
+  /** Processes a session may have at once; 0 = no limit. */
+  pidsLimit: number;
+  /** A session's memory limit when it asks for none: bytes, or a share of the node's memory. */
+  defaultMemory: { bytes: number } | { percent: number };
+  /** The largest /dev/shm a session may have, bytes; null = its memory limit. */
+  maxShmSize: number | null;
+  /** Requests one user may have waiting in the queue at once. */
+  maxQueuedPerUser: number;
+  /** GPUs one user may hold (and wait for) at once; null = no limit. */
+  maxGpusPerUser: number | null;
+  /** The host address published ports bind to (127.0.0.1: reach them over SSH; 0.0.0.0: from anywhere). */
+  publishAddress: string;
+  /**
+   * The Docker network sessions run on. The default one is made by the executor with traffic between containers
+   * off, so sessions cannot reach each other's ports; "none" gives sessions no network at all.
+   */
+  sessionNetwork: string;
 }
 
 export function defaultExecutorConfig(): ExecutorConfig {
@@ -48,10 +66,29 @@ export function defaultExecutorConfig(): ExecutorConfig {
     idleTimeout: 0,
     historyRetention: 7 * 24 * 3600,
     updateUrl: null,
+    pidsLimit: 32768,
+    defaultMemory: { percent: 90 },
+    maxShmSize: null,
+    maxQueuedPerUser: 8,
+    maxGpusPerUser: null,
+    publishAddress: "127.0.0.1",
+    sessionNetwork: defaultSessionNetwork,
   };
 }
 
 type Field = (value: unknown) => unknown;
+
+const size: Field = (v) => {
+  const bytes = parseSize(String(v));
+  if (bytes === null || bytes <= 0) throw new Error('must be a size like "8g" or "512m"');
+  return bytes;
+};
+const count =
+  (min: number): Field =>
+  (v) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new Error(`must be a whole number, ${min} or more`);
+    return v;
+  };
 
 const absolutePath: Field = (v) => {
   if (typeof v !== "string" || !v.startsWith("/")) throw new Error("must be an absolute path");
@@ -83,11 +120,25 @@ const fields: Record<keyof ExecutorConfig, Field> = {
     return v.map((p) => absolutePath(p));
   },
   sessionHome: optional(absolutePath),
-  shmSize: optional((v) => {
-    const bytes = parseSize(String(v));
-    if (bytes === null || bytes <= 0) throw new Error('must be a size like "8g" or "512m"');
-    return bytes;
-  }),
+  shmSize: optional(size),
+  pidsLimit: count(0),
+  defaultMemory: (v) => {
+    const percent = typeof v === "string" ? /^(\d{1,3})\s*%$/.exec(v.trim()) : null;
+    if (percent && Number(percent[1]) > 0 && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
+    if (percent) throw new Error('must be a share from 1% to 100%, or a size like "64g"');
+    return { bytes: size(v) };
+  },
+  maxShmSize: optional(size),
+  maxQueuedPerUser: count(1),
+  maxGpusPerUser: optional(count(0)),
+  publishAddress: (v) => {
+    if (typeof v !== "string" || !/^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/.test(v.trim())) throw new Error('must be an IP address like "127.0.0.1" or "0.0.0.0"');
+    return v.trim();
+  },
+  sessionNetwork: (v) => {
+    if (typeof v !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(v)) throw new Error("must be a Docker network name");
+    return v;
+  },
   server: optional((v) => {
     if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");
     return v.replace(/\/+$/, "");

@@ -12,6 +12,7 @@
  */
 
 export interface Hold {
+  uid: number;
   gpus: readonly string[];
   stage: "reserved" | "confirmed";
   /** The epoch at which the claim was made or confirmed. */
@@ -20,13 +21,21 @@ export interface Hold {
 
 export interface Waiting {
   sessionId: string;
+  uid: number;
   count: number;
   noWait: boolean;
   /** The last position the caller was told (0: none yet). */
   told: number;
 }
 
+/** What one user may have on this node at once (config `maxQueuedPerUser`, `maxGpusPerUser`). */
+export interface UserLimits {
+  maxQueued: number;
+  maxGpus: number;
+}
+
 export interface ClaimState {
+  limits: UserLimits;
   /** False until the first listing: nothing is granted before the claims of running containers are known. */
   ready: boolean;
   /** Whether an inventory has been seen; requests wait for one. */
@@ -45,7 +54,7 @@ export interface ClaimState {
 
 export type ClaimEvent =
   | { type: "inventory"; total: number; usable: string[]; error: string | null }
-  | { type: "request"; sessionId: string; count: number; noWait: boolean }
+  | { type: "request"; sessionId: string; uid: number; count: number; noWait: boolean }
   /** The request is withdrawn before its container exists: caller gone, stopped while queued, create failed. */
   | { type: "cancel"; sessionId: string }
   /** The session's container exists: its claim is in Docker's labels now. */
@@ -56,32 +65,23 @@ export type ClaimEvent =
    * Docker's managed containers (any state but removed), from a listing asked for when the state was at epoch
    * `since`; `running` for those whose processes run (running, paused, restarting).
    */
-  | { type: "listing"; since: number; containers: Array<{ sessionId: string; gpus: string[]; running: boolean }> };
+  | { type: "listing"; since: number; containers: Array<{ sessionId: string; uid: number; gpus: string[]; running: boolean }> };
 
 export type ClaimEffect =
   | { type: "grant"; sessionId: string; gpus: string[] }
   | { type: "queued"; sessionId: string; position: number; free: number }
-  | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus"; message: string }
+  | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus" | "limit"; message: string }
   /** A running container this executor does not hold: watch it (after a restart, or one that outlived its end). */
   | { type: "adopt"; sessionId: string; gpus: string[] }
   /** A confirmed claim whose container a later listing no longer shows. */
   | { type: "lost"; sessionId: string };
 
-export function initialClaims(): ClaimState {
-  return { ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, holds: new Map(), queue: [], ended: new Map(), epoch: 0 };
+export function initialClaims(limits: UserLimits = { maxQueued: Infinity, maxGpus: Infinity }): ClaimState {
+  return { limits, ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, holds: new Map(), queue: [], ended: new Map(), epoch: 0 };
 }
 
-interface Draft {
-  ready: boolean;
-  inventoryKnown: boolean;
-  total: number;
-  usable: readonly string[];
-  inventoryError: string | null;
-  holds: Map<string, Hold>;
-  queue: Waiting[];
-  ended: Map<string, number>;
-  epoch: number;
-}
+/** The state being changed inside one step: the same, with its collections writable. */
+type Draft = Omit<ClaimState, "holds" | "queue" | "ended"> & { holds: Map<string, Hold>; queue: Waiting[]; ended: Map<string, number> };
 
 const plural = (n: number) => `${n} GPU${n === 1 ? "" : "s"}`;
 
@@ -121,7 +121,7 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
       const gpus = free.slice(0, head.count);
       free = free.slice(head.count);
       s.queue.shift();
-      s.holds.set(head.sessionId, { gpus, stage: "reserved", epoch: s.epoch });
+      s.holds.set(head.sessionId, { uid: head.uid, gpus, stage: "reserved", epoch: s.epoch });
       effects.push({ type: "grant", sessionId: head.sessionId, gpus });
     }
     // A --no-wait request that could not be granted at once is refused rather than left waiting.
@@ -143,6 +143,20 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
   });
 }
 
+/** Why this request would take its user past a per-user limit, or null. */
+function overLimit(s: Draft, e: Extract<ClaimEvent, { type: "request" }>): string | null {
+  if (e.uid === 0) return null; // root administers the node
+  const waiting = s.queue.filter((w) => w.uid === e.uid);
+  let gpus = e.count + waiting.reduce((n, w) => n + w.count, 0);
+  for (const hold of s.holds.values()) if (hold.uid === e.uid) gpus += hold.gpus.length;
+  if (gpus > s.limits.maxGpus) return `this would give you ${plural(gpus)} on this node; the most one user may hold or wait for is ${s.limits.maxGpus}`;
+  const wouldWait = s.queue.length > 0 || e.count > freeGpus(s).length || !s.ready;
+  if (wouldWait && !e.noWait && waiting.length >= s.limits.maxQueued) {
+    return `you already have ${waiting.length} request${waiting.length === 1 ? "" : "s"} waiting on this node (the most one user may have is ${s.limits.maxQueued}); stop one, or wait`;
+  }
+  return null;
+}
+
 function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects: ClaimEffect[]): void {
   if (s.holds.has(e.sessionId) || s.queue.some((w) => w.sessionId === e.sessionId)) return;
   if (e.count === 0) {
@@ -156,7 +170,12 @@ function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects:
       return;
     }
   }
-  s.queue.push({ sessionId: e.sessionId, count: e.count, noWait: e.noWait, told: 0 });
+  const limit = overLimit(s, e);
+  if (limit) {
+    effects.push({ type: "refuse", sessionId: e.sessionId, reason: "limit", message: limit });
+    return;
+  }
+  s.queue.push({ sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, told: 0 });
   pump(s, effects);
 }
 
@@ -174,7 +193,7 @@ function listing(s: Draft, e: Extract<ClaimEvent, { type: "listing" }>, effects:
     // Ended after the listing was asked for: the listing is older than the end, not evidence against it.
     const endedAt = s.ended.get(c.sessionId);
     if (endedAt !== undefined && endedAt > e.since) continue;
-    s.holds.set(c.sessionId, { gpus: c.gpus, stage: "confirmed", epoch: s.epoch });
+    s.holds.set(c.sessionId, { uid: c.uid, gpus: c.gpus, stage: "confirmed", epoch: s.epoch });
     effects.push({ type: "adopt", sessionId: c.sessionId, gpus: c.gpus });
   }
   for (const [sessionId, endedAt] of s.ended) if (endedAt <= e.since) s.ended.delete(sessionId);

@@ -4,7 +4,9 @@ import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage } from "../runtime/docker/engine.ts";
 import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
-import { prepareSession } from "./prepare.ts";
+import { writeAccountFiles } from "./accounts.ts";
+import { describeMounts, prepareSession } from "./prepare.ts";
+import { stageMounts, type StagedMounts } from "./stage.ts";
 import { gate, type SessionManager } from "./sessions.ts";
 
 /**
@@ -39,10 +41,11 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
   else signal.addEventListener("abort", onCallerGone, { once: true });
   const cancelled = () => (abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away"));
   let containerId: string | null = null;
+  let staged: StagedMounts | null = null;
   try {
     const user = await users.lookup(uid);
     const nameTaken = (owner: number, name: string) => [...m.sessions.values(), ...m.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
-    const plan = await prepareSession(config, { beakerBinary: m.deps.beakerBinary, memlock: m.deps.memlock, nameTaken }, user, req);
+    const plan = prepareSession(config, { ...m.deps.node, nameTaken }, user, req);
     // Until a listing has said what runs (Docker was down at start), nothing is granted: ask for one now.
     if (!m.claimState.ready) await m.reconcile().catch(() => {});
     const inventory = await m.refreshInventory();
@@ -50,7 +53,6 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
     const image = req.image ?? config.defaultImage;
     const name = req.name ?? `${user.name}-${sessionId.slice(0, 6)}`;
-    const now = new Date(clock.now()).toISOString();
     const info: SessionInfo = {
       id: sessionId,
       name,
@@ -64,8 +66,8 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       status: "starting",
       tty: req.tty,
       ports: [],
-      mounts: [],
-      createdAt: now,
+      mounts: describeMounts(plan),
+      createdAt: new Date(clock.now()).toISOString(),
       startedAt: null,
       finishedAt: null,
       queuePosition: null,
@@ -76,38 +78,50 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     // The image is looked up (and pulled) while the request waits for GPUs; an image that cannot be had ends the wait.
     const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
     imageReady.catch((err) => abort.abort(err));
-    info.gpus = await m.claim(sessionId, count, req.noWait, emit, abort.signal);
+    info.gpus = await m.claim(sessionId, { uid, count, noWait: req.noWait }, emit, abort.signal);
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
-    if (abort.signal.aborted) throw cancelled();
-    const spec = buildContainerSpec({ ...plan, sessionId, name, node: config.nodeName, image, gpus: info.gpus, tty: req.tty, term: req.term, account });
-    info.mounts = [...(spec.HostConfig?.Binds ?? [])];
-    containerId = await engine.create(spec);
-    if (abort.signal.aborted) throw cancelled();
-    if (req.command.length === 0 && !(await engine.hasShell(containerId, imageId))) {
+    const facts = await engine.imageFacts(imageId, config.nodeName);
+    if (req.command.length === 0 && !facts.hasShell) {
       throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
     }
     const groups = await Promise.all(
       [plan.user.gid, ...plan.user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
     );
-    // Writing the user into /etc/passwd runs while the caller connects its terminal; start waits for it.
-    const id = containerId;
-    const prepared = engine.injectUser(id, imageId, plan.user, groups).catch((err) => {
-      throw new SessionStartError(`cannot add you to the image's /etc/passwd: ${dockerMessage(err)}`);
+    const accountFiles = writeAccountFiles(config.stateDir, facts, plan.user, groups);
+    if (abort.signal.aborted) throw cancelled();
+    staged = await stageMounts(config.stateDir, sessionId, plan.userMounts, plan.user);
+    const spec = buildContainerSpec({
+      ...plan,
+      mounts: [...plan.nodePaths, ...staged.mounts],
+      shownMounts: info.mounts,
+      accountFiles,
+      sessionId,
+      name,
+      node: config.nodeName,
+      image,
+      gpus: info.gpus,
+      tty: req.tty,
+      term: req.term,
+      account,
     });
-    prepared.catch(() => {});
+    containerId = await engine.create(spec);
+    if (abort.signal.aborted) throw cancelled();
     m.dispatch({ type: "confirmed", sessionId });
-    const session = m.track(info, id, gate());
+    const session = m.track(info, containerId, gate());
     session.requestedPorts = req.ports;
-    session.prepared = prepared;
+    session.releaseMounts = staged.release;
     m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
     if (req.detach) await startSession(m, sessionId);
     else clock.later(unattachedStartMs, () => void startSession(m, sessionId).catch(() => {}));
     return info;
   } catch (err) {
     if (containerId && !m.sessions.has(sessionId)) await m.removeQuietly(containerId);
-    // Frees a reservation (or leaves the queue); a session already tracked frees its GPUs when its container is gone.
-    if (!m.sessions.has(sessionId)) m.dispatch({ type: "cancel", sessionId });
+    if (!m.sessions.has(sessionId)) {
+      await staged?.release();
+      // Frees a reservation (or leaves the queue); a session already tracked frees its GPUs when its container is gone.
+      m.dispatch({ type: "cancel", sessionId });
+    }
     throw err;
   } finally {
     m.pending.delete(sessionId);
@@ -121,7 +135,6 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
   if (!session || session.info.status !== "starting") return;
   session.info.status = "running";
   try {
-    await session.prepared;
     await m.deps.engine.start(session.containerId);
     if (session.requestedPorts.length > 0) {
       const state = await m.deps.engine.publishedState(session.containerId);
@@ -138,6 +151,8 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
     if (err instanceof SessionStartError) throw err;
     throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
   } finally {
+    // A started container holds its own binds; the staging ones are no longer needed either way.
+    await session.releaseMounts();
     session.startGate.open();
   }
 }

@@ -1,14 +1,19 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, unlinkSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
 import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { BeakerError, errorMessage, UsageError } from "../errors.ts";
+import { BeakerError, ConflictError, errorMessage, UsageError } from "../errors.ts";
+import { redactGpuReport } from "../gpu/report.ts";
 import { buildInfo } from "../version.ts";
 import { systemClock } from "../util/clock.ts";
 import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
 import { SessionHistory } from "./history.ts";
 import { InventoryCache } from "./inventory-cache.ts";
-import { proofDirFor, proofHeader, tokenHeader, verifyProof } from "./proof.ts";
+import { proofDirFor, proofHeader, sweepProofs, tokenHeader, verifyProof } from "./proof.ts";
+import { releaseAllStaged } from "./stage.ts";
+import { parseCreateRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
@@ -65,31 +70,52 @@ function prepareSocket(socket: string): void {
   }
 }
 
-/** An exec's command, a JSON array of strings in the query. */
-function parseCommand(raw: string | null): string[] {
-  if (!raw) return [];
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new UsageError("cmd must be a JSON array of strings");
-  }
-  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw new UsageError("cmd must be a JSON array of strings");
-  return value;
-}
-
-async function readJson<T>(req: Request, limit = 64 * 1024): Promise<T> {
+async function readJson(req: Request): Promise<unknown> {
   const text = await req.text();
-  if (text.length > limit) throw new UsageError("request body too large");
+  if (text.length > requestLimits.bodyBytes) throw new UsageError("request body too large");
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text);
   } catch {
     throw new UsageError("request body is not valid JSON");
   }
 }
 
+/** A session reference from a URL: an ID, a prefix or a name, nothing else. */
+function sessionRef(raw: string): string {
+  let ref: string;
+  try {
+    ref = decodeURIComponent(raw);
+  } catch {
+    throw new UsageError("bad session reference");
+  }
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(ref)) throw new UsageError("a session is named by its ID or name");
+  return ref;
+}
+
+/**
+ * One executor per node and engine: two would each remove the other's sessions as leftovers. The claim is an
+ * abstract unix socket named after the engine and the node, which the kernel frees when the process dies (even by
+ * kill -9), so a stale claim never blocks a restart.
+ */
+function claimNode(config: ExecutorConfig): void {
+  let engine = config.dockerSocket;
+  try {
+    engine = realpathSync(engine);
+  } catch {}
+  const key = createHash("sha256").update(`${engine}\n${config.nodeName}`).digest("hex").slice(0, 32);
+  try {
+    Bun.listen({ unix: `\0beaker-executor-${key}`, socket: { data() {} } });
+  } catch {
+    throw new ConflictError(`another executor already manages node ${config.nodeName} on the Docker engine at ${config.dockerSocket}; stop it first (systemctl stop beaker-executor)`);
+  }
+}
+
 /** Runs the executor in the foreground until SIGTERM/SIGINT. Sessions keep running when it stops. */
 export async function runExecutor(config: ExecutorConfig): Promise<void> {
+  claimNode(config);
+  // No input may end the daemon: whatever escapes a handler is logged, and the executor carries on.
+  process.on("unhandledRejection", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
+  process.on("uncaughtException", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
   const engine = new DockerEngine(config.dockerSocket);
   const inventory = new InventoryCache(config.nvidiaSmi, log);
   const beakerBinary = process.execPath.endsWith("/bun") ? null : process.execPath;
@@ -105,8 +131,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     users: new UserDirectory(),
     history,
     log,
-    beakerBinary,
-    memlock,
+    node: { beakerBinary, memlock, cpus: availableParallelism(), memoryBytes: totalmem() },
     clock: systemClock,
     onChange: () => void link?.beat(),
   });
@@ -118,24 +143,42 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   }
   prepareSocket(config.socket);
   const proofs = proofDirFor(config.socket);
+  await releaseAllStaged(config.stateDir);
 
   await inventory.get();
-  try {
+  // Docker-side setup (the sessions' network, leftovers of a crash), then the first reconcile; retried until it works.
+  let engineReady = false;
+  const setUpEngine = async () => {
+    if (!engineReady) {
+      await engine.ensureSessionNetwork(config.sessionNetwork);
+      await engine.removeLeftoverFacts(config.nodeName);
+      engineReady = true;
+    }
     await manager.reconcile();
+  };
+  try {
+    await setUpEngine();
   } catch (err) {
     log(`cannot reach Docker yet (${errorMessage(err)}); will retry`);
   }
   const reconcileTimer = setInterval(() => {
-    manager
-      .reconcile()
+    setUpEngine()
       .then(() => manager.stopIdle())
       .catch((err) => log(`reconcile: ${errorMessage(err)}`));
+  }, 5000);
+  const sweepTimer = setInterval(() => {
+    try {
+      sweepProofs(proofs);
+    } catch (err) {
+      log(`cannot sweep ${proofs}: ${errorMessage(err)}`);
+    }
   }, 5000);
 
   const server = Bun.serve<TerminalData, never>({
     unix: config.socket,
     // The longest a request may be silent (a stop waiting out its timeout); queued creates send keepalives.
     ...({ idleTimeout: 255 } as object),
+    maxRequestBodySize: requestLimits.bodyBytes,
 
     async fetch(req, srv) {
       const url = new URL(req.url);
@@ -155,36 +198,29 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
         const account = tokens && path.startsWith("/v1/sessions") ? (await tokens.check(req.headers.get(tokenHeader))).name : null;
         const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
         if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
-          const q = url.searchParams;
-          const data: TerminalData = {
-            uid,
-            sessionRef: decodeURIComponent(terminal[1]!),
-            mode: terminal[2] as "attach" | "exec",
-            start: q.get("start") === "1",
-            cols: Number(q.get("cols") ?? 0),
-            rows: Number(q.get("rows") ?? 0),
-            command: parseCommand(q.get("cmd")),
-            tty: q.get("tty") === "1",
-            term: q.get("term"),
-          };
+          const data: TerminalData = { uid, sessionRef: sessionRef(terminal[1]!), mode: terminal[2] as "attach" | "exec", ...parseTerminalQuery(url.searchParams) };
           // Errors (not yours, not running) go over the socket as a control message, where the CLI reads them.
           if (srv.upgrade(req, { data })) return undefined;
           throw new UsageError("expected a WebSocket upgrade");
         }
-        if (path === "/v1/gpus" && req.method === "GET") return Response.json(await manager.gpuReport());
+        if (path === "/v1/gpus" && req.method === "GET") {
+          const report = await manager.gpuReport();
+          if (uid === 0) return Response.json(report);
+          return Response.json(redactGpuReport(report, new Set(manager.list(uid, false).map((s) => s.id))));
+        }
         if (path === "/v1/sessions" && req.method === "GET") return Response.json(manager.list(uid, url.searchParams.get("all") === "1"));
         if (path === "/v1/sessions" && req.method === "POST") {
           link?.assertAcceptingSessions();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
           srv.timeout(req, 0);
-          return createStream(uid, account, await readJson<CreateSessionRequest>(req), req.signal);
+          return createStream(uid, account, parseCreateRequest(await readJson(req)), req.signal);
         }
         const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
-        if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, decodeURIComponent(one[1]!)));
+        if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, sessionRef(one[1]!)));
         if (one && one[2] && req.method === "POST") {
           srv.timeout(req, 0);
-          const body = await readJson<{ timeout?: number }>(req);
-          return Response.json(await manager.stop(uid, decodeURIComponent(one[1]!), Math.max(0, Number(body.timeout ?? 10))));
+          const { timeout } = parseStopRequest(await readJson(req));
+          return Response.json(await manager.stop(uid, sessionRef(one[1]!), timeout));
         }
         return Response.json({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }, { status: 404 });
       } catch (err) {
@@ -193,8 +229,9 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
       }
     },
     websocket: {
-      open: (ws) => void openTerminal(ws, manager, engine),
-      message: (ws, message) => void onTerminalMessage(ws, message, engine),
+      maxPayloadLength: 1024 * 1024,
+      open: (ws) => void openTerminal(ws, manager, engine).catch((err) => log(`terminal: ${errorMessage(err)}`)),
+      message: (ws, message) => void onTerminalMessage(ws, message, engine).catch((err) => log(`terminal message: ${errorMessage(err)}`)),
       close: (ws) => closeTerminal(ws),
     },
   });
@@ -237,6 +274,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     process.once("SIGINT", stop);
   });
   clearInterval(reconcileTimer);
+  clearInterval(sweepTimer);
   link?.stop();
   server.stop(true);
   try {

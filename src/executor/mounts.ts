@@ -1,41 +1,109 @@
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readlinkSync, type Stats } from "node:fs";
+import { normalize } from "node:path";
 import { ForbiddenError, UsageError } from "../errors.ts";
 import type { BindMount, SessionUser } from "../runtime/docker/spec.ts";
+import { hasControlChars } from "./validate.ts";
 
 /** Host paths no session may mount: the node's configuration, devices, Docker and Beaker's own control paths. */
 const forbiddenSources = ["/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/var/lib/docker", "/var/lib/beaker", "/root"];
+/** Paths inside a session no mount may cover: the system the session runs on, and the beaker binary Beaker mounts. */
+const forbiddenTargets = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys", "/dev", "/run", "/boot", "/var/run"];
 
-/** `SRC:DST[:ro]` -> a mount. Pure: shape only. */
+const O_PATH = 0o10000000;
+const maxSymlinks = 40;
+
+const under = (path: string, roots: string[]) => path === "/" || roots.some((p) => path === p || path.startsWith(`${p}/`));
+
+/** `SRC:DST[:ro]` -> a mount. Pure: shape and targets only. */
 export function parseMountFlag(flag: string): BindMount {
+  if (hasControlChars(flag) || flag.includes(",")) throw new UsageError("--mount paths may not contain control characters or commas");
   const parts = flag.split(":");
   if (parts.length < 2 || parts.length > 3 || (parts.length === 3 && parts[2] !== "ro" && parts[2] !== "rw")) {
     throw new UsageError(`--mount "${flag}" must be SRC:DST or SRC:DST:ro`);
   }
   const [source, target] = parts as [string, string];
   if (!source.startsWith("/") || !target.startsWith("/")) throw new UsageError(`--mount "${flag}": both paths must be absolute`);
-  if (target === "/") throw new UsageError(`--mount "${flag}": cannot mount over /`);
-  return { source, target, readOnly: parts[2] === "ro" };
+  const cleanTarget = normalize(target).replace(/(.)\/+$/, "$1");
+  if (cleanTarget === "/") throw new UsageError(`--mount "${flag}": cannot mount over /`);
+  if (under(cleanTarget, forbiddenTargets)) throw new UsageError(`--mount "${flag}": ${cleanTarget} is a system path inside the session; mount somewhere else, like /data`);
+  return { source, target: cleanTarget, readOnly: parts[2] === "ro" };
 }
 
 /** Whether a resolved host path is one no session may mount. */
 export function isForbiddenSource(resolved: string): boolean {
-  if (resolved === "/") return true;
-  return forbiddenSources.some((p) => resolved === p || resolved.startsWith(`${p}/`));
+  return under(resolved, forbiddenSources);
 }
 
-/** Checks a mount against the node: it exists, is not forbidden, and the caller can read it (tested as the caller). */
-export async function checkMount(mount: BindMount, user: SessionUser): Promise<BindMount> {
-  if (!existsSync(mount.source)) throw new UsageError(`--mount ${mount.source}: no such file or directory`);
-  const resolved = realpathSync(mount.source);
-  if (isForbiddenSource(resolved)) throw new ForbiddenError(`--mount ${mount.source}: mounting ${resolved} into a session is not allowed`);
-  if (user.uid !== 0) {
-    const isDir = statSync(resolved).isDirectory();
-    const test = isDir ? ["test", "-r", resolved, "-a", "-x", resolved] : ["test", "-r", resolved];
-    const proc = Bun.spawn(["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${[user.gid, ...user.groups].join(",")}`, "--", ...test], {
-      stdout: "ignore",
-      stderr: "ignore",
-    });
-    if ((await proc.exited) !== 0) throw new ForbiddenError(`--mount ${mount.source}: you (${user.name}) cannot read it`);
+/** Whether `user` may search (x) or read (r) what `st` describes, by its mode bits (owner, group, other). Pure. */
+export function permits(st: Pick<Stats, "uid" | "gid" | "mode">, user: Pick<SessionUser, "uid" | "gid" | "groups">, bit: 4 | 1): boolean {
+  if (user.uid === 0) return true;
+  const shift = st.uid === user.uid ? 6 : st.gid === user.gid || user.groups.includes(st.gid) ? 3 : 0;
+  return ((st.mode >> shift) & bit) !== 0;
+}
+
+/** An opened source: the handle that is bound (never the path again), and where it is now. */
+export interface CheckedSource {
+  fd: number;
+  path: string;
+  isDirectory: boolean;
+  close(): void;
+}
+
+/**
+ * Opens `source` the way the kernel would resolve it for `user`, one component at a time from handles the executor
+ * holds (O_PATH, never following a link it has not read itself), checking at each step that the user may search the
+ * directory, and at the end that they may read what it names. What is bound later is this handle, so swapping a
+ * component for a symlink after the check changes nothing. Every way of failing gives the same answer, so the check
+ * tells nobody what exists where they cannot look.
+ */
+export function openSourceAs(source: string, user: SessionUser): CheckedSource {
+  const refuse = () => new UsageError(`--mount ${source}: no such file or directory that you (${user.name}) can read`);
+  const open = (path: string) => openSync(path, O_PATH | constants.O_NOFOLLOW);
+  const held: number[] = [];
+  const keep = (fd: number) => (held.push(fd), fd);
+  try {
+    let dir = keep(open("/"));
+    const pending = source.split("/").filter(Boolean);
+    let links = 0;
+    while (pending.length > 0) {
+      const name = pending.shift()!;
+      if (name === ".") continue;
+      if (!permits(fstatSync(dir), user, 1)) throw refuse();
+      const fd = keep(open(`/proc/self/fd/${dir}/${name}`));
+      const st = fstatSync(fd);
+      if (st.isSymbolicLink()) {
+        if (++links > maxSymlinks) throw refuse();
+        const target = readlinkSync(`/proc/self/fd/${dir}/${name}`);
+        pending.unshift(...target.split("/").filter(Boolean));
+        if (target.startsWith("/")) dir = keep(open("/"));
+        continue;
+      }
+      if (pending.length > 0 && !st.isDirectory()) throw refuse();
+      dir = fd;
+    }
+    const st = fstatSync(dir);
+    const path = readlinkSync(`/proc/self/fd/${dir}`);
+    if (!(st.isDirectory() || st.isFile()) || !permits(st, user, 4) || (st.isDirectory() && !permits(st, user, 1)) || isForbiddenSource(path)) throw refuse();
+    const fd = dir;
+    for (const other of held) if (other !== fd) closeSync(other);
+    held.length = 0;
+    return { fd, path, isDirectory: st.isDirectory(), close: () => closeSync(fd) };
+  } catch (err) {
+    for (const fd of held) closeSync(fd);
+    if (err instanceof UsageError) throw err;
+    throw refuse();
   }
-  return { ...mount, source: resolved };
+}
+
+/**
+ * Checks a mount for `user` (root-owned sources the user names directly are refused by name; everything else is the
+ * uniform answer of `openSourceAs`) and returns it with the source where it resolves now. The handle is closed: the
+ * bind itself reopens and stages the source right before the container is made (`stage.ts`).
+ */
+export function checkMount(mount: BindMount, user: SessionUser): BindMount {
+  const typed = normalize(mount.source);
+  if (isForbiddenSource(typed)) throw new ForbiddenError(`--mount ${mount.source}: mounting ${typed} into a session is not allowed`);
+  const opened = openSourceAs(mount.source, user);
+  opened.close();
+  return { ...mount, source: opened.path };
 }

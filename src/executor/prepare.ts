@@ -1,28 +1,47 @@
 import { chownSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { parseSize } from "../config/size.ts";
+import { formatSize, parseSize } from "../config/size.ts";
 import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
-import { checkEnv, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
+import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
 import type { CreateSessionRequest } from "./api-types.ts";
 import { checkMount, parseMountFlag } from "./mounts.ts";
+
+/** What the executor knows of its node that bounds a request. */
+export interface NodeFacts {
+  beakerBinary: string | null;
+  memlock: number;
+  cpus: number;
+  memoryBytes: number;
+  nameTaken: (uid: number, name: string) => boolean;
+}
+
+/** The session's memory limit: what it asked for (at most the node's memory), else the node's default. Pure. */
+export function memoryLimitFor(config: Pick<ExecutorConfig, "defaultMemory">, nodeBytes: number, requested: string | null): number {
+  if (requested !== null) {
+    const bytes = parseSize(requested);
+    if (!bytes) throw new UsageError(`--memory "${requested}" is not a size like 32g`);
+    if (bytes > nodeBytes) throw new UsageError(`--memory ${requested} is more than this node has (${formatSize(nodeBytes)})`);
+    return bytes;
+  }
+  const fallback = "bytes" in config.defaultMemory ? config.defaultMemory.bytes : Math.floor((nodeBytes * config.defaultMemory.percent) / 100);
+  return Math.min(fallback, nodeBytes);
+}
 
 /**
  * Checks a request against the node and the caller, and turns it into the inputs of the container spec. Everything
  * here is refused before any GPU is claimed. Creates `<sessionHome>/<user>` (0700, the user's) when configured.
+ * Mount sources are checked here for a quick answer; the binding itself checks them again (`stage.ts`).
  */
-export async function prepareSession(
-  config: ExecutorConfig,
-  node: { beakerBinary: string | null; memlock: number; nameTaken: (uid: number, name: string) => boolean },
-  user: SessionUser,
-  req: CreateSessionRequest,
-) {
+export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: SessionUser, req: CreateSessionRequest) {
   checkEnv(req.env);
-  if (req.gpus !== null && (!Number.isInteger(req.gpus) || req.gpus < 0)) throw new UsageError("--gpus must be a whole number, 0 or more");
-  const memoryBytes = req.memory ? parseSize(req.memory) : null;
-  if (req.memory && !memoryBytes) throw new UsageError(`--memory "${req.memory}" is not a size like 32g`);
-  const shmBytes = req.sharedMemory ? parseSize(req.sharedMemory) : config.shmSize;
-  if (req.sharedMemory && !shmBytes) throw new UsageError(`--shared-memory "${req.sharedMemory}" is not a size like 8g`);
+  if (req.cpus !== null && req.cpus > node.cpus) throw new UsageError(`--cpus ${req.cpus} is more than this node has (${node.cpus})`);
+  const memoryBytes = memoryLimitFor(config, node.memoryBytes, req.memory);
+  const shmCap = Math.min(config.maxShmSize ?? memoryBytes, memoryBytes);
+  const requestedShm = req.sharedMemory ? parseSize(req.sharedMemory) : null;
+  if (req.sharedMemory && !requestedShm) throw new UsageError(`--shared-memory "${req.sharedMemory}" is not a size like 8g`);
+  if (requestedShm !== null && requestedShm > shmCap) throw new UsageError(`--shared-memory ${req.sharedMemory} is more than a session may have here (${formatSize(shmCap)})`);
+  const shmBytes = Math.min(shmSizeFor(memoryBytes, requestedShm ?? config.shmSize), shmCap);
   if (req.name !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(req.name)) {
     throw new UsageError(`--name "${req.name}" may use letters, digits, "_", "." and "-" (up to 63)`);
   }
@@ -34,8 +53,8 @@ export async function prepareSession(
   }
   if (!existsSync(home)) throw new SessionStartError(`your home directory ${home} does not exist on this node`);
   const sessionUser = { ...user, home };
-  const mounts: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
-  for (const flag of req.mounts) mounts.push(await checkMount(parseMountFlag(flag), sessionUser));
+  const nodePaths: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
+  const userMounts = req.mounts.map((flag) => checkMount(parseMountFlag(flag), sessionUser));
   return {
     user: sessionUser,
     command: req.command.length > 0 ? req.command : null,
@@ -44,9 +63,22 @@ export async function prepareSession(
     memoryBytes,
     shmBytes,
     ports: req.ports,
-    mounts,
+    nodePaths,
+    userMounts,
     workdir: workdirFor(req.cwd, home, req.workdir),
     beakerBinary: node.beakerBinary,
     memlock: node.memlock,
+    pidsLimit: config.pidsLimit,
+    network: config.sessionNetwork,
+    publishAddress: config.publishAddress,
   };
+}
+
+export type SessionPlan = ReturnType<typeof prepareSession>;
+
+/** Mounts as `describe` shows them: SRC:DST, or SRC:DST:ro. */
+export function describeMounts(plan: Pick<SessionPlan, "user" | "nodePaths" | "userMounts">): string[] {
+  return [{ source: plan.user.home, target: plan.user.home, readOnly: false }, ...plan.nodePaths, ...plan.userMounts].map(
+    (m) => `${m.source}:${m.target}${m.readOnly ? ":ro" : ""}`,
+  );
 }

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { dirname, join } from "node:path";
 import { AuthError } from "../errors.ts";
@@ -39,7 +39,11 @@ export function removeProof(path: string): void {
   } catch {}
 }
 
-/** Executor side: the uid that owns a valid proof. Throws AuthError otherwise. The proof is consumed. */
+/**
+ * Executor side: the uid that owns a valid proof. Throws AuthError otherwise. The proof is consumed. Only a file
+ * written moments ago by its owner alone counts: regular, one link, no permission for anyone else (so nobody but its
+ * owner can have put the secret in it), changed within the last minute (ctime: a user cannot set it back).
+ */
 export function verifyProof(proofDir: string, header: string | null, now = Date.now()): number {
   const match = header ? /^([0-9a-f]{32}):([0-9a-f]{64})$/.exec(header) : null;
   if (!match) throw new AuthError("missing or malformed caller proof");
@@ -48,7 +52,9 @@ export function verifyProof(proofDir: string, header: string | null, now = Date.
     const stat = lstatSync(path);
     if (!stat.isFile()) throw new AuthError("caller proof is not a regular file");
     if (stat.nlink !== 1) throw new AuthError("caller proof has other links");
-    if (Math.abs(now - stat.mtimeMs) > maxAgeMs) throw new AuthError("caller proof is stale");
+    if ((stat.mode & 0o077) !== 0) throw new AuthError("caller proof may be written by others (it must be mode 0600)");
+    if (stat.size > 128) throw new AuthError("caller proof is too large");
+    if (Math.abs(now - stat.mtimeMs) > maxAgeMs || Math.abs(now - stat.ctimeMs) > maxAgeMs) throw new AuthError("caller proof is stale");
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     let uid: number;
     let content: Buffer;
@@ -71,4 +77,34 @@ export function verifyProof(proofDir: string, header: string | null, now = Date.
   } finally {
     removeProof(path);
   }
+}
+
+/** The most proof files one uid may leave in the directory; a caller makes one per request and the executor eats it. */
+const maxPerUid = 64;
+
+/**
+ * Clears the proof directory of what no caller will send any more: files older than a proof may be, anything that is
+ * not a small regular file, and, per uid, all but the newest few (anyone may create files there, so this bounds it).
+ */
+export function sweepProofs(proofDir: string, now = Date.now()): number {
+  let removed = 0;
+  const byUid = new Map<number, Array<{ path: string; ctime: number }>>();
+  for (const name of readdirSync(proofDir)) {
+    const path = join(proofDir, name);
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (!st.isFile() || st.size > 128 || now - st.ctimeMs > maxAgeMs) {
+      rmSync(path, { recursive: true, force: true });
+      removed++;
+      continue;
+    }
+    byUid.set(st.uid, [...(byUid.get(st.uid) ?? []), { path, ctime: st.ctimeMs }]);
+  }
+  for (const files of byUid.values()) {
+    for (const { path } of files.sort((a, b) => b.ctime - a.ctime).slice(maxPerUid)) {
+      rmSync(path, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }

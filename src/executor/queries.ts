@@ -17,7 +17,7 @@ export function snapshot(info: SessionInfo): SessionInfo {
 
 /**
  * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
- * caller's own unless root; someone else's is "not yours", not "not found".
+ * caller's own unless root; someone else's is "not found", like one that does not exist.
  */
 export function resolveSession(m: SessionManager, uid: number, ref: string): Resolved {
   const candidates: Resolved[] = [

@@ -25,7 +25,7 @@ export async function reconcileOnce(m: SessionManager): Promise<void> {
   const effects = m.dispatch({
     type: "listing",
     since,
-    containers: containers.map((c) => ({ sessionId: c.sessionId, gpus: gpusOf(c.labels), running: runningStates.has(c.state) })),
+    containers: containers.map((c) => ({ sessionId: c.sessionId, uid: Number(c.labels["beaker.uid"] ?? -1), gpus: gpusOf(c.labels), running: runningStates.has(c.state) })),
   });
   for (const effect of effects) {
     const c = effect.type === "adopt" ? containers.find((x) => x.sessionId === effect.sessionId) : undefined;
@@ -59,7 +59,7 @@ function infoFrom(m: SessionManager, c: ManagedContainer): SessionInfo {
     tty: c.labels["beaker.tty"] === "true",
     account: c.labels["beaker.account"] ?? null,
     ports: c.ports,
-    mounts: c.mounts,
+    mounts: shownMounts(c),
     createdAt: created,
     startedAt: created,
     finishedAt: null,
@@ -67,6 +67,15 @@ function infoFrom(m: SessionManager, c: ManagedContainer): SessionInfo {
     exitCode: null,
     reason: null,
   };
+}
+
+/** The mounts as the user named them (a label), else as Docker shows them. */
+function shownMounts(c: ManagedContainer): string[] {
+  try {
+    const shown = JSON.parse(c.labels["beaker.mounts"] ?? "null") as unknown;
+    if (Array.isArray(shown) && shown.every((m) => typeof m === "string")) return shown;
+  } catch {}
+  return c.mounts;
 }
 
 function adopt(m: SessionManager, c: ManagedContainer): void {

@@ -29,8 +29,8 @@ export interface LiveSession {
   /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
   terminals: number;
   lastAttached: number;
-  /** Setup still running while the caller attaches (the user's passwd entry); start waits for it. */
-  prepared: Promise<void>;
+  /** Undoes the staging binds of the user's --mount sources (once started, or ended). */
+  releaseMounts: () => Promise<void>;
 }
 
 /** A request not yet a container: waiting in the queue, or pulling and creating. */
@@ -51,8 +51,8 @@ export interface SessionDeps {
   onChange?: () => void;
   /** Sees every event fed to the claim state machine and what it decided (the simulation checks FIFO order). */
   onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
-  beakerBinary: string | null;
-  memlock: number;
+  /** This node: the beaker binary sessions get, its locked-memory cap, CPUs and memory (bounds for requests). */
+  node: { beakerBinary: string | null; memlock: number; cpus: number; memoryBytes: number };
 }
 
 /** A request waiting for the state machine's answer. */
@@ -77,11 +77,14 @@ export function gate(): LiveSession["startGate"] {
 export class SessionManager {
   readonly sessions = new Map<string, LiveSession>();
   readonly pending = new Map<string, PendingSession>();
-  private state: ClaimState = initialClaims();
+  private state: ClaimState;
   private waiters = new Map<string, ClaimWaiter>();
   private reconciling: Promise<void> | null = null;
 
-  constructor(readonly deps: SessionDeps) {}
+  constructor(readonly deps: SessionDeps) {
+    const { maxQueuedPerUser, maxGpusPerUser } = deps.config;
+    this.state = initialClaims({ maxQueued: maxQueuedPerUser, maxGpus: maxGpusPerUser ?? Infinity });
+  }
 
   get claimState(): ClaimState {
     return this.state;
@@ -135,7 +138,8 @@ export class SessionManager {
   }
 
   /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
-  claim(sessionId: string, count: number, noWait: boolean, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+  claim(sessionId: string, request: { uid: number; count: number; noWait: boolean }, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+    const { count } = request;
     return new Promise<string[]>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       const onAbort = () => {
@@ -152,7 +156,7 @@ export class SessionManager {
         reject: (err) => (done(), reject(err)),
       });
       signal.addEventListener("abort", onAbort, { once: true });
-      this.dispatch({ type: "request", sessionId, count, noWait });
+      this.dispatch({ type: "request", sessionId, ...request });
     });
   }
 
@@ -179,7 +183,7 @@ export class SessionManager {
       requestedPorts: [],
       terminals: 0,
       lastAttached: this.deps.clock.now(),
-      prepared: Promise.resolve(),
+      releaseMounts: async () => {},
     };
     session.exited = (async () => {
       await startGate.opened;
@@ -188,6 +192,7 @@ export class SessionManager {
       Object.assign(info, { status: "exited", exitCode: code, reason, finishedAt: new Date(this.deps.clock.now()).toISOString() });
       this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
       await this.removeQuietly(containerId);
+      await session.releaseMounts();
       this.sessions.delete(info.id);
       this.deps.history.add(info);
       this.dispatch({ type: "ended", sessionId: info.id });

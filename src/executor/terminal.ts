@@ -3,7 +3,9 @@ import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
 import { dockerMessage, dockerStatus } from "../runtime/docker/engine.ts";
 import { BeakerError, ConflictError, errorMessage } from "../errors.ts";
-import { streamTag, type ClientControl, type ServerControl } from "./api-types.ts";
+import { streamTag, type ServerControl } from "./api-types.ts";
+import { parseControl } from "./validate.ts";
+import { pidsInContainers } from "./inventory-cache.ts";
 import type { LiveSession, SessionManager } from "./sessions.ts";
 
 export interface TerminalData {
@@ -180,21 +182,19 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
     stream.write(message);
     return;
   }
-  let control: ClientControl;
-  try {
-    control = JSON.parse(message) as ClientControl;
-  } catch {
-    return;
-  }
+  // Anything but a well-formed control message is ignored: no frame, from anyone, can end the executor.
+  const control = parseControl(message);
+  if (!control) return;
   if (control.type === "resize") {
     ws.data.cols = control.cols;
     ws.data.rows = control.rows;
     await ws.data.resize?.(control.cols, control.rows).catch(() => {});
   } else if (control.type === "stdin-eof") {
     stream.end();
-  } else if (control.type === "signal" && session && /^SIG[A-Z0-9]+$/.test(control.name)) {
+  } else if (control.type === "signal" && session) {
     if (ws.data.mode === "attach") await engine.kill(session.containerId, control.name).catch(() => {});
-    else if (ws.data.execPid) {
+    // Root signals a host PID: only while it still is a process of this session's container (PIDs are reused).
+    else if (ws.data.execPid && pidsInContainers([ws.data.execPid], [session.containerId]).size === 1) {
       try {
         process.kill(ws.data.execPid, control.name as NodeJS.Signals);
       } catch {}

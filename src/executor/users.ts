@@ -9,9 +9,21 @@ export class UserDirectory {
   private cache = new Map<number, { user: SessionUser; at: number }>();
   private groupNames = new Map<number, string>();
 
-  async lookup(uid: number): Promise<SessionUser> {
+  private inflight = new Map<number, Promise<SessionUser>>();
+
+  /** One lookup per uid at a time: a burst of requests from one user spawns `getent` once. */
+  lookup(uid: number): Promise<SessionUser> {
     const hit = this.cache.get(uid);
-    if (hit && Date.now() - hit.at < 60_000) return hit.user;
+    if (hit && Date.now() - hit.at < 60_000) return Promise.resolve(hit.user);
+    let pending = this.inflight.get(uid);
+    if (!pending) {
+      pending = this.resolveUser(uid).finally(() => this.inflight.delete(uid));
+      this.inflight.set(uid, pending);
+    }
+    return pending;
+  }
+
+  private async resolveUser(uid: number): Promise<SessionUser> {
     const entry = (await run(["getent", "passwd", String(uid)])).trim();
     if (!entry) throw new NotFoundError(`uid ${uid} has no account on this node`);
     const [name, , , gid, gecos, home] = entry.split(":");

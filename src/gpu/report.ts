@@ -20,3 +20,21 @@ export function unavailableReason(gpu: Gpu, ownedPids: ReadonlySet<number> = new
 export function withClaims(inventory: Inventory, claims: ReadonlyMap<string, string>): GpuStatus[] {
   return inventory.gpus.map((gpu) => ({ ...gpu, claimedBy: gpu.uuid ? (claims.get(gpu.uuid) ?? null) : null }));
 }
+
+/** The reason `beaker node gpus` gives a user who is not root for a GPU busy with processes no session owns. */
+export const busyNoSession = "busy, no session";
+
+/**
+ * The GPU report as a user who is not root may see it: their own sessions' claims, but no other user's session IDs,
+ * process names or pids. Pure.
+ */
+export function redactGpuReport<T extends { gpus: GpuStatus[]; unavailable: Record<string, string> }>(report: T, ownSessions: ReadonlySet<string>): T {
+  const unavailable: Record<string, string> = {};
+  for (const [key, reason] of Object.entries(report.unavailable)) unavailable[key] = reason.startsWith("busy with processes") ? busyNoSession : reason;
+  const gpus = report.gpus.map((gpu) => {
+    const theirs = gpu.claimedBy !== null && !ownSessions.has(gpu.claimedBy);
+    if (theirs) unavailable[gpu.uuid ?? gpu.busId ?? "?"] = "in use by another user's session";
+    return { ...gpu, processes: [], claimedBy: theirs ? null : gpu.claimedBy };
+  });
+  return { ...report, gpus, unavailable };
+}

@@ -58,8 +58,14 @@ describe("a session as a non-root user", () => {
     const secret = tempDir("beaker-secret-");
     chmodSync(secret, 0o700);
     const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret}:/s`, "--", "true"], { user: testUser });
-    expect(denied.exitCode).toBe(4);
-    expect(denied.stderr).toMatch(/cannot read it/);
+    expect(denied.exitCode).toBe(2);
+    expect(denied.stderr).toBe(`beaker: --mount ${secret}: no such file or directory that you (${testUser}) can read\n`);
+    const mine = `/home/${testUser}/mount-me`;
+    mkdirSync(mine, { recursive: true });
+    Bun.spawnSync(["chown", testUser, mine]);
+    const readable = await executor.run(["session", "create", "--gpus", "0", "--mount", `${mine}:/data:ro`, "--", "sh", "-c", "touch /data/x 2>/dev/null || echo read-only; ls -d /data"], { user: testUser });
+    expect(readable).toEqual({ exitCode: 0, stdout: "read-only\n/data\n", stderr: "" });
+    removeDir(mine);
     const etc = await executor.run(["session", "create", "--gpus", "0", "--mount", "/etc:/host-etc", "--", "true"], { user: testUser });
     expect(etc.exitCode).toBe(4);
     expect(etc.stderr).toMatch(/not allowed/);
@@ -172,8 +178,8 @@ describe("one user never touches another's session", () => {
     const id = JSON.parse(created.stdout).id as string;
     expect(JSON.parse((await executor.run(["session", "list", "--json"], { user: otherUser })).stdout)).toEqual([]);
     const stop = await executor.run(["session", "stop", id], { user: otherUser });
-    expect(stop.exitCode).toBe(4);
-    expect(stop.stderr).toBe(`beaker: session ${id} is not yours\n`);
+    expect(stop.exitCode).toBe(5);
+    expect(stop.stderr).toBe(`beaker: no session ${id} of yours on this node\n`);
     const mine = JSON.parse((await executor.run(["session", "list", "--json"], { user: testUser })).stdout);
     expect(mine.map((s: { id: string }) => s.id)).toEqual([id]);
     const all = JSON.parse((await executor.run(["session", "list", "--all", "--json"])).stdout);
@@ -213,11 +219,11 @@ test("no executor: one line naming the socket and how to start it", async () => 
 test("published ports are printed as HOST:PORT->PORT/tcp", async () => {
   const detached = await executor.run(["session", "create", "--detach", "--gpus", "0", "--port", "8888", "--", "sleep", "300"]);
   expect(detached.exitCode).toBe(0);
-  expect(detached.stderr).toMatch(/^port 0\.0\.0\.0:\d+->8888\/tcp$/m);
+  expect(detached.stderr).toMatch(/^port 127\.0\.0\.1:\d+->8888\/tcp$/m);
   expect((await executor.run(["session", "stop", "--timeout", "0", detached.stdout.trim()])).exitCode).toBe(0);
   const attached = await executor.run(["session", "create", "--gpus", "0", "--port", "9999", "--", "sleep", "1"]);
   expect(attached.exitCode).toBe(0);
-  expect(attached.stderr).toMatch(/^port 0\.0\.0\.0:\d+->9999\/tcp$/m);
+  expect(attached.stderr).toMatch(/^port 127\.0\.0\.1:\d+->9999\/tcp$/m);
 }, 30_000);
 
 test("FIFO: a small request waits behind a large one even when it would fit", async () => {

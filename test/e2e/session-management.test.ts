@@ -140,7 +140,7 @@ describe("exec and attach", () => {
       expect(r.stderr).toContain(b);
     }
     const none = await executor.run(["session", "attach", "nope"], asUser);
-    expect(none).toEqual({ exitCode: 5, stdout: "", stderr: "beaker: no session nope on this node\n" });
+    expect(none).toEqual({ exitCode: 5, stdout: "", stderr: "beaker: no session nope of yours on this node\n" });
     for (const id of [a, b]) await executor.run(["session", "stop", "--timeout", "0", id], asUser);
   }, 60_000);
 });
@@ -153,7 +153,7 @@ describe("one user never touches another's session", () => {
     expect(JSON.parse((await executor.run(["session", "list", "--all", "--json"], other)).stdout)).toEqual([]);
     for (const verb of ["describe", "attach", "exec", "stop"]) {
       const r = await executor.run(["session", verb, id], other);
-      expect(r).toEqual({ exitCode: 4, stdout: "", stderr: `beaker: session ${id} is not yours\n` });
+      expect(r).toEqual({ exitCode: 5, stdout: "", stderr: `beaker: no session ${id} of yours on this node\n` });
     }
     expect(await executor.run(["session", "exec", "--", "true"], other)).toEqual({ exitCode: 5, stdout: "", stderr: "beaker: you have no running sessions on this node\n" });
     // Root may act on all; the stop is recorded as the admin's.

@@ -15,7 +15,8 @@ const asUser = { user: testUser };
 beforeAll(async () => {
   await engine.start();
   engine.loadImage(busyboxImage);
-  executor = new TestExecutor({ dockerSocket: engine.socket, nodeName: "no-bridge-node" });
+  // Sessions there get no network at all, as on a node whose admin turned it off.
+  executor = new TestExecutor({ dockerSocket: engine.socket, nodeName: "no-bridge-node", extra: "sessionNetwork: none\n" });
   await executor.start();
 }, 60_000);
 afterAll(async () => {
@@ -33,7 +34,7 @@ test("detached: exit 125 naming the port and why; no container left, its GPUs fr
   expect(created).toEqual({
     exitCode: 125,
     stdout: "",
-    stderr: "beaker: port 8888 could not be published: the container got no network to publish on (the node's Docker engine has no bridge network); ask the node's admin, or start the session without --port\n",
+    stderr: `beaker: port 8888 could not be published: the container got no network to publish on (the node's sessionNetwork is "none", or its Docker engine has no bridge); ask the node's admin, or start the session without --port\n`,
   });
   expect(engine.docker(["ps", "-aq"]).stdout).toBe("");
   expect(await claimedGpus()).toBe(0);

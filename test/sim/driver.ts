@@ -4,6 +4,7 @@
  * once, removed behind the executor's back; GPUs turning unhealthy or busy; executor crashes and restarts) run against
  * the real session manager on the fake world, with the invariants checked after every step.
  */
+import type { ExecutorConfig } from "../../src/config/executor.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../src/executor/api-types.ts";
 import type { ClaimEffect, ClaimEvent } from "../../src/executor/claims.ts";
 import { FakeEngine, FakeGpus, Scheduler, type Faults } from "./world.ts";
@@ -24,6 +25,10 @@ export interface SimManager {
 }
 
 export interface SimEnv {
+  /** A scratch state directory (account files are written there). */
+  stateDir: string;
+  /** Executor config for this seed (per-user limits). */
+  config: Partial<ExecutorConfig>;
   sim: Scheduler;
   engine: FakeEngine;
   gpus: FakeGpus;
@@ -65,7 +70,8 @@ export interface SimOptions {
   observableOnly?: boolean;
 }
 
-export async function runSeed(seed: number, factory: ManagerFactory, options: SimOptions = {}): Promise<SimResult> {
+export async function runSeed(seed: number, factory: ManagerFactory, options: SimOptions & { stateDir: string }): Promise<SimResult> {
+  const { stateDir } = options;
   const sim = new Scheduler(seed);
   const trace: string[] = [];
   const log = (line: string) => {
@@ -75,6 +81,8 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   const engine = new FakeEngine(sim, faults, log);
   engine.holdMs = () => sim.int(5, 400);
   const nodeGpus = sim.int(2, 8);
+  // Some seeds run with per-user limits, so refusals for them mix with everything else.
+  const config: Partial<ExecutorConfig> = sim.chance(0.3) ? { maxQueuedPerUser: sim.int(1, 4), maxGpusPerUser: sim.int(1, nodeGpus) } : {};
   const gpus = new FakeGpus(nodeGpus);
   const stats = { creates: 0, sessions: 0, crashes: 0, steps: 0 };
   let owner = 1;
@@ -96,7 +104,7 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   function boot(): void {
     const me = owner;
     reconciledOnce = false;
-    const m = factory({ sim, engine, gpus, owner: me, log: (l) => log(`[exec ${me}] ${l}`) });
+    const m = factory({ stateDir, config, sim, engine, gpus, owner: me, log: (l) => log(`[exec ${me}] ${l}`) });
     const queue: string[] = [];
     m.onClaim = (event, effects) => {
       if (event.type === "cancel") queue.splice(0, queue.length, ...queue.filter((id) => id !== event.sessionId));

@@ -17,8 +17,7 @@ function engineView(env: SimEnv): SessionEngine {
       ),
     ensureImage: () => call("image", () => "sha256:img"),
     create: (spec) => call("create", () => engine.createNow(spec as Record<string, unknown>)),
-    hasShell: () => call("facts", () => true),
-    injectUser: () => call("inject", () => undefined),
+    imageFacts: () => call("facts", () => ({ passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n", hasEtc: true, hasBash: false, hasShell: true })),
     start: (id) => call("start", () => engine.startNow(id)),
     wait: (id) => engine.wait(owner, id),
     stop: (id) =>
@@ -45,7 +44,7 @@ export function simManager(env: SimEnv): SimManager {
   const history: SessionInfo[] = [];
   let onClaim: SimManager["onClaim"];
   const manager = new SessionManager({
-    config: { ...defaultExecutorConfig(), nodeName: "sim", mountPaths: [], defaultImage: "img" },
+    config: { ...defaultExecutorConfig(), nodeName: "sim", mountPaths: [], defaultImage: "img", stateDir: env.stateDir, ...env.config },
     engine: engineView(env),
     inventory: { get: () => new Promise((resolve) => sim.after(sim.int(0, 5), () => resolve(gpus.inventory()), owner)) },
     users: {
@@ -56,8 +55,7 @@ export function simManager(env: SimEnv): SimManager {
     log: env.log,
     clock,
     onClaim: (event, effects) => onClaim?.(event, effects),
-    beakerBinary: null,
-    memlock: -1,
+    node: { beakerBinary: null, memlock: -1, cpus: 8, memoryBytes: 64 * 1024 ** 3 },
   });
   return {
     create: (uid, req, emit, signal) => manager.create(uid, req, emit, signal),

@@ -3,12 +3,15 @@
  * each checking the claim invariants after every step. A failure prints its seed and event trace;
  * `BEAKER_SIM_SEED=N bun test test/unit/claims-sim.test.ts` replays one seed with its trace.
  */
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
+import { removeDir, tempDir } from "../harness.ts";
 import { runSeed } from "../sim/driver.ts";
 import { simManager } from "../sim/manager.ts";
 
 const replay = process.env.BEAKER_SIM_SEED;
 const seeds = Number(process.env.BEAKER_SIM_SEEDS ?? 10_000);
+const stateDir = tempDir("beaker-sim-");
+afterAll(() => removeDir(stateDir));
 
 test(replay ? `simulation: seed ${replay}` : `simulation: ${seeds} seeds, no invariant violated`, async () => {
   const list = replay ? [Number(replay)] : Array.from({ length: seeds }, (_, i) => i + 1);
@@ -16,7 +19,7 @@ test(replay ? `simulation: seed ${replay}` : `simulation: ${seeds} seeds, no inv
   let sessions = 0;
   let crashes = 0;
   for (const seed of list) {
-    const result = await runSeed(seed, simManager);
+    const result = await runSeed(seed, simManager, { stateDir });
     sessions += result.stats.sessions;
     crashes += result.stats.crashes;
     if (replay) console.log(result.trace.join("\n"));

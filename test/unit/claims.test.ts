@@ -22,7 +22,7 @@ function ready(usable = gpus): ClaimState {
   return s;
 }
 
-const req = (sessionId: string, count: number, noWait = false): ClaimEvent => ({ type: "request", sessionId, count, noWait });
+const req = (sessionId: string, count: number, noWait = false, uid = 1000): ClaimEvent => ({ type: "request", sessionId, uid, count, noWait });
 const kinds = (effects: ClaimEffect[]) => effects.map((e) => `${e.type}:${"sessionId" in e ? e.sessionId : ""}`);
 
 describe("requests", () => {
@@ -85,7 +85,7 @@ describe("the queue moves in order", () => {
     const s = step(initialClaims(), { type: "inventory", total: 4, usable: gpus, error: null }).state;
     const queued = run([req("new", 2)], s);
     expect(kinds(queued.effects)).toEqual(["queued:new"]);
-    const listed = step(queued.state, { type: "listing", since: queued.state.epoch, containers: [{ sessionId: "old", gpus: ["G0", "G1"], running: true }] });
+    const listed = step(queued.state, { type: "listing", since: queued.state.epoch, containers: [{ sessionId: "old", uid: 1000, gpus: ["G0", "G1"], running: true }] });
     expect(listed.effects).toEqual([
       { type: "adopt", sessionId: "old", gpus: ["G0", "G1"] },
       { type: "grant", sessionId: "new", gpus: ["G2", "G3"] },
@@ -114,21 +114,39 @@ describe("listings race with everything else", () => {
     const s = run([req("a", 1), { type: "confirmed", sessionId: "a" }]).state;
     const since = s.epoch;
     const ended = step(s, { type: "ended", sessionId: "a" }).state;
-    const { state, effects } = step(ended, { type: "listing", since, containers: [{ sessionId: "a", gpus: ["G0"], running: true }] });
+    const { state, effects } = step(ended, { type: "listing", since, containers: [{ sessionId: "a", uid: 1000, gpus: ["G0"], running: true }] });
     expect(effects).toEqual([]);
     expect(freeGpus(state)).toEqual(gpus);
   });
 
   test("a container still running after its end (seen by a newer listing) is adopted: Docker is the truth", () => {
     const ended = run([req("a", 1), { type: "confirmed", sessionId: "a" }, { type: "ended", sessionId: "a" }]).state;
-    const { effects } = step(ended, { type: "listing", since: ended.epoch, containers: [{ sessionId: "a", gpus: ["G0"], running: true }] });
+    const { effects } = step(ended, { type: "listing", since: ended.epoch, containers: [{ sessionId: "a", uid: 1000, gpus: ["G0"], running: true }] });
     expect(effects).toEqual([{ type: "adopt", sessionId: "a", gpus: ["G0"] }]);
   });
 
   test("reservations survive any listing; exited leftovers are not adopted", () => {
     const s = run([req("a", 1)]).state;
-    const { state, effects } = step(s, { type: "listing", since: s.epoch, containers: [{ sessionId: "old", gpus: ["G1"], running: false }] });
+    const { state, effects } = step(s, { type: "listing", since: s.epoch, containers: [{ sessionId: "old", uid: 1000, gpus: ["G1"], running: false }] });
     expect(effects).toEqual([]);
     expect(claimsByGpu(state)).toEqual(new Map([["G0", "a"]]));
+  });
+});
+
+describe("per-user limits", () => {
+  const limited = (maxQueued: number, maxGpus: number) => {
+    let s = step(initialClaims({ maxQueued, maxGpus }), { type: "inventory", total: 4, usable: gpus, error: null }).state;
+    s = step(s, { type: "listing", since: s.epoch, containers: [] }).state;
+    return s;
+  };
+  test("a user may have only so many requests waiting; others still queue", () => {
+    const { effects } = run([req("a", 4, false, 1), req("b", 1, false, 2), req("c", 1, false, 2), req("d", 1, false, 3)], limited(1, Infinity));
+    expect(kinds(effects)).toEqual(["grant:a", "queued:b", "refuse:c", "queued:d"]);
+    expect(effects.find((e) => e.type === "refuse")).toMatchObject({ reason: "limit", message: expect.stringContaining("the most one user may have is 1") });
+  });
+  test("a user may hold (and wait for) only so many GPUs", () => {
+    const { effects } = run([req("a", 2, false, 1), req("b", 1, false, 1), req("c", 1, false, 2)], limited(8, 2));
+    expect(kinds(effects)).toEqual(["grant:a", "refuse:b", "grant:c"]);
+    expect(effects[1]).toMatchObject({ reason: "limit", message: "this would give you 3 GPUs on this node; the most one user may hold or wait for is 2" });
   });
 });

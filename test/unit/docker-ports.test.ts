@@ -11,8 +11,8 @@ test.each<[string, number[], PublishedState, { ports: number[]; why: RegExp } | 
   ["all published", [8888], { running: true, ports: bound, networks: bridge }, null],
   ["one of two published", [8888, 9999], { running: true, ports: bound, networks: bridge }, { ports: [9999], why: /no host port/ }],
   ["a binding without a host port", [8888], { running: true, ports: { "8888/tcp": [{ HostIp: "", HostPort: "" }] }, networks: bridge }, { ports: [8888], why: /no host port/ }],
-  ["no network at all (running)", [8888, 9999], { running: true, ports: {}, networks: noNetwork }, { ports: [8888, 9999], why: /no bridge network/ }],
-  ["no network at all (already exited)", [8888], { running: false, ports: {}, networks: noNetwork }, { ports: [8888], why: /no bridge network/ }],
+  ["no network at all (running)", [8888, 9999], { running: true, ports: {}, networks: noNetwork }, { ports: [8888, 9999], why: /no network to publish on/ }],
+  ["no network at all (already exited)", [8888], { running: false, ports: {}, networks: noNetwork }, { ports: [8888], why: /no network to publish on/ }],
   ["on a network but already exited (Docker empties the map)", [8888], { running: false, ports: {}, networks: bridge }, null],
   ["nothing requested", [], { running: true, ports: {}, networks: noNetwork }, null],
 ])("%s", (_, requested, state, expected) => {

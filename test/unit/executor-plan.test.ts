@@ -8,6 +8,7 @@ import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts"
 import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
 import { createProof, verifyProof } from "../../src/executor/proof.ts";
 import { resolveRef } from "../../src/executor/lookup.ts";
+import { NotFoundError } from "../../src/errors.ts";
 import { tempDir } from "../harness.ts";
 
 const user = { name: "ada", uid: 1234, gid: 1234, groups: [1234, 27, 100], home: "/home/ada", gecos: "Ada L" };
@@ -29,6 +30,11 @@ const base: SpecInput = {
   tty: true,
   term: "xterm-256color",
   account: null,
+  shownMounts: ["/home/ada:/home/ada", "/net:/net"],
+  accountFiles: { passwd: "/var/lib/beaker/accounts/p.passwd", group: "/var/lib/beaker/accounts/g.group" },
+  pidsLimit: 4096,
+  network: "beaker-sessions",
+  publishAddress: "127.0.0.1",
   beakerBinary: "/usr/local/bin/beaker",
   memlock: -1,
 };
@@ -40,7 +46,17 @@ describe("buildContainerSpec", () => {
     expect(spec.HostConfig.GroupAdd).toEqual(["27", "100"]);
     expect(spec.Env).toEqual(expect.arrayContaining(["HOME=/home/ada", "USER=ada", "LOGNAME=ada", "TERM=xterm-256color"]));
     expect(spec.WorkingDir).toBe("/home/ada/project");
-    expect(spec.HostConfig.Binds).toEqual(["/home/ada:/home/ada", "/net:/net", "/usr/local/bin/beaker:/usr/local/bin/beaker:ro"]);
+    const bind = (Source: string, Target: string, ReadOnly: boolean) => ({ Type: "bind", Source, Target, ReadOnly });
+    expect(spec.HostConfig.Mounts).toEqual([
+      bind("/home/ada", "/home/ada", false),
+      bind("/net", "/net", false),
+      bind("/usr/local/bin/beaker", "/usr/local/bin/beaker", true),
+      bind("/var/lib/beaker/accounts/p.passwd", "/etc/passwd", true),
+      bind("/var/lib/beaker/accounts/g.group", "/etc/group", true),
+    ]);
+    expect(spec.HostConfig.Binds).toBeUndefined();
+    expect(spec.HostConfig).toMatchObject({ NetworkMode: "beaker-sessions", PidsLimit: 4096 });
+    expect(spec.Labels["beaker.mounts"]).toBe(JSON.stringify(["/home/ada:/home/ada", "/net:/net"]));
   });
   test("claimed GPUs by UUID, as a device request for the nvidia driver", () => {
     expect(spec.HostConfig.DeviceRequests).toEqual([{ Driver: "nvidia", DeviceIDs: ["GPU-a", "GPU-b"], Capabilities: [["gpu"]] }]);
@@ -70,7 +86,7 @@ describe("buildContainerSpec", () => {
   test("limits, ports, shared memory", () => {
     const limited = buildContainerSpec({ ...base, cpus: 4, memoryBytes: 64 * 1024 ** 3, ports: [8888] }) as Record<string, any>;
     expect(limited.HostConfig).toMatchObject({ NanoCpus: 4e9, Memory: 64 * 1024 ** 3, ShmSize: 32 * 1024 ** 3 });
-    expect(limited.HostConfig.PortBindings).toEqual({ "8888/tcp": [{ HostIp: "0.0.0.0", HostPort: "" }] });
+    expect(limited.HostConfig.PortBindings).toEqual({ "8888/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
     expect(spec.HostConfig.ShmSize).toBe(8 * 1024 ** 3);
     expect(shmSizeFor(null, 1024)).toBe(1024);
   });
@@ -155,11 +171,11 @@ describe("resolveRef", () => {
     expect(resolve(1000, "train")).toBe("abc123");
     expect(resolve(1000, "abd")).toBe("abd999");
   });
-  test("an ambiguous prefix is a usage error; someone else's is not yours; root sees all", () => {
+  test("an ambiguous prefix is a usage error; someone else's is not found, like a missing one; root sees all", () => {
     expect(() => resolve(1000, "ab")).toThrow(/"ab" matches 3 sessions; give more of the ID/);
-    expect(() => resolve(1000, "ff")).toThrow("session ff is not yours");
-    expect(() => resolve(1000, "theirs")).toThrow("session theirs is not yours");
-    expect(() => resolve(1000, "zz")).toThrow("no session zz on this node");
+    expect(() => resolve(1000, "ff")).toThrow(new NotFoundError("no session ff of yours on this node"));
+    expect(() => resolve(1000, "theirs")).toThrow(new NotFoundError("no session theirs of yours on this node"));
+    expect(() => resolve(1000, "zz")).toThrow(new NotFoundError("no session zz of yours on this node"));
     expect(resolve(0, "theirs")).toBe("ff0000");
   });
 });

@@ -1,10 +1,8 @@
 import type Dockerode from "dockerode";
 import type { Duplex } from "node:stream";
 import { SessionStartError, UnavailableError } from "../../errors.ts";
-import { mergeGroup, mergePasswd, type GroupEntry } from "./passwd.ts";
 import type { PublishedState } from "./ports.ts";
-import type { SessionUser } from "./spec.ts";
-import { createTar, readFirstFile, type TarEntry } from "./tar.ts";
+import { readFirstFile } from "./tar.ts";
 
 export interface ManagedContainer {
   id: string;
@@ -41,7 +39,7 @@ export function dockerStatus(err: unknown): number | null {
 export const isNotFound = (err: unknown): boolean => dockerStatus(err) === 404;
 
 /** What a session needs to know of an image's filesystem. */
-interface ImageFacts {
+export interface ImageFacts {
   passwd: string | null;
   group: string | null;
   hasEtc: boolean;
@@ -54,8 +52,7 @@ export interface SessionEngine {
   listManaged(node: string): Promise<ManagedContainer[]>;
   ensureImage(image: string, onProgress: (p: PullProgress) => void): Promise<string>;
   create(spec: Dockerode.ContainerCreateOptions): Promise<string>;
-  hasShell(id: string, imageId: string): Promise<boolean>;
-  injectUser(id: string, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void>;
+  imageFacts(imageId: string, node: string): Promise<ImageFacts>;
   start(id: string): Promise<void>;
   wait(id: string): Promise<number>;
   stop(id: string, timeoutSeconds: number): Promise<void>;
@@ -247,42 +244,64 @@ export class DockerEngine implements SessionEngine {
   }
 
   /**
-   * What a session needs to know of an image's filesystem, read from its first container and kept by image ID (an ID
-   * names fixed content, so this never goes stale). Each archive read mounts the container's filesystem: reading
-   * them once per image, not per session, is most of the difference to a bare `docker run`.
+   * What a session needs to know of an image's filesystem, read from a container of the image made for nothing else
+   * (no mounts, no network, never started), so no user's mount can stand in for the image's files. Kept by image ID
+   * (an ID names fixed content, so this never goes stale): one create and remove per image, not per session.
    */
-  private async imageFacts(id: string, imageId: string): Promise<ImageFacts> {
+  async imageFacts(imageId: string, node: string): Promise<ImageFacts> {
     const cached = this.facts.get(imageId);
     if (cached) return cached;
-    const facts = await this.onContainer(id, async (c) => {
-      const [passwd, group, hasEtc, hasBash, hasShell] = await Promise.all([
-        this.readFile(c, "/etc/passwd"),
-        this.readFile(c, "/etc/group"),
-        this.pathExists(id, "/etc"),
-        this.pathExists(id, "/bin/bash"),
-        this.pathExists(id, "/bin/sh"),
-      ]);
-      return { passwd, group, hasEtc, hasBash, hasShell };
+    const id = await this.create({
+      Image: imageId,
+      Cmd: ["/bin/sh"],
+      Entrypoint: [],
+      NetworkDisabled: true,
+      Labels: { "beaker.facts": "true", "beaker.node": node },
+      HostConfig: { NetworkMode: "none" },
     });
-    if (this.facts.size >= 64) this.facts.delete(this.facts.keys().next().value!);
-    this.facts.set(imageId, facts);
-    return facts;
+    try {
+      const facts = await this.onContainer(id, async (c) => {
+        const [passwd, group, hasEtc, hasBash, hasShell] = await Promise.all([
+          this.readFile(c, "/etc/passwd"),
+          this.readFile(c, "/etc/group"),
+          this.pathExists(id, "/etc"),
+          this.pathExists(id, "/bin/bash"),
+          this.pathExists(id, "/bin/sh"),
+        ]);
+        return { passwd, group, hasEtc, hasBash, hasShell };
+      });
+      if (this.facts.size >= 64) this.facts.delete(this.facts.keys().next().value!);
+      this.facts.set(imageId, facts);
+      return facts;
+    } finally {
+      await this.remove(id).catch(() => {});
+    }
   }
 
-  /** Whether the image has /bin/sh (read with the user's entries, so it costs nothing more). */
-  async hasShell(id: string, imageId: string): Promise<boolean> {
-    return (await this.imageFacts(id, imageId)).hasShell;
+  /** Removes image-facts containers a crashed executor left behind. */
+  async removeLeftoverFacts(node: string): Promise<void> {
+    const list = await this.call((d) => d.listContainers({ all: true, filters: { label: ["beaker.facts=true", `beaker.node=${node}`] } }));
+    for (const c of list) await this.remove(c.Id).catch(() => {});
   }
 
-  /** Writes the caller into the container's /etc/passwd and /etc/group before it starts. */
-  async injectUser(id: string, imageId: string, user: SessionUser, groups: GroupEntry[]): Promise<void> {
-    const { passwd, group, hasEtc, hasBash } = await this.imageFacts(id, imageId);
-    const enc = new TextEncoder();
-    const entries: TarEntry[] = [];
-    if (!hasEtc) entries.push({ name: "etc/", body: new Uint8Array(), mode: 0o755, type: "directory" });
-    entries.push({ name: "etc/passwd", body: enc.encode(mergePasswd(passwd ?? "", user, hasBash ? "/bin/bash" : "/bin/sh")), mode: 0o644 });
-    entries.push({ name: "etc/group", body: enc.encode(mergeGroup(group ?? "", user, groups)), mode: 0o644 });
-    await this.onContainer(id, (c) => c.putArchive(Buffer.from(createTar(entries)), { path: "/" }));
+  /**
+   * Makes sure the sessions' network exists: a bridge with traffic between its containers off, so one session cannot
+   * reach another's ports. "none" and Docker's own networks are used as they are.
+   */
+  async ensureSessionNetwork(name: string): Promise<void> {
+    if (["none", "bridge", "host"].includes(name)) return;
+    await this.call(async (d) => {
+      try {
+        await d.getNetwork(name).inspect();
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        try {
+          await d.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Options: { "com.docker.network.bridge.enable_icc": "false" }, Labels: { "beaker.managed": "true" } });
+        } catch (createErr) {
+          if (dockerStatus(createErr) !== 409) throw new SessionStartError(`cannot make the sessions' network ${name}: ${dockerMessage(createErr)}`);
+        }
+      }
+    });
   }
 
   /** Starts a process in a running container, as the container's user; its stream is hijacked like attach. */

@@ -20,8 +20,9 @@ export function publishedPorts(ports: PortMap | undefined): string[] {
  * exited, so a session that ends at once is not held to its ports unless it never had a network.
  */
 export function missingPorts(requested: number[], state: PublishedState): { ports: number[]; why: string } | null {
-  const onNetwork = Object.values(state.networks ?? {}).some((n) => Boolean(n.NetworkID));
-  if (!onNetwork) return requested.length > 0 ? { ports: requested, why: "the container got no network to publish on (the node's Docker engine has no bridge network)" } : null;
+  // Docker's "none" network is a network in name only: nothing can be published on it.
+  const onNetwork = Object.entries(state.networks ?? {}).some(([name, n]) => name !== "none" && Boolean(n.NetworkID));
+  if (!onNetwork) return requested.length > 0 ? { ports: requested, why: 'the container got no network to publish on (the node\'s sessionNetwork is "none", or its Docker engine has no bridge)' } : null;
   if (!state.running) return null;
   const published = new Set(
     Object.entries(state.ports ?? {})

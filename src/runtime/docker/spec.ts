@@ -32,8 +32,17 @@ export interface SpecInput {
   memoryBytes: number | null;
   shmBytes: number | null;
   ports: number[];
-  /** Already checked: `/net` and friends that exist, and the user's --mount list. */
+  /** Already checked: `/net` and friends that exist, and the user's --mount list (staged: see executor/stage.ts). */
   mounts: BindMount[];
+  /** The mounts as the user named them (label `beaker.mounts`, for describe after an executor restart). */
+  shownMounts: string[];
+  /** The caller's /etc/passwd and /etc/group for this image, made by the executor and mounted read-only. */
+  accountFiles: { passwd: string; group: string } | null;
+  /** Processes the session may have; 0 = no limit. */
+  pidsLimit: number;
+  /** The Docker network the session joins, and the host address its published ports bind to. */
+  network: string;
+  publishAddress: string;
   workdir: string;
   tty: boolean;
   term: string | null;
@@ -80,16 +89,19 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
     ...(input.gpus.length === 0 ? ["NVIDIA_VISIBLE_DEVICES=void"] : []),
     ...input.env,
   ];
-  const binds = [
-    `${user.home}:${user.home}`,
-    ...input.mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ":ro" : ""}`),
-    ...(input.beakerBinary ? [`${input.beakerBinary}:/usr/local/bin/beaker:ro`] : []),
+  const bind = (source: string, target: string, readOnly: boolean) => ({ Type: "bind" as const, Source: source, Target: target, ReadOnly: readOnly });
+  // The Mounts API (not Binds): a missing source is an error, never a directory Docker makes as root.
+  const mounts = [
+    bind(user.home, user.home, false),
+    ...input.mounts.map((m) => bind(m.source, m.target, m.readOnly)),
+    ...(input.beakerBinary ? [bind(input.beakerBinary, "/usr/local/bin/beaker", true)] : []),
+    ...(input.accountFiles ? [bind(input.accountFiles.passwd, "/etc/passwd", true), bind(input.accountFiles.group, "/etc/group", true)] : []),
   ];
   const exposed: Record<string, object> = {};
   const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const port of input.ports) {
     exposed[`${port}/tcp`] = {};
-    portBindings[`${port}/tcp`] = [{ HostIp: "0.0.0.0", HostPort: "" }];
+    portBindings[`${port}/tcp`] = [{ HostIp: input.publishAddress, HostPort: "" }];
   }
   const shell = ["/bin/sh", "-c", 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
   return {
@@ -116,10 +128,12 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       "beaker.gpus": input.gpus.join(","),
       "beaker.node": input.node,
       "beaker.tty": String(input.tty),
+      "beaker.mounts": JSON.stringify(input.shownMounts),
       ...(input.account ? { "beaker.account": input.account } : {}),
     },
     HostConfig: {
-      Binds: binds,
+      Mounts: mounts,
+      NetworkMode: input.network,
       PortBindings: portBindings,
       Init: true,
       Privileged: false,
@@ -127,6 +141,7 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       CapDrop: user.uid === 0 ? [] : ["ALL"],
       GroupAdd: user.groups.filter((g) => g !== user.gid).map(String),
       ShmSize: shmSizeFor(input.memoryBytes, input.shmBytes),
+      ...(input.pidsLimit > 0 ? { PidsLimit: input.pidsLimit } : {}),
       Ulimits: [{ Name: "memlock", Soft: input.memlock, Hard: input.memlock }],
       ...(input.cpus ? { NanoCpus: Math.round(input.cpus * 1e9) } : {}),
       ...(input.memoryBytes ? { Memory: input.memoryBytes } : {}),

@@ -1,5 +1,5 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
-import { printJson } from "../../output.ts";
+import { printable, printJson } from "../../output.ts";
 import { formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
 
 export const sessionDescribeCommand: CommandSpec = {
@@ -32,7 +32,7 @@ export const sessionDescribeCommand: CommandSpec = {
     ];
     for (const [key, value] of rows) {
       const lines = Array.isArray(value) ? value : [value];
-      lines.forEach((line, i) => factory.io.out.write(`${i === 0 ? `${key}:`.padEnd(10) : " ".repeat(10)}${line}\n`));
+      lines.forEach((line, i) => factory.io.out.write(`${i === 0 ? `${key}:`.padEnd(10) : " ".repeat(10)}${printable(line)}\n`));
     }
   },
 };
