@@ -4,6 +4,7 @@ import { executorSocketPath, nvidiaSmiPath } from "../config/executor.ts";
 import { ExecutorClient } from "../executor/client.ts";
 import { AuthError, ConfigError } from "../errors.ts";
 import { ServerClient } from "../server/client.ts";
+import { processSpawner, type Spawner } from "../remote/ssh.ts";
 
 /** Everything a command may need, built lazily in one place. Tests pass their own. */
 export interface Factory {
@@ -22,6 +23,8 @@ export interface Factory {
   /** How long nvidia-smi may take before it is killed (BEAKER_NVIDIA_SMI_TIMEOUT seconds, default 10). */
   nvidiaSmiTimeoutMs(): number;
   now(): Date;
+  /** Starts child processes (ssh to nodes); tests pass one that records what would run. */
+  spawn: Spawner;
 }
 
 export function createFactory(io: IO, env: Record<string, string | undefined>, debug: boolean): Factory {
@@ -60,5 +63,6 @@ export function createFactory(io: IO, env: Record<string, string | undefined>, d
       return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 10_000;
     },
     now: () => new Date(),
+    spawn: processSpawner,
   };
 }

@@ -66,7 +66,8 @@ export async function withExecutorLogin<T>(factory: Factory, action: () => Promi
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
     const server = (await factory.executor().health())?.server;
-    if (!server || factory.env.BEAKER_TOKEN) throw err;
+    // Run over ssh by a CLI elsewhere (BEAKER_NO_LOGIN_PROMPT): that CLI holds the token and sends it on stdin.
+    if (!server || factory.env.BEAKER_TOKEN || factory.env.BEAKER_NO_LOGIN_PROMPT) throw err;
     const why = factory.userToken() ? `Your Beaker token was not accepted by ${server}` : `This node uses the Beaker server at ${server} and needs your user token`;
     const { token } = await loginInteractively(factory, server, why);
     factory.executor().token = token;

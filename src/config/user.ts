@@ -26,6 +26,10 @@ export const userConfigKeys: Record<string, KeySpec> = {
     description: "Key sequence that detaches from a session",
     validate: (v) => (/^(ctrl-[a-z@[\\\]^_]|[a-z]),?/i.test(v) ? undefined : 'must look like "ctrl-p,ctrl-q"'),
   },
+  default_cluster: {
+    description: "The cluster `beaker session create` uses from a machine without an executor (a laptop)",
+    validate: (v) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v) ? undefined : "must be a cluster name"),
+  },
   update_url: { description: "Where `beaker upgrade` looks for releases", validate: url, env: "BEAKER_UPDATE_URL" },
 };
 

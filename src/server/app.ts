@@ -74,7 +74,8 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
     const clusterNodes = /^\/clusters\/([^/]+)\/nodes$/.exec(path);
     if (clusterNodes && method === "GET") {
       await user(req);
-      return Response.json(await store.listNodes(decodeURIComponent(clusterNodes[1]!)));
+      const name = decodeURIComponent(clusterNodes[1]!);
+      return Response.json(url.searchParams.get("placement") === "1" ? await store.listPlacement(name) : await store.listNodes(name));
     }
     if (path === "/nodes" && method === "GET") {
       await user(req);

@@ -1,5 +1,5 @@
 import { AuthError, errorFromCode, UnavailableError } from "../errors.ts";
-import type { ClusterInfo, Heartbeat, NodeInfo, NodeSession, UserInfo } from "./types.ts";
+import type { ClusterInfo, Heartbeat, NodeInfo, NodeSession, PlacementNodeInfo, UserInfo } from "./types.ts";
 
 /** The server's HTTP API, for the CLI (user token) and the executor (node token, or a user's token to check it). */
 export class ServerClient {
@@ -36,6 +36,7 @@ export class ServerClient {
   rotateToken = () => this.request<{ token: string }>("POST", "/account/token/rotate");
   clusters = () => this.request<ClusterInfo[]>("GET", "/clusters");
   clusterNodes = (name: string) => this.request<NodeInfo[]>("GET", `/clusters/${encodeURIComponent(name)}/nodes`);
+  placement = (cluster: string) => this.request<PlacementNodeInfo[]>("GET", `/clusters/${encodeURIComponent(cluster)}/nodes?placement=1`);
   nodes = () => this.request<NodeInfo[]>("GET", "/nodes");
   sessions = (cluster?: string) => this.request<Array<NodeSession & { node: string }>>("GET", `/sessions${cluster ? `?cluster=${encodeURIComponent(cluster)}` : ""}`);
   heartbeat = (hostname: string, beat: Heartbeat) => this.request<{ cordoned: boolean; cluster: string }>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);

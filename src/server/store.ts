@@ -2,7 +2,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import type { Db } from "./db.ts";
 import { newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
-import { gpuTypeOf, nodeStatus, type ClusterInfo, type Heartbeat, type NodeDetails, type NodeInfo, type NodeSession, type UserInfo } from "./types.ts";
+import { gpuTypeOf, nodeStatus, type ClusterInfo, type Heartbeat, type NodeDetails, type NodeGpu, type NodeInfo, type NodeSession, type PlacementNodeInfo, type UserInfo } from "./types.ts";
 
 export type Principal = { kind: "user"; userId: string; tokenId: string; user: UserInfo } | { kind: "node"; tokenId: string; hostname: string };
 
@@ -197,6 +197,22 @@ export class Store {
         ? await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id ORDER BY n.hostname`
         : await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.name = ${cluster} ORDER BY n.hostname`;
     return rows.map((r: Record<string, unknown>) => this.nodeFrom(r));
+  }
+
+  /** One cluster's nodes with what picking a node needs: each GPU's model and state, and the queue's length. */
+  async listPlacement(cluster: string): Promise<PlacementNodeInfo[]> {
+    const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
+    if (!c) throw new NotFoundError(`no cluster ${cluster}`);
+    const rows = await this.sql`
+      SELECT n.*, c.name AS cluster,
+        (SELECT count(*) FROM node_sessions s WHERE s.node_hostname = n.hostname AND s.status = 'queued') AS queued
+      FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.id = ${c.id} ORDER BY n.hostname`;
+    return rows.map((r: Record<string, unknown>) => ({
+      ...this.nodeFrom(r),
+      // Free as the node counts it in gpus_free: healthy and held by no session.
+      gpus: (r.gpus ? (JSON.parse(String(r.gpus)) as NodeGpu[]) : []).map((g) => ({ name: g.name, healthy: g.healthy, free: g.healthy && g.claimedBy === null })),
+      queued: num(r.queued),
+    }));
   }
 
   async getNode(hostname: string, viewer: UserInfo): Promise<NodeDetails> {

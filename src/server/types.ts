@@ -50,6 +50,15 @@ export interface NodeInfo {
   lastSeen: string | null;
 }
 
+/**
+ * A node as placement sees it (`GET /clusters/NAME/nodes?placement=1`): each GPU's model and whether a session could
+ * be given it now, and how many requests wait in the node's queue.
+ */
+export interface PlacementNodeInfo extends NodeInfo {
+  gpus: Array<{ name: string | null; healthy: boolean; free: boolean }>;
+  queued: number;
+}
+
 export interface NodeDetails extends NodeInfo {
   gpus: NodeGpu[];
   sessions: Array<NodeSession & { node: string }>;

@@ -4,6 +4,7 @@ import { defaultExecutorConfigPath, defaultExecutorConfig } from "../../../confi
 import { writeFileAtomic } from "../../../config/yaml-file.ts";
 import { BeakerError } from "../../../errors.ts";
 import type { CommandSpec } from "../../command.ts";
+import { requireLinux } from "../../node-only.ts";
 
 export function renderUnit(binary: string, configPath: string): string {
   return `[Unit]
@@ -50,6 +51,7 @@ export const executorInstallCommand: CommandSpec = {
     { flags: "--unit-dir <dir>", description: "Where to write the unit", default: "/etc/systemd/system", kind: "string" },
   ],
   async run({ flags, factory }) {
+    requireLinux("executor install");
     if (process.getuid?.() !== 0) throw new BeakerError("run 'sudo beaker executor install': it writes to /etc");
     const configPath = String(flags.config ?? defaultExecutorConfigPath);
     const unitDir = String(flags.unitDir ?? "/etc/systemd/system");

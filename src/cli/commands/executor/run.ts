@@ -1,12 +1,14 @@
 import { defaultExecutorConfigPath, loadExecutorConfig } from "../../../config/executor.ts";
 import { BeakerError } from "../../../errors.ts";
 import type { CommandSpec } from "../../command.ts";
+import { requireLinux } from "../../node-only.ts";
 
 export const executorRunCommand: CommandSpec = {
   name: "run",
   summary: "Run the node executor in the foreground (as root; systemd runs this)",
   options: [{ flags: "--config <path>", description: "Executor config file", default: defaultExecutorConfigPath, kind: "string" }],
   async run({ flags }) {
+    requireLinux("executor run");
     if (process.getuid?.() !== 0) throw new BeakerError("the executor must run as root (it owns Docker and the GPUs)");
     const path = String(flags.config ?? defaultExecutorConfigPath);
     const config = loadExecutorConfig(path, flags.config !== undefined && path !== defaultExecutorConfigPath);

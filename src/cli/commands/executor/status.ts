@@ -1,6 +1,7 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson } from "../../output.ts";
 import { UnavailableError } from "../../../errors.ts";
+import { isNodeMachine, NotANodeError } from "../../node-only.ts";
 
 /** The version the file at `path` is now (it may have been upgraded under the running daemon); null if unknown. */
 function fileVersion(path: string | null): string | null {
@@ -20,6 +21,7 @@ export const executorStatusCommand: CommandSpec = {
   async run({ flags, factory }) {
     const client = factory.executor();
     const health = await client.health();
+    if (!health && !isNodeMachine(factory.env)) throw new NotANodeError("executor status");
     if (!health) throw new UnavailableError(`no executor answers on ${client.socketPath}: start it with 'systemctl start beaker-executor'`);
     const onDisk = fileVersion(health.binary);
     const restartNeeded = onDisk !== null && onDisk !== health.version;

@@ -5,6 +5,7 @@ import { jsonOption, type CommandSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { printJson, printTable } from "../../output.ts";
 import { formatSize } from "../../../config/size.ts";
+import { requireGpuNode } from "../../node-only.ts";
 
 export interface NodeGpusResult {
   inventory: Inventory;
@@ -39,6 +40,7 @@ export const nodeGpusCommand: CommandSpec = {
   options: [jsonOption],
   async run({ flags, factory }) {
     const { io } = factory;
+    requireGpuNode(factory, "node gpus");
     const { inventory, gpus, unavailable } = await loadNodeGpus(factory);
     if (inventory.error) throw new UnavailableError(inventory.error);
     if (flags.json) printJson(io, gpus);

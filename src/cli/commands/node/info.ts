@@ -3,12 +3,14 @@ import { formatSize } from "../../../config/size.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson } from "../../output.ts";
 import { loadNodeGpus } from "./gpus.ts";
+import { requireGpuNode } from "../../node-only.ts";
 
 export const nodeInfoCommand: CommandSpec = {
   name: "info",
   summary: "This node: its executor, server, CPUs, memory and GPUs at a glance",
   options: [jsonOption],
   async run({ flags, factory }) {
+    requireGpuNode(factory, "node info");
     const health = await factory.executor().health();
     const { inventory, gpus, unavailable } = await loadNodeGpus(factory);
     const free = gpus.filter((g) => g.healthy && !g.claimedBy && !unavailable[g.uuid ?? g.busId ?? "?"]).length;

@@ -1,4 +1,5 @@
 import type { CommandSpec } from "../../command.ts";
+import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
 import { reportOutcome } from "./create.ts";
 import { resolveRunningSession } from "./ref.ts";
@@ -8,15 +9,25 @@ export const sessionAttachCommand: CommandSpec = {
   usesExecutor: true,
   args: "[ID]",
   summary: "Back into a running session's terminal (Ctrl-P Ctrl-Q detaches and leaves it running)",
-  options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }],
+  options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }, clusterOption, nodeOption],
   async run({ args, flags, factory }) {
-    const session = await resolveRunningSession(factory, args[0]);
-    const keys = (flags.detachKeys as string | undefined) ?? factory.userConfig().read().detach_keys ?? "ctrl-p,ctrl-q";
+    const where = await locateSession(factory, flags, args[0], resolveRunningSession);
+    const keys = (flags.detachKeys as string | undefined) ?? factory.userConfig().read().detach_keys;
+    if (where.kind === "remote") {
+      const ref = where.ref ? [where.ref] : [];
+      return runOnNode(factory, {
+        node: where.node,
+        args: ["session", "attach", ...ref, ...(keys ? ["--detach-keys", keys] : [])],
+        tty: hasTty(factory),
+        afterDrop: `the session keeps running: beaker session attach ${[...ref, "--node", where.node].join(" ")}`,
+      });
+    }
+    const session = where.session;
     const outcome = await attachTerminal(factory.executor(), factory.io, {
       sessionId: session.id,
       tty: session.tty,
       start: false,
-      detachKeys: parseDetachKeys(keys),
+      detachKeys: parseDetachKeys(keys ?? "ctrl-p,ctrl-q"),
     });
     return reportOutcome(factory.io, session, outcome);
   },

@@ -5,6 +5,9 @@ import type { Factory } from "../../factory.ts";
 import { printJson } from "../../output.ts";
 import { attachTerminal, parseDetachKeys, printPorts } from "../../terminal.ts";
 import { createProgress } from "../../progress.ts";
+import { isNodeMachine } from "../../node-only.ts";
+import { checkNodeName, noClusterHere } from "../../remote.ts";
+import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
@@ -84,7 +87,7 @@ class CancelledWhileQueued extends BeakerError {
 export const sessionCreateCommand: CommandSpec = {
   name: "create",
   usesExecutor: true,
-  summary: "Start a session on this node with its own GPUs, and enter it",
+  summary: "Start a session with its own GPUs (on this node, or a cluster's over ssh), and enter it",
   passthrough: true,
   options: [
     { flags: "--gpus <n>", description: "GPUs to claim (default 1 on a node with GPUs, 0 without)", kind: "number" },
@@ -99,13 +102,25 @@ export const sessionCreateCommand: CommandSpec = {
     { flags: "--workdir <dir>", description: "Working directory inside (default: here if inside your home, else home)", kind: "string" },
     { flags: "-d, --detach", description: "Start it without attaching", kind: "boolean" },
     { flags: "--no-wait", description: "Fail (exit 6) instead of waiting in the queue", kind: "boolean" },
+    { flags: "--cluster <name>", description: "Start it on the node of this cluster with room (default: your default_cluster, where no executor runs)", kind: "string" },
+    { flags: "--node <host>", description: "Start it on this node (reached with ssh)", kind: "string" },
+    { flags: "--gpu-type <type>", description: "With --cluster: GPUs whose name contains this, like H100", kind: "string" },
     jsonOption,
   ],
-  examples: ["beaker session create", "beaker session create --gpus 2 --image nvcr.io/nvidia/pytorch:24.05-py3", "beaker session create --detach -- python3 train.py"],
+  examples: [
+    "beaker session create",
+    "beaker session create --gpus 2 --image nvcr.io/nvidia/pytorch:24.05-py3",
+    "beaker session create --detach -- python3 train.py",
+    "beaker session create --cluster lab --gpus 4 --gpu-type H100 --port 8888",
+  ],
   async run({ flags, rest, factory }) {
     const { io } = factory;
     if (flags.json && !flags.detach) throw new UsageError("--json needs --detach: an attached session prints its own output");
     const config = factory.userConfig().read();
+    // Flags are checked here, before a node is picked or reached.
+    buildCreateRequest(flags, rest, { cwd: process.cwd(), tty: false, term: null, defaultImage: null });
+    const target = await createTarget(factory, flags, config.default_cluster ?? null);
+    if (target) return createOnNode(factory, flags, rest, target);
     const request = buildCreateRequest(flags, rest, {
       cwd: process.cwd(),
       tty: !flags.detach ? io.isStdinTTY && io.isStdoutTTY : rest.length === 0,
@@ -130,6 +145,33 @@ export const sessionCreateCommand: CommandSpec = {
     return reportOutcome(io, session, outcome);
   },
 };
+
+/**
+ * Where a new session goes: null for this node's executor; else a node reached with ssh. `--node` names it; a cluster
+ * (`--cluster`, or `default_cluster` where no executor runs) lets the server's view pick it. A pick that lands on this
+ * very node stays local.
+ */
+async function createTarget(factory: Factory, flags: Record<string, unknown>, defaultCluster: string | null): Promise<{ node: string; gpus: number | null; cluster: string | null } | null> {
+  const health = await factory.executor().health();
+  const explicit = (flags.cluster as string | undefined) ?? null;
+  const cluster = explicit ?? (health ? null : defaultCluster);
+  checkGpuType(flags, cluster !== null || flags.node !== undefined);
+  if (flags.node !== undefined) {
+    const node = checkNodeName(String(flags.node));
+    return health?.node === node ? null : { node, gpus: (flags.gpus as number | undefined) ?? null, cluster };
+  }
+  if (cluster === null) {
+    if (!health && !isNodeMachine(factory.env)) throw noClusterHere();
+    return null;
+  }
+  const picked = await pickClusterNode(factory, cluster, flags);
+  // Picked this node: the local create, with the GPU count the pick was made for.
+  if (health?.node === picked.node) {
+    flags.gpus = picked.gpus;
+    return null;
+  }
+  return { ...picked, cluster };
+}
 
 export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: Awaited<ReturnType<typeof attachTerminal>>): number {
   if (outcome.kind === "detached") {

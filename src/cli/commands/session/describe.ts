@@ -1,5 +1,6 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printable, printJson } from "../../output.ts";
+import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
 
 export const sessionDescribeCommand: CommandSpec = {
@@ -7,9 +8,13 @@ export const sessionDescribeCommand: CommandSpec = {
   usesExecutor: true,
   args: "[ID]",
   summary: "Everything about one session: GPUs, mounts, ports, times, exit code",
-  options: [jsonOption],
+  options: [clusterOption, nodeOption, jsonOption],
   async run({ args, flags, factory }) {
-    const s = await resolveSession(factory, args[0]);
+    const where = await locateSession(factory, flags, args[0], resolveSession);
+    if (where.kind === "remote") {
+      return runOnNode(factory, { node: where.node, args: ["session", "describe", ...(where.ref ? [where.ref] : []), ...(flags.json ? ["--json"] : [])], tty: false });
+    }
+    const s = where.session;
     if (flags.json) return void printJson(factory.io, s);
     const gpus = s.devices.length
       ? s.devices.map((d) => `${d.index ?? "?"}  ${d.uuid}${d.name ? `  ${d.name}` : ""}`)

@@ -1,4 +1,5 @@
 import type { CommandSpec } from "../../command.ts";
+import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { attachTerminal } from "../../terminal.ts";
 import { resolveRunningSession } from "./ref.ts";
 
@@ -8,15 +9,25 @@ export const sessionExecCommand: CommandSpec = {
   args: "[ID]",
   summary: "Run a command in a running session as its user (default: a login shell)",
   passthrough: true,
-  examples: ["beaker session exec", "beaker session exec my-session -- nvidia-smi"],
-  async run({ args, rest, factory }) {
-    const session = await resolveRunningSession(factory, args[0]);
+  options: [clusterOption, nodeOption],
+  examples: ["beaker session exec", "beaker session exec my-session -- nvidia-smi", "beaker session exec my-session --cluster lab -- nvidia-smi"],
+  async run({ args, rest, flags, factory }) {
+    const where = await locateSession(factory, flags, args[0], resolveRunningSession);
     const { io } = factory;
+    if (where.kind === "remote") {
+      return runOnNode(factory, {
+        node: where.node,
+        args: ["session", "exec", ...(where.ref ? [where.ref] : []), ...(rest.length ? ["--", ...rest] : [])],
+        tty: hasTty(factory),
+        afterDrop: "the command may still run in the session",
+      });
+    }
+    const session = where.session;
     const outcome = await attachTerminal(factory.executor(), io, {
       sessionId: session.id,
       mode: "exec",
       command: rest,
-      tty: io.isStdinTTY && io.isStdoutTTY,
+      tty: hasTty(factory),
       start: false,
       detachKeys: [],
     });

@@ -4,10 +4,11 @@ import { sessionCreateCommand } from "./create.ts";
 import { sessionDescribeCommand } from "./describe.ts";
 import { sessionExecCommand } from "./exec.ts";
 import { sessionListCommand } from "./list.ts";
+import { sessionPortForwardCommand } from "./port-forward.ts";
 import { sessionStopCommand } from "./stop.ts";
 
 export const sessionNoun: NounSpec = {
   name: "session",
-  summary: "Create and manage GPU sessions on this node",
-  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand],
+  summary: "Create and manage GPU sessions, on this node or on a cluster's",
+  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand, sessionPortForwardCommand],
 };

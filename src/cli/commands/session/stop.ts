@@ -3,6 +3,7 @@ import { UsageError } from "../../../errors.ts";
 import type { CommandSpec } from "../../command.ts";
 import { jsonOption } from "../../command.ts";
 import { printJson } from "../../output.ts";
+import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { resolveOpenSession } from "./ref.ts";
 
 export const sessionStopCommand: CommandSpec = {
@@ -10,13 +11,18 @@ export const sessionStopCommand: CommandSpec = {
   usesExecutor: true,
   args: "[ID]",
   summary: "Stop a session: SIGTERM, then SIGKILL after the timeout; its GPUs are freed",
-  options: [{ flags: "--timeout <seconds>", description: "Seconds between SIGTERM and SIGKILL", default: 10, kind: "number" }, jsonOption],
+  options: [{ flags: "--timeout <seconds>", description: "Seconds between SIGTERM and SIGKILL", default: 10, kind: "number" }, clusterOption, nodeOption, jsonOption],
   async run({ args, flags, factory }) {
     if (flags.timeout !== undefined && !(Number.isInteger(flags.timeout) && (flags.timeout as number) >= 0 && (flags.timeout as number) <= 240)) {
       throw new UsageError("--timeout must be a whole number of seconds from 0 to 240");
     }
-    const session = await resolveOpenSession(factory, args[0]);
-    const info = await factory.executor().request<SessionInfo>("POST", `/v1/sessions/${encodeURIComponent(session.id)}/stop`, { timeout: flags.timeout ?? 10 });
+    const timeout = (flags.timeout as number | undefined) ?? 10;
+    const where = await locateSession(factory, flags, args[0], resolveOpenSession);
+    if (where.kind === "remote") {
+      const args = ["session", "stop", ...(where.ref ? [where.ref] : []), "--timeout", String(timeout), ...(flags.json ? ["--json"] : [])];
+      return runOnNode(factory, { node: where.node, args, tty: false });
+    }
+    const info = await factory.executor().request<SessionInfo>("POST", `/v1/sessions/${encodeURIComponent(where.session.id)}/stop`, { timeout });
     if (flags.json) printJson(factory.io, info);
     else factory.io.err.write(`stopped session ${info.name} (${info.id})\n`);
   },
