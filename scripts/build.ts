@@ -3,7 +3,7 @@
  * Builds the beaker binary.
  *   bun run build              dist/beaker for this machine
  *   bun run release [--out D] [--channel stable|canary] [--targets linux-x64,...]
- *       D/<channel>/<version>/beaker-<target> for every Linux target, SHA256SUMS and manifest.json, and
+ *       D/<channel>/<version>/beaker-<target> for every Linux and macOS target, SHA256SUMS and manifest.json, and
  *       D/<channel>/manifest.json (the channel's newest); each manifest signed with Ed25519 into manifest.json.sig.
  *       The private key comes from BEAKER_RELEASE_KEY_FILE (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519`
  *       writes it) or BEAKER_RELEASE_KEY; it is never committed.
@@ -57,6 +57,7 @@ function gitCommit(): string {
 
 function hostTarget(): string {
   const arch = process.arch === "arm64" ? "arm64" : "x64";
+  if (process.platform === "darwin") return `darwin-${arch}`;
   const musl = existsSync("/etc/alpine-release");
   return `linux-${arch}${musl ? "-musl" : ""}`;
 }

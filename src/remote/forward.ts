@@ -55,10 +55,10 @@ export async function freeLocalPort(wanted: number): Promise<number> {
   throw new UsageError(`no free local port from ${wanted} to ${wanted + 100}`);
 }
 
-/** "http://localhost:8889 (port 8888 of session x; localhost:8888 is taken here)". */
-export function forwardLine(local: number, remote: number, session: string, node?: string): string {
-  const taken = local !== remote ? `; localhost:${remote} is taken here` : "";
-  return `port ${remote} of session ${session}${node ? ` on ${node}` : ""} is at http://localhost:${local}${taken}`;
+/** "port 8888 of session x is at http://localhost:8889; localhost:8888 is taken here". */
+export function forwardLine(f: { local: number; wanted: number; remote: number; session: string; node?: string }): string {
+  const taken = f.local !== f.wanted ? `; localhost:${f.wanted} is taken here` : "";
+  return `port ${f.remote} of session ${f.session}${f.node ? ` on ${f.node}` : ""} is at http://localhost:${f.local}${taken}`;
 }
 
 /** Relays localhost:`local` to `target` on this machine until closed (a session on this node). */
@@ -124,7 +124,7 @@ export function forwardWhenRunning(
         const local = await freeLocalPort(port);
         const forward: Forward = { localPort: local, ...target };
         const { code } = await run(buildAddForwardArgv(options.controlPath, options.node, forward, `${options.controlPath}.forward.log`), false);
-        options.announce(code === 0 ? forwardLine(local, port, session.name) : `could not forward port ${port} of session ${session.name} to localhost:${local}`);
+        options.announce(code === 0 ? forwardLine({ local, wanted: port, remote: port, session: session.name }) : `could not forward port ${port} of session ${session.name} to localhost:${local}`);
       }
       return;
     }

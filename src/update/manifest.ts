@@ -63,13 +63,16 @@ export function compareVersions(a: string, b: string): number {
 }
 
 export interface Platform {
+  /** `process.platform`; Linux when left out. */
+  os?: string;
   arch: string;
   musl: boolean;
   avx2: boolean;
 }
 
-/** The release this machine should run: arm64, musl, or x64 (baseline on CPUs without AVX2). Pure. */
+/** The release this machine should run: a Mac's, else arm64, musl, or x64 (baseline on CPUs without AVX2). Pure. */
 export function pickTarget(p: Platform): string {
+  if (p.os === "darwin") return p.arch === "arm64" ? "darwin-arm64" : "darwin-x64";
   if (p.arch === "arm64") return "linux-arm64";
   if (p.musl) return "linux-x64-musl";
   return p.avx2 ? "linux-x64" : "linux-x64-baseline";
@@ -81,5 +84,5 @@ export function detectPlatform(): Platform {
     avx2 = /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
   } catch {}
   const musl = existsSync("/etc/alpine-release") || (existsSync("/lib/ld-musl-x86_64.so.1") && !existsSync("/lib64/ld-linux-x86-64.so.2"));
-  return { arch: process.arch, musl, avx2 };
+  return { os: process.platform, arch: process.arch, musl, avx2 };
 }

@@ -1,7 +1,8 @@
 /** `dist/beaker node gpus` against a fake nvidia-smi on PATH that replays real recordings and real failures. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { dirname } from "node:path";
-import { makeNvidiaSmiScenario, removeDir, runBeaker, fixture, type Recording } from "../harness.ts";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { makeNvidiaSmiScenario, removeDir, runBeaker, fixture, tempDir, type Recording } from "../harness.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -98,9 +99,21 @@ describe("node-level failures: one line and exit 1; no GPUs: exit 0", () => {
     expect(result).toEqual({ exitCode: 0, stdout: "[]\n", stderr: "nvidia-smi found no NVIDIA GPUs on this node\n" });
   });
 
-  test("no nvidia-smi installed", async () => {
-    const result = await runBeaker(["node", "gpus"], { env: { PATH: "/nonexistent", BEAKER_EXECUTOR_SOCKET: "/nonexistent/executor.sock" } });
+  test("no nvidia-smi installed on a node (its executor's socket is there, the executor stopped)", async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    writeFileSync(join(dir, "executor.sock"), "");
+    const result = await runBeaker(["node", "gpus"], { env: { PATH: "/nonexistent", BEAKER_EXECUTOR_SOCKET: join(dir, "executor.sock") } });
     expect(result).toEqual({ exitCode: 0, stdout: "", stderr: "nvidia-smi is not installed, so this node has no usable NVIDIA GPUs\n" });
+  });
+
+  test("no nvidia-smi and no executor: not a node, said in one line", async () => {
+    const result = await runBeaker(["node", "gpus"], { env: { PATH: "/nonexistent", BEAKER_EXECUTOR_SOCKET: "/nonexistent/executor.sock" } });
+    expect(result).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: "beaker: 'beaker node gpus' runs on a Linux GPU node and this machine has no executor; from here, 'beaker cluster nodes CLUSTER' shows the nodes and their GPUs\n",
+    });
   });
 });
 

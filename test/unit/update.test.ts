@@ -21,6 +21,9 @@ test.each([
   [{ arch: "x64", musl: true, avx2: true }, "linux-x64-musl"],
   [{ arch: "x64", musl: false, avx2: true }, "linux-x64"],
   [{ arch: "x64", musl: false, avx2: false }, "linux-x64-baseline"],
+  [{ os: "linux", arch: "x64", musl: false, avx2: true }, "linux-x64"],
+  [{ os: "darwin", arch: "arm64", musl: false, avx2: false }, "darwin-arm64"],
+  [{ os: "darwin", arch: "x64", musl: false, avx2: true }, "darwin-x64"],
 ])("pickTarget(%p) = %s", (platform, target) => {
   expect(pickTarget(platform)).toBe(target);
 });

@@ -21,7 +21,7 @@ async function forwardLocal(factory: Factory, session: SessionDetails, ports: { 
   if (!target) throw notPublished(session, ports.remote);
   const local = await freeLocalPort(ports.local);
   const server = await relayLocalPort(local, target);
-  factory.io.err.write(`${forwardLine(local, ports.remote, session.name)}; Ctrl-C stops it\n`);
+  factory.io.err.write(`${forwardLine({ local, wanted: ports.local, remote: ports.remote, session: session.name })}; Ctrl-C stops it\n`);
   await untilInterrupted();
   server.close();
   return 0;
@@ -38,7 +38,7 @@ async function forwardRemote(factory: Factory, node: string, ref: string | undef
     const target = publishedAddress(session.ports, ports.remote);
     if (!target) throw notPublished(session, ports.remote);
     const local = await freeLocalPort(ports.local);
-    factory.io.err.write(`${forwardLine(local, ports.remote, session.name, node)}; Ctrl-C stops it\n`);
+    factory.io.err.write(`${forwardLine({ local, wanted: ports.local, remote: ports.remote, session: session.name, node })}; Ctrl-C stops it\n`);
     const { code } = await sshCall(
       ctx,
       { node, command: null, tty: false, forwards: [{ localPort: local, ...target }] },

@@ -1,0 +1,261 @@
+/**
+ * Sessions from anywhere: a laptop (the test user, no executor) reaches two nodes, gpu-a and gpu-b (each a real sshd
+ * on 127.0.0.1 in front of its own executor with eight fake GPUs), both reporting to one server.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { beakerBinary, removeDir, tempDir } from "../harness.ts";
+import { busyboxImage, managedContainers, TestExecutor, testUser } from "../executor-harness.ts";
+import { TestServer } from "../server-harness.ts";
+import { TestLaptop, TestSshNode } from "../ssh-harness.ts";
+
+const server = new TestServer();
+const laptop = new TestLaptop();
+const tokenDirs = [tempDir("beaker-node-token-"), tempDir("beaker-node-token-")];
+const executors: Record<string, TestExecutor> = {};
+const nodes: Record<string, TestSshNode> = {};
+let alice: string;
+
+interface Placed {
+  hostname: string;
+  status: string;
+  gpusFree: number;
+  queued: number;
+}
+
+async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+    await Bun.sleep(200);
+  }
+}
+
+const placement = async () => (await (await server.api("/clusters/lab/nodes?placement=1", alice)).json()) as Placed[];
+const free = (nodes: Placed[], name: string) => nodes.find((n) => n.hostname === name)?.gpusFree;
+const serverSessions = async () => (await (await server.api("/sessions?cluster=lab", alice)).json()) as Array<{ name: string; node: string; status: string }>;
+const onNode = (node: string, args: string[]) => executors[node]!.run(args, { user: testUser, env: { BEAKER_TOKEN: alice } });
+
+/** Everything a stream says, as it arrives. */
+function collect(stream: ReadableStream<Uint8Array>): { text: string } {
+  const out = { text: "" };
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out.text += decoder.decode(chunk, { stream: true });
+  })();
+  return out;
+}
+
+function curlAsLaptop(url: string): { code: number; body: string } {
+  const r = Bun.spawnSync(laptop.asUser(["curl", "-fsS", "--max-time", "5", url]), { stdout: "pipe", stderr: "pipe" });
+  return { code: r.exitCode, body: r.stdout.toString() };
+}
+
+beforeAll(async () => {
+  for (const name of ["gpu-a", "gpu-b"]) for (const id of managedContainers(name)) Bun.spawnSync(["docker", "rm", "-f", id]);
+  alice = await server.createUser("alice");
+  await server.admin(["cluster", "create", "lab"]);
+  const tokenFiles = [await server.addNode("gpu-a", "lab", tokenDirs[0]!), await server.addNode("gpu-b", "lab", tokenDirs[1]!)];
+  await server.start();
+  for (const [i, name] of ["gpu-a", "gpu-b"].entries()) {
+    executors[name] = new TestExecutor({ nodeName: name, extra: `server: ${server.url}\ntokenFile: ${tokenFiles[i]}\n` });
+    await executors[name].start();
+    nodes[name] = new TestSshNode(name, executors[name].socket);
+    await nodes[name].start(laptop.publicKey);
+  }
+  laptop.writeSshConfig([nodes["gpu-a"]!, nodes["gpu-b"]!], nodes["gpu-a"]!);
+  const login = await laptop.run(["account", "login", "--server", server.url, "--token-stdin"], { stdin: `${alice}\n` });
+  expect(login).toMatchObject({ exitCode: 0, stderr: "Logged in as alice\n" });
+  await until(placement, (p) => p.length === 2 && p.every((n) => n.status === "online" && n.gpusFree === 8), "both nodes online");
+}, 120_000);
+
+afterAll(async () => {
+  await laptop.cleanup();
+  for (const node of Object.values(nodes)) await node.cleanup();
+  for (const executor of Object.values(executors)) await executor.cleanup();
+  await server.cleanup();
+  for (const dir of tokenDirs) removeDir(dir);
+});
+
+test("on the laptop: node-only commands say so in one line; create without a cluster says how to name one", async () => {
+  const gpus = await laptop.run(["node", "gpus"]);
+  expect(gpus).toEqual({
+    exitCode: 1,
+    stdout: "",
+    stderr: "beaker: 'beaker node gpus' runs on a Linux GPU node and this machine has no executor; from here, 'beaker cluster nodes CLUSTER' shows the nodes and their GPUs\n",
+  });
+  expect((await laptop.run(["executor", "status"])).stderr).toMatch(/^beaker: 'beaker executor status' runs on a Linux GPU node and this machine has no executor; [^\n]*\n$/);
+  expect(await laptop.run(["session", "create", "--", "true"])).toEqual({
+    exitCode: 1,
+    stdout: "",
+    stderr: "beaker: there is no executor on this machine: name the cluster with --cluster NAME (or 'beaker config set default_cluster NAME'), or the node with --node HOST\n",
+  });
+});
+
+test("first contact with a node: the token goes once over the SSH connection's stdin, never in an argv or an environment", async () => {
+  expect(existsSync(nodes["gpu-a"]!.userConfig)).toBe(false);
+  const first = await laptop.run(["session", "create", "--node", "gpu-a", "--gpus", "0", "--", "echo", "hello from gpu-a"], { env: { BEAKER_TOKEN: alice } });
+  expect(first.stdout).toBe("hello from gpu-a\n");
+  expect(first.exitCode).toBe(0);
+  expect(first.stderr).toContain("sending your Beaker token to gpu-a (once, on the SSH connection's stdin)\nLogged in as alice\n");
+  expect(readFileSync(nodes["gpu-a"]!.userConfig, "utf8")).toContain(`user_token: ${alice}`);
+  const again = await laptop.run(["session", "create", "--node", "gpu-a", "--gpus", "0", "--", "true"]);
+  expect(again).toEqual({ exitCode: 0, stdout: "", stderr: "" });
+
+  const nodeSide = nodes["gpu-a"]!.beakerCalls();
+  expect(nodeSide).toContain("argv: [account] [login] [--token-stdin]\n");
+  expect(nodeSide).not.toContain(alice);
+  const laptopSide = laptop.sshCalls();
+  expect(laptopSide).toMatch(/^argv: \[-[tT]\] /m);
+  expect(laptopSide).not.toContain(alice);
+  expect(laptopSide).not.toContain("BEAKER_TOKEN");
+}, 60_000);
+
+test("placement: --gpus 2 lands on the node it fits best, --gpus 7 queues on the right one and says so, --no-wait exits 6", async () => {
+  expect((await onNode("gpu-a", ["session", "create", "--detach", "--gpus", "7", "--name", "hold-a", "--", "sleep", "600"])).exitCode).toBe(0);
+  expect((await onNode("gpu-b", ["session", "create", "--detach", "--gpus", "2", "--name", "hold-b", "--", "sleep", "600"])).exitCode).toBe(0);
+  await until(placement, (p) => free(p, "gpu-a") === 1 && free(p, "gpu-b") === 6, "7 GPUs held on gpu-a and 2 on gpu-b");
+
+  const two = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "2", "--detach", "--json", "--name", "two", "--", "sleep", "600"]);
+  expect(two.exitCode).toBe(0);
+  // gpu-b meets this user for the first time: it gets the token, then the session.
+  expect(two.stderr).toBe(
+    `on gpu-b (6 of 8 GPUs free)\nbeaker: this node uses the Beaker server at ${server.url}: a user token is needed\nsending your Beaker token to gpu-b (once, on the SSH connection's stdin)\nLogged in as alice\n`,
+  );
+  expect(JSON.parse(two.stdout)).toMatchObject({ name: "two", node: "gpu-b", status: "running" });
+  await until(placement, (p) => free(p, "gpu-b") === 4, "gpu-b with 4 free");
+
+  const refused = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "7", "--no-wait", "--detach", "--", "true"]);
+  expect(refused).toEqual({ exitCode: 6, stdout: "", stderr: "beaker: no node of lab has 7 free GPUs now (the most: gpu-b, 4 of 8); without --no-wait it would queue there\n" });
+
+  const seven = laptop.spawn(["session", "create", "--cluster", "lab", "--gpus", "7", "--detach", "--json", "--name", "seven", "--", "sleep", "600"]);
+  const sevenErr = collect(seven.stderr);
+  await until(() => onNode("gpu-b", ["session", "list", "--json"]), (r) => r.stdout.includes('"name": "seven"') && r.stdout.includes('"status": "queued"'), "seven queued on gpu-b");
+  await until(serverSessions, (s) => s.some((x) => x.name === "two"), "the server to know session two");
+  const stopped = await laptop.run(["session", "stop", "two", "--cluster", "lab", "--timeout", "0"]);
+  expect(stopped.exitCode).toBe(0);
+  expect(stopped.stderr).toMatch(/^stopped session two \(\w+\)\n$/);
+  expect((await onNode("gpu-b", ["session", "stop", "hold-b", "--timeout", "0"])).exitCode).toBe(0);
+  expect(await seven.exited).toBe(0);
+  expect(JSON.parse(await new Response(seven.stdout).text())).toMatchObject({ name: "seven", node: "gpu-b", status: "running" });
+  expect(sevenErr.text).toStartWith("no node of lab can start it now; queueing on gpu-b (4 of 8 GPUs free)\n");
+  expect(sevenErr.text).toContain("Waiting for 7 GPUs: position 1 in the queue (4 free now)");
+  expect((await onNode("gpu-b", ["session", "stop", "seven", "--timeout", "0"])).exitCode).toBe(0);
+}, 90_000);
+
+test("default_cluster: arguments with quotes, spaces, $, ; and newlines arrive unchanged; the exit code comes back", async () => {
+  expect((await laptop.run(["config", "set", "default_cluster", "lab"])).exitCode).toBe(0);
+  const words = ["a b", "it's", '"double"', "$HOME", "${x:-y}", "x;y", "a && b", "$(id)", "`id`", "line1\nline2", "", "back\\slash", "*", "#"];
+  const r = await laptop.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--", "printf", "[%s]\\n", ...words]);
+  expect(r.stdout).toBe(words.map((w) => `[${w}]\n`).join(""));
+  expect(r.exitCode).toBe(0);
+  expect(r.stderr).toMatch(/^on gpu-[ab] \(\d of 8 GPUs free\)\n$/);
+  const seven = await laptop.run(["session", "create", "--gpus", "0", "--", "sh", "-c", "exit 7"]);
+  expect(seven.exitCode).toBe(7);
+}, 60_000);
+
+test("under tmux through SSH: the prompt, a resize, Ctrl-C, and the exit code", async () => {
+  const sock = `beaker-remote-${process.pid}`;
+  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  const screen = () => tmux("capture-pane", "-p", "-t", "r");
+  const waitFor = (re: RegExp) => until(screen, (s) => re.test(s), `the screen to show ${re}`);
+  try {
+    tmux("new-session", "-d", "-s", "r", "-x", "100", "-y", "30", ...laptop.asUser(["bash", "-c", `cd ~; ${beakerBinary} session create --gpus 1; echo beaker-exit=$?; sleep 600`], { TERM: "xterm" }));
+    await waitFor(new RegExp(`${testUser}@gpu-[ab]:~\\$`));
+    expect(screen()).toContain("on gpu-a (1 of 8 GPUs free)");
+    tmux("send-keys", "-t", "r", "stty size", "Enter");
+    await waitFor(/^30 100$/m);
+    tmux("resize-window", "-t", "r", "-x", "120", "-y", "40");
+    await until(() => {
+      tmux("send-keys", "-t", "r", "clear; stty size", "Enter");
+      return Bun.sleep(300).then(screen);
+    }, (s) => /^40 120$/m.test(s), "the new size inside");
+    tmux("send-keys", "-t", "r", "sleep 100", "Enter");
+    const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ id: string; name: string }>;
+    const id = listed.find((s) => s.name !== "hold-a")!.id;
+    await until(() => onNode("gpu-a", ["session", "exec", id, "--", "ps", "-e", "-o", "comm="]), (r) => r.stdout.includes("sleep"), "sleep running in the session");
+    tmux("send-keys", "-t", "r", "C-c", "");
+    await waitFor(/^\^C\n.*\$ *$/m);
+    tmux("send-keys", "-t", "r", "echo after-sleep=$?", "Enter");
+    await waitFor(/^after-sleep=130$/m);
+    tmux("send-keys", "-t", "r", "exit 7", "Enter");
+    await waitFor(/beaker-exit=7/);
+  } finally {
+    tmux("kill-server");
+  }
+}, 60_000);
+
+test("attach, exec, describe and stop a remote session by its name", async () => {
+  const created = await laptop.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--name", "ticker", "--detach", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"]);
+  expect(created.exitCode).toBe(0);
+  await until(serverSessions, (s) => s.some((x) => x.name === "ticker"), "the server to know ticker");
+  const described = await laptop.run(["session", "describe", "ticker", "--json"]);
+  expect(described.exitCode).toBe(0);
+  const node = JSON.parse(described.stdout).node as string;
+  expect(JSON.parse(described.stdout)).toMatchObject({ name: "ticker", status: "running", user: testUser });
+  const exec = await laptop.run(["session", "exec", "ticker", "--", "sh", "-c", "echo in-$(hostname)"]);
+  expect(exec).toMatchObject({ exitCode: 0, stdout: `in-${node}\n` });
+
+  const attach = laptop.spawn(["session", "attach", "ticker"]);
+  const out = collect(attach.stdout);
+  const err = collect(attach.stderr);
+  await until(() => out.text, (t) => t.includes("tick"), "ticks through the attach");
+  const stop = await laptop.run(["session", "stop", "ticker", "--timeout", "0"]);
+  expect(stop.exitCode).toBe(0);
+  expect(await attach.exited).toBe(143);
+  expect(err.text).toContain("session ticker was stopped by user");
+}, 60_000);
+
+test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the next free one here); port-forward too, remote and local", async () => {
+  const blocker: Server = createServer();
+  await new Promise<void>((resolve) => blocker.once("error", () => resolve()).listen(8888, "127.0.0.1", () => resolve()));
+  const serve = "mkdir -p /tmp/w && echo hello-from-$(hostname) > /tmp/w/index.html && exec httpd -f -p 8888 -h /tmp/w";
+  const web = laptop.spawn(["session", "create", "--gpus", "0", "--image", busyboxImage, "--name", "web", "--port", "8888", "--", "sh", "-c", serve]);
+  const webErr = collect(web.stderr);
+  try {
+    const line = await until(() => webErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "the forward's line");
+    expect(line).toMatch(/port 8888 of session web is at http:\/\/localhost:\d+; localhost:8888 is taken here/);
+    const [, port] = /is at http:\/\/localhost:(\d+)/.exec(line)!;
+    expect(Number(port)).toBeGreaterThan(8888);
+    const node = /hello-from-(gpu-[ab])/.exec(curlAsLaptop(`http://localhost:${port}/`).body)?.[1];
+    expect(node).toMatch(/^gpu-[ab]$/);
+
+    const forward = laptop.spawn(["session", "port-forward", "web", "9000:8888"]);
+    const fwdErr = collect(forward.stderr);
+    const fwdLine = await until(() => fwdErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "port-forward's line");
+    expect(fwdLine).toMatch(new RegExp(`^port 8888 of session web on ${node} is at http://localhost:\\d+(; localhost:9000 is taken here)?; Ctrl-C stops it\n$`));
+    const fwdPort = /is at http:\/\/localhost:(\d+)/.exec(fwdLine)![1];
+    expect((await until(() => curlAsLaptop(`http://localhost:${fwdPort}/`), (r) => r.code === 0, "port-forward to answer")).body).toBe(`hello-from-${node}\n`);
+    forward.kill("SIGINT");
+    expect(await forward.exited).toBe(0);
+
+    // On the node itself, a relay from localhost to the session's published port.
+    const local = executors[node!]!.spawn(["session", "port-forward", "web", "9100:8888"], { user: testUser, env: { BEAKER_TOKEN: alice } });
+    const localErr = collect(local.stderr);
+    const localLine = await until(() => localErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "the local forward's line");
+    expect(localLine).toMatch(/^port 8888 of session web is at http:\/\/localhost:\d+(; localhost:9100 is taken here)?; Ctrl-C stops it\n$/);
+    const localPort = /is at http:\/\/localhost:(\d+)/.exec(localLine)![1];
+    expect(curlAsLaptop(`http://localhost:${localPort}/`).body).toBe(`hello-from-${node}\n`);
+    local.kill("SIGINT");
+    expect(await local.exited).toBe(0);
+  } finally {
+    await laptop.run(["session", "stop", "web", "--timeout", "0"]);
+    blocker.close();
+  }
+  expect(await web.exited).toBe(143);
+}, 90_000);
+
+test("SSH failures: an unknown host, a refused key, a dead node: one line naming the node, exit 1", async () => {
+  const unknown = await laptop.run(["session", "create", "--node", "no-such-node.invalid", "--gpus", "0", "--", "true"]);
+  expect(unknown.exitCode).toBe(1);
+  expect(unknown.stderr).toMatch(/^beaker: cannot reach no-such-node\.invalid over SSH: Could not resolve hostname no-such-node\.invalid: [^\n]+\n$/);
+  const stranger = await laptop.run(["session", "create", "--node", "gpu-a-stranger", "--gpus", "0", "--", "true"]);
+  expect(stranger.exitCode).toBe(1);
+  expect(stranger.stderr).toMatch(/^beaker: cannot reach gpu-a-stranger over SSH: [^\n]*Permission denied \(publickey\)\.\n$/);
+  await nodes["gpu-b"]!.stop();
+  const dead = await laptop.run(["session", "create", "--node", "gpu-b", "--gpus", "0", "--", "true"]);
+  expect(dead).toEqual({ exitCode: 1, stdout: "", stderr: `beaker: cannot reach gpu-b over SSH: connect to host 127.0.0.1 port ${nodes["gpu-b"]!.port}: Connection refused\n` });
+}, 30_000);
