@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { UsageError } from "../errors.ts";
 import type { SessionDetails } from "../executor/api-types.ts";
-import { buildAddForwardArgv, buildSshArgv, childEnv, type Forward } from "./ssh.ts";
+import { buildAddForwardArgv, buildSshArgv, childEnv, type Forward, type Spawned } from "./ssh.ts";
 import { noPromptEnv, type RemoteContext } from "./node.ts";
 
 /** `LOCAL[:REMOTE]`: REMOTE defaults to LOCAL. Pure. */
@@ -86,7 +86,7 @@ export function forwardWhenRunning(
   options: { node: string; controlPath: string; session: string; ports: number[]; announce: (line: string) => void },
 ): () => void {
   let stopped = false;
-  let child: { kill(): void } | null = null;
+  let child: Spawned | null = null;
   const run = async (argv: string[], capture: boolean) => {
     const spawned = ctx.spawn({ argv, env: childEnv(ctx.env), stdin: "ignore", stdout: capture ? "pipe" : "ignore", stderr: "ignore" });
     child = spawned;
@@ -132,6 +132,6 @@ export function forwardWhenRunning(
   void watch().catch((err: Error) => options.announce(`port forwarding stopped: ${err.message}`));
   return () => {
     stopped = true;
-    (child as { kill(): void } | null)?.kill();
+    child?.kill();
   };
 }

@@ -64,7 +64,7 @@ export async function createOnNode(factory: Factory, flags: Record<string, unkno
     const name = (flags.name as string | undefined) ?? (forwarding ? `${(await sshLoginName(ctx, target.node)) ?? userInfo().username}-${randomBytes(3).toString("hex")}` : null);
     const image = (flags.image as string | undefined) ?? factory.userConfig().read().default_image ?? null;
     const controlPath = `${dir}/c`;
-    const list = target.cluster ? `beaker session list --cluster ${target.cluster}` : `beaker session list --node ${target.node}`;
+    const list = target.cluster ? `beaker session list --cluster ${target.cluster}` : `ssh ${target.node} beaker session list`;
     const code = await runBeakerOnNode(ctx, {
       node: target.node,
       args: remoteCreateArgs(flags, rest, { gpus: target.gpus, image, name }),
