@@ -6,6 +6,7 @@ import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
 import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
 import type { CreateSessionRequest } from "./api-types.ts";
 import { checkMount, parseMountFlag } from "./mounts.ts";
+import { ensureBeakerRuntime } from "./session-runtime.ts";
 
 /** What the executor knows of its node that bounds a request. */
 export interface NodeFacts {
@@ -67,6 +68,7 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
     userMounts,
     workdir: workdirFor(req.cwd, home, req.workdir),
     beakerBinary: node.beakerBinary,
+    beakerRuntime: node.beakerBinary ? ensureBeakerRuntime(config.stateDir) : null,
     memlock: node.memlock,
     pidsLimit: config.pidsLimit,
     network: config.sessionNetwork,

@@ -52,10 +52,16 @@ export interface SpecInput {
   memlock: number;
   /** This beaker binary, mounted read-only at /usr/local/bin/beaker so git's credential helper works inside. */
   beakerBinary: string | null;
+  /** The loader and libraries beaker runs with (a folder), mounted read-only at /usr/local/lib/beaker: see session-runtime.ts. */
+  beakerRuntime?: string | null;
 }
 
+/** Where a session finds this binary, and the loader and libraries that start it on any image (busybox, Alpine). */
+export const beakerInSession = "/usr/local/bin/beaker";
+export const beakerRuntimeInSession = "/usr/local/lib/beaker";
+
 /** Environment variables that select GPUs; a user may never set them, or they could reach unclaimed GPUs. */
-const reservedEnv = /^(NVIDIA_.*|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|GPU_DEVICE_ORDINAL|HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES)$/;
+export const reservedEnv = /^(NVIDIA_.*|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|GPU_DEVICE_ORDINAL|HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES)$/;
 const defaultShmBytes = 8 * 1024 ** 3;
 
 export function checkEnv(entries: string[]): void {
@@ -94,7 +100,8 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
   const mounts = [
     bind(user.home, user.home, false),
     ...input.mounts.map((m) => bind(m.source, m.target, m.readOnly)),
-    ...(input.beakerBinary ? [bind(input.beakerBinary, "/usr/local/bin/beaker", true)] : []),
+    ...(input.beakerBinary ? [bind(input.beakerBinary, beakerInSession, true)] : []),
+    ...(input.beakerBinary && input.beakerRuntime ? [bind(input.beakerRuntime, beakerRuntimeInSession, true)] : []),
     ...(input.accountFiles ? [bind(input.accountFiles.passwd, "/etc/passwd", true), bind(input.accountFiles.group, "/etc/group", true)] : []),
   ];
   const exposed: Record<string, object> = {};

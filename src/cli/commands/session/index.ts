@@ -5,10 +5,12 @@ import { sessionDescribeCommand } from "./describe.ts";
 import { sessionExecCommand } from "./exec.ts";
 import { sessionListCommand } from "./list.ts";
 import { sessionPortForwardCommand } from "./port-forward.ts";
+import { sessionProxyCommand } from "./proxy.ts";
+import { sessionSshConfigCommand } from "./ssh-config.ts";
 import { sessionStopCommand } from "./stop.ts";
 
 export const sessionNoun: NounSpec = {
   name: "session",
   summary: "Create and manage GPU sessions, on this node or on a cluster's",
-  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand, sessionPortForwardCommand],
+  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand, sessionPortForwardCommand, sessionSshConfigCommand, sessionProxyCommand],
 };
