@@ -6,6 +6,8 @@ import { beakerBinary, makeNvidiaSmiScenario, removeDir, fixture, tempDir, type 
 export const testImage = process.env.BEAKER_TEST_IMAGE ?? "beaker-test/debian:bookworm";
 export const busyboxImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox:latest";
 export const noShellImage = process.env.BEAKER_TEST_NOSHELL ?? "beaker-test/noshell:latest";
+/** The Debian test image plus rsync and openssh-client (the far side of rsync -e ssh, and ssh-add inside). */
+export const sshImage = process.env.BEAKER_TEST_SSH_IMAGE ?? "beaker-test/debian-ssh:bookworm";
 export const testUser = "beaker-test-user";
 export const otherUser = "beaker-test-other";
 

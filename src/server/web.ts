@@ -84,7 +84,7 @@ function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: num
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
   return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr><td>${s.name} <code>${s.id}</code></td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
   )}</tbody></table>`;
 }
 

@@ -73,10 +73,39 @@ export function buildHostBlock(options: { beaker: string; user: string; knownHos
   ].join("\n");
 }
 
-/** ~/.ssh/config with the block appended, or null when it already has it (the marker, or a `Host *.beaker` line). Pure. */
+/** Whether an ssh config has the block: the marker, or a `Host *.beaker` line written by hand. Pure. */
+export function containsHostBlock(config: string): boolean {
+  return config.split("\n").some((l) => l.trim() === blockMarker || /^\s*Host\s+(.*\s)?\*\.beaker(\s|$)/i.test(l));
+}
+
+/** ~/.ssh/config with the block appended, or null when it already has it. Pure. */
 export function appendHostBlock(config: string, block: string): string | null {
-  const lines = config.split("\n");
-  if (lines.some((l) => l.trim() === blockMarker || /^\s*Host\s+(.*\s)?\*\.beaker(\s|$)/i.test(l))) return null;
+  if (containsHostBlock(config)) return null;
   const separator = config === "" ? "" : config.endsWith("\n\n") ? "" : config.endsWith("\n") ? "\n" : "\n\n";
   return `${config}${separator}${block}`;
+}
+
+/** The session's home inside: the bind mounted at its own path that ends in the user's name, else `fallback`. Pure. */
+export function sessionHome(session: { user: string; mounts: string[] }, fallback: string): string {
+  for (const mount of session.mounts) {
+    const [source, target] = mount.split(":");
+    if (source && source === target && source.endsWith(`/${session.user}`)) return source;
+  }
+  return fallback;
+}
+
+/** What `session create` prints so the session can be reached from an editor or another terminal. Pure. */
+export function connectHint(session: { name: string; user: string; mounts: string[] }, home: string, configured: boolean): string {
+  const host = `${session.name}.beaker`;
+  const setup = configured ? "" : "  (once: beaker session ssh-config --write)";
+  return `ssh ${host}${setup}\ncode --remote ssh-remote+${host} ${sessionHome(session, home)}\n`;
+}
+
+/** Whether ~/.ssh/config already has the `Host *.beaker` block. */
+export function hasHostBlock(paths: SshPaths): boolean {
+  try {
+    return containsHostBlock(readFileSync(paths.sshConfig, "utf8"));
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,4 @@
-import type { Dir, Stats } from "node:fs";
+import { constants, type Dir, type Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, opendir, readlink, realpath, rename, rmdir, stat, symlink, truncate, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { utils, type Attributes, type FileEntry, type SFTPWrapper } from "ssh2";
@@ -9,7 +9,7 @@ import { utils, type Attributes, type FileEntry, type SFTPWrapper } from "ssh2";
  * the home folder, as with OpenSSH's sftp-server.
  */
 
-const { STATUS_CODE } = utils.sftp;
+const { STATUS_CODE, OPEN_MODE } = utils.sftp;
 const listBatch = 100;
 
 type Handle = { kind: "file"; file: FileHandle } | { kind: "dir"; path: string; dir: Dir };
@@ -29,6 +29,18 @@ export function formatLongname(name: string, st: Pick<Stats, "mode" | "nlink" | 
   const pad = (n: number) => String(n).padStart(2, "0");
   const when = `${months[d.getMonth()]} ${String(d.getDate()).padStart(2)} ${recent ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : ` ${d.getFullYear()}`}`;
   return `${type}${perms} ${String(st.nlink).padStart(4)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${String(st.size).padStart(8)} ${when} ${name}`;
+}
+
+/** SFTP open flags as open(2) flags: any combination a client sends, not only those with an fopen() name. Pure. */
+export function openFlags(pflags: number): number {
+  const read = (pflags & OPEN_MODE.READ) !== 0;
+  const write = (pflags & (OPEN_MODE.WRITE | OPEN_MODE.APPEND)) !== 0;
+  let flags = read && write ? constants.O_RDWR : write ? constants.O_WRONLY : constants.O_RDONLY;
+  if (pflags & OPEN_MODE.APPEND) flags |= constants.O_APPEND;
+  if (pflags & OPEN_MODE.CREAT) flags |= constants.O_CREAT;
+  if (pflags & OPEN_MODE.TRUNC) flags |= constants.O_TRUNC;
+  if (pflags & OPEN_MODE.EXCL) flags |= constants.O_EXCL;
+  return flags;
 }
 
 function attrsOf(st: Stats): Attributes {
@@ -67,9 +79,14 @@ export function serveSftp(sftp: SFTPWrapper, home: string): void {
     const h = handles.get(id.toString("hex"));
     return h?.kind === "file" ? h.file : null;
   };
-  /** Runs one request; a thrown error becomes its status reply. */
+  /**
+   * Runs requests one at a time, in the order they came, so replies leave in that order too, as from OpenSSH's
+   * sftp-server: its scp and sftp clients take an upload's acknowledgements out of order for a failure and truncate
+   * the file at the last one in order. A thrown error becomes the request's status reply.
+   */
+  let queue = Promise.resolve();
   const serve = (reqId: number, work: () => Promise<void>) => {
-    work().catch((err) => {
+    queue = queue.then(work).catch((err) => {
       const { code, message } = statusOf(err);
       sftp.status(reqId, code, message);
     });
@@ -79,9 +96,7 @@ export function serveSftp(sftp: SFTPWrapper, home: string): void {
 
   sftp.on("OPEN", (reqId, filename, flags, attrs) =>
     serve(reqId, async () => {
-      const mode = utils.sftp.flagsToString(flags);
-      if (!mode) return sftp.status(reqId, STATUS_CODE.OP_UNSUPPORTED, "unsupported open flags");
-      const fh = await open(at(filename), mode, typeof attrs.mode === "number" ? attrs.mode & 0o7777 : 0o666);
+      const fh = await open(at(filename), openFlags(flags), typeof attrs.mode === "number" ? attrs.mode & 0o7777 : 0o666);
       sftp.handle(reqId, newHandle({ kind: "file", file: fh }));
     }),
   );
@@ -95,8 +110,10 @@ export function serveSftp(sftp: SFTPWrapper, home: string): void {
       else sftp.data(reqId, buffer.subarray(0, bytesRead));
     }),
   );
-  sftp.on("WRITE", (reqId, handle, offset, data) =>
+  sftp.on("WRITE", (reqId, handle, offset, view) =>
     serve(reqId, async () => {
+      // ssh2 hands over a view of its receive buffer, which the next packet reuses: keep a copy across the await.
+      const data = Buffer.from(view);
       const fh = file(handle);
       if (!fh) return badHandle(reqId);
       let written = 0;
@@ -185,5 +202,14 @@ export function serveSftp(sftp: SFTPWrapper, home: string): void {
     handles.clear();
   };
   sftp.on("close", closeAll);
-  sftp.on("end", closeAll);
+  // The client is done (end of its input): exit 0 and close, as OpenSSH's sftp-server does. scp fails without the
+  // exit status; ssh2's SFTP object has no exit(), so its protocol layer sends it (ssh2 1.17, pinned).
+  sftp.on("end", () => {
+    closeAll();
+    void queue.then(() => {
+      const internals = sftp as unknown as { outgoing: { id: number; state: string }; _protocol: { exitStatus(channel: number, status: number): void } };
+      if (internals.outgoing.state === "open" || internals.outgoing.state === "eof") internals._protocol.exitStatus(internals.outgoing.id, 0);
+      sftp.end();
+    });
+  });
 }

@@ -7,7 +7,7 @@ import { ensureBeakerRuntime, parseLoadedLibraries } from "../../src/executor/se
 import { parseSessionHost, sshServerCommand } from "../../src/ssh/host.ts";
 import { encodePreamble, parsePreamble, PreambleError } from "../../src/ssh/stdio.ts";
 import { acceptsEnv, buildChildEnv, parsePasswdEntry, planProcess, type LoginUser } from "../../src/ssh/login.ts";
-import { appendHostBlock, blockMarker, buildHostBlock, ensureHostKey, sshPaths } from "../../src/ssh/client-config.ts";
+import { appendHostBlock, blockMarker, buildHostBlock, connectHint, ensureHostKey, sshPaths } from "../../src/ssh/client-config.ts";
 import { formatLongname } from "../../src/ssh/sftp.ts";
 import { removeDir, tempDir } from "../harness.ts";
 
@@ -122,6 +122,14 @@ describe("ssh config", () => {
   });
   test("appendHostBlock leaves a hand-written Host *.beaker alone", () => {
     expect(appendHostBlock("Host gpu *.beaker\n  User me\n", block)).toBeNull();
+  });
+
+  test("connectHint: ssh and VS Code lines, with the session's home, and the setup step until it is done", () => {
+    const session = { name: "train", user: "ada", mounts: ["/net:/net", "/scratch/homes/ada:/scratch/homes/ada", "/usr/bin/beaker:/usr/local/bin/beaker:ro"] };
+    expect(connectHint(session, "/home/ada", true)).toBe("ssh train.beaker\ncode --remote ssh-remote+train.beaker /scratch/homes/ada\n");
+    expect(connectHint({ ...session, mounts: [] }, "/home/ada", false)).toBe(
+      "ssh train.beaker  (once: beaker session ssh-config --write)\ncode --remote ssh-remote+train.beaker /home/ada\n",
+    );
   });
 
   test("ensureHostKey makes one key (0600), pins it, and keeps it", async () => {

@@ -1,3 +1,4 @@
+import { homedir } from "node:os";
 import { BeakerError, errorFromCode, UsageError } from "../../../errors.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
@@ -8,6 +9,7 @@ import { createProgress } from "../../progress.ts";
 import { isNodeMachine } from "../../node-only.ts";
 import { checkNodeName, noClusterHere } from "../../remote.ts";
 import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
+import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
@@ -133,9 +135,11 @@ export const sessionCreateCommand: CommandSpec = {
       else {
         io.out.write(`${session.id}\n`);
         printPorts(io, session.ports);
+        printConnectHint(factory, session);
       }
       return 0;
     }
+    if (request.tty && request.command.length === 0) printConnectHint(factory, session);
     const outcome = await attachTerminal(factory.executor(), io, {
       sessionId: session.id,
       tty: request.tty,
@@ -171,6 +175,12 @@ async function createTarget(factory: Factory, flags: Record<string, unknown>, de
     return null;
   }
   return { ...picked, cluster };
+}
+
+/** `ssh NAME.beaker` and the VS Code line, on stderr (stdout keeps only the ID for scripts). */
+function printConnectHint(factory: Factory, session: SessionInfo): void {
+  const home = factory.env.HOME || homedir();
+  factory.io.err.write(connectHint(session, home, hasHostBlock(sshPaths(home))));
 }
 
 export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: Awaited<ReturnType<typeof attachTerminal>>): number {

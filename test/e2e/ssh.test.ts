@@ -1,0 +1,252 @@
+/**
+ * SSH into sessions with Debian's OpenSSH client, as a non-root user, through `beaker session proxy` and the
+ * `beaker ssh-server --stdio` inside: exec, exit codes, a terminal under tmux, scp, sftp, rsync, -L, -A, another
+ * user refused, and the way VS Code Remote-SSH connects. On the Debian test image and on busybox (no glibc, no sshd).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { beakerBinary, removeDir, tempDir, type RunResult } from "../harness.ts";
+import { busyboxImage, managedContainers, otherUser, sshImage, TestExecutor, testUser } from "../executor-harness.ts";
+
+const executor = new TestExecutor();
+const homes: Record<string, string> = {};
+const configs: Record<string, string> = {};
+const hosts = [
+  { image: "debian", host: "train.beaker", name: "train" },
+  { image: "busybox", host: "bb.beaker", name: "bb" },
+] as const;
+
+function idOf(user: string, flag: "-u" | "-g"): number {
+  return Number(Bun.spawnSync(["id", flag, user]).stdout.toString().trim());
+}
+
+/** A program run as `user`, with a temporary HOME of theirs (their ~/.beaker and ~/.ssh for this file only). */
+function spawnAs(user: string, cmd: string[], options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {}) {
+  const home = homes[user]!;
+  return Bun.spawn(["setpriv", `--reuid=${user}`, `--regid=${user}`, "--init-groups", ...cmd], {
+    env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home, USER: user, BEAKER_EXECUTOR_SOCKET: executor.socket, BEAKER_CONFIG: join(home, ".beaker", "config.yml"), ...options.env },
+    cwd: home,
+    stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+async function runAs(user: string, cmd: string[], options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<RunResult> {
+  const proc = spawnAs(user, cmd, options);
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { exitCode, stdout, stderr };
+}
+
+/** OpenSSH with the printed block as its only config, never prompting (an unknown host key would fail, not ask). */
+const ssh = (args: string[], options: { user?: string; stdin?: string; env?: Record<string, string> } = {}) =>
+  runAs(options.user ?? testUser, ["ssh", "-F", configs[options.user ?? testUser]!, "-o", "BatchMode=yes", ...args], options);
+
+async function until<T>(what: string, probe: () => T | null | Promise<T | null>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
+beforeAll(async () => {
+  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  await executor.start();
+  for (const user of [testUser, otherUser]) {
+    homes[user] = tempDir("beaker-ssh-home-");
+    chownSync(homes[user]!, idOf(user, "-u"), idOf(user, "-g"));
+    const printed = await runAs(user, [beakerBinary, "session", "ssh-config"]);
+    expect(printed.exitCode).toBe(0);
+    configs[user] = join(homes[user]!, "ssh_config");
+    writeFileSync(configs[user]!, printed.stdout);
+  }
+  for (const { name, image } of hosts) {
+    const created = await executor.run(["session", "create", "--detach", "--gpus", "0", "--name", name, "--image", image === "debian" ? sshImage : busyboxImage, "--", "sleep", "infinity"], { user: testUser });
+    expect(created.exitCode).toBe(0);
+    // Shown beside the ID (which alone is on stdout): the lines to use, and the one-time setup not done yet here.
+    expect(created.stderr).toContain(`ssh ${name}.beaker`);
+    expect(created.stderr).toContain(`code --remote ssh-remote+${name}.beaker /home/${testUser}\n`);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await executor.cleanup();
+  for (const home of Object.values(homes)) removeDir(home);
+});
+
+for (const { image, host, name } of hosts) describe(image, () => {
+  test("exec prints the user, and the exit code comes back", async () => {
+    expect(await ssh([host, "--", "id", "-un"])).toEqual({ exitCode: 0, stdout: `${testUser}\n`, stderr: "" });
+    expect((await ssh([host, "--", "sh", "-c", "'exit 7'"])).exitCode).toBe(7);
+    const env = await ssh(["-o", "SetEnv=LANG=C.UTF-8 NVIDIA_VISIBLE_DEVICES=all", host, "--", "sh", "-c", "'echo $HOME $LANG $NVIDIA_VISIBLE_DEVICES; pwd'"]);
+    expect(env.stdout).toBe(`/home/${testUser} C.UTF-8 void\n/home/${testUser}\n`);
+  }, 30_000);
+
+  test("scp 20 MB in and out, byte for byte; sftp ls, put and get", async () => {
+    const home = homes[testUser]!;
+    const data = randomBytes(20 * 1024 * 1024);
+    writeFileSync(join(home, "big.bin"), data);
+    chownSync(join(home, "big.bin"), idOf(testUser, "-u"), idOf(testUser, "-g"));
+    const scp = (from: string, to: string) => runAs(testUser, ["scp", "-F", configs[testUser]!, "-o", "BatchMode=yes", from, to]);
+    expect(await scp("big.bin", `${host}:/tmp/big-${name}.bin`)).toMatchObject({ exitCode: 0, stderr: "" });
+    expect(await scp(`${host}:/tmp/big-${name}.bin`, "back.bin")).toMatchObject({ exitCode: 0, stderr: "" });
+    expect(Buffer.compare(readFileSync(join(home, "back.bin")), data)).toBe(0);
+    expect((await ssh([host, "--", "sh", "-c", `'cmp /tmp/big-${name}.bin /tmp/big-${name}.bin && wc -c < /tmp/big-${name}.bin'`])).stdout.trim()).toBe(String(data.length));
+
+    writeFileSync(join(home, "note.txt"), `hello ${name}\n`);
+    const batch = `mkdir /tmp/sftp-${name}\ncd /tmp/sftp-${name}\nput note.txt\nls -l\nget note.txt note-back.txt\nrm note.txt\nrmdir /tmp/sftp-${name}\n`;
+    const sftp = await runAs(testUser, ["sftp", "-F", configs[testUser]!, "-o", "BatchMode=yes", "-b", "-", host], { stdin: batch });
+    expect(sftp.exitCode).toBe(0);
+    expect(sftp.stdout).toMatch(new RegExp(`^-rw\\S+\\s+\\d+\\s+${idOf(testUser, "-u")}\\s+\\d+\\s+${`hello ${name}\n`.length}\\s.*note\\.txt$`, "m"));
+    expect(readFileSync(join(home, "note-back.txt"), "utf8")).toBe(`hello ${name}\n`);
+    expect((await ssh([host, "--", "ls", `/tmp/sftp-${name}`])).exitCode).not.toBe(0);
+  }, 60_000);
+
+  test("a terminal under tmux: prompt, stty size after a resize, Ctrl-C stops sleep 100 and not the shell", async () => {
+    const sock = `beaker-ssh-${name}-${process.pid}`;
+    const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+    const screen = () => tmux("capture-pane", "-p", "-t", "s");
+    const shows = (pattern: RegExp, timeoutMs?: number) => until(`the screen to show ${pattern}:\n${screen()}`, () => pattern.test(screen()) || null, timeoutMs);
+    const type = (line: string) => tmux("send-keys", "-t", "s", line, "Enter");
+    const home = homes[testUser]!;
+    const command = `ssh -F ${configs[testUser]} ${host}; echo ssh-exit=$?; sleep 600`;
+    tmux("new-session", "-d", "-s", "s", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
+      `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "PATH=/usr/local/bin:/usr/bin:/bin", "bash", "-c", command);
+    try {
+      await shows(name === "train" ? new RegExp(`${testUser}@test-node:~\\$ $`, "m") : /\$ $/m);
+      type("PS1='in-session> '");
+      await shows(/^in-session> $/m);
+      type("stty size");
+      await shows(/^30 100$/m);
+      tmux("resize-window", "-t", "s", "-x", "120", "-y", "40");
+      // The new size travels as a window-change request: ask again until it has landed.
+      await until("stty size to say 40 120", async () => {
+        type("clear; stty size");
+        return (await shows(/^(30 100|40 120)$/m).then(() => /^40 120$/m.test(screen()))) || null;
+      });
+      type("sleep 100");
+      const sleeping = () => Bun.spawnSync(["pgrep", "-f", "-x", "sleep 100"]).exitCode === 0;
+      await until("sleep 100 to run in the session", () => sleeping() || null);
+      tmux("send-keys", "-t", "s", "C-c", "");
+      await until("Ctrl-C to stop sleep 100", () => !sleeping() || null);
+      type("echo after-sleep=$?; tty");
+      await shows(/^after-sleep=130\n\/dev\/pts\/\d+$/m);
+      type("exit 3");
+      await shows(/^ssh-exit=3$/m);
+    } finally {
+      tmux("kill-server");
+    }
+  }, 60_000);
+});
+
+test("rsync -e ssh copies a tree there and back", async () => {
+  const home = homes[testUser]!;
+  const src = join(home, "tree");
+  mkdirSync(join(src, "sub"), { recursive: true });
+  writeFileSync(join(src, "a.txt"), "alpha\n");
+  writeFileSync(join(src, "sub", "b.bin"), randomBytes(300_000));
+  Bun.spawnSync(["chown", "-R", `${testUser}:${testUser}`, src]);
+  const rsync = (from: string, to: string) => runAs(testUser, ["rsync", "-a", "-e", `ssh -F ${configs[testUser]} -o BatchMode=yes`, from, to]);
+  expect(await rsync("tree/", "train.beaker:/tmp/tree/")).toMatchObject({ exitCode: 0, stderr: "" });
+  expect((await ssh(["train.beaker", "--", "cat", "/tmp/tree/a.txt"])).stdout).toBe("alpha\n");
+  expect((await ssh(["train.beaker", "--", "sh", "-c", "'echo changed > /tmp/tree/a.txt'"])).exitCode).toBe(0);
+  expect(await rsync("train.beaker:/tmp/tree/", "tree-back/")).toMatchObject({ exitCode: 0, stderr: "" });
+  expect(readFileSync(join(home, "tree-back", "a.txt"), "utf8")).toBe("changed\n");
+  expect(Buffer.compare(readFileSync(join(home, "tree-back", "sub", "b.bin")), readFileSync(join(src, "sub", "b.bin")))).toBe(0);
+}, 60_000);
+
+/** ssh with a local port forwarded to 127.0.0.1:8000 inside, where its command (fed `script`) serves; the page there. */
+async function forwardAndFetch(args: string[], script: string): Promise<string> {
+  const port = 20000 + (process.pid % 20000);
+  const proc = spawnAs(testUser, ["ssh", "-F", configs[testUser]!, "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-L", `${port}:127.0.0.1:8000`, ...args], { stdin: script });
+  try {
+    const reader = proc.stdout.getReader();
+    let out = "";
+    await until("the server inside to say it listens", async () => {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ssh ended: ${out}${await new Response(proc.stderr).text()}`);
+      out += new TextDecoder().decode(value);
+      return out.includes("listening") || null;
+    });
+    return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  } finally {
+    proc.kill();
+    await proc.exited;
+  }
+}
+
+test("ssh -L reaches a server listening on 127.0.0.1:8000 inside (busybox httpd)", async () => {
+  const script = "mkdir -p /tmp/www && echo hello from bb > /tmp/www/index.html && httpd -p 127.0.0.1:8000 -h /tmp/www && echo listening && exec sleep 60";
+  expect(await forwardAndFetch(["bb.beaker", "sh", "-c", `'${script}'`], "")).toBe("hello from bb\n");
+}, 30_000);
+
+test("the VS Code way: ssh -T HOST bash fed a script on stdin, which starts a server reached through a forwarded port", async () => {
+  const server = `use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:8000", Listen => 5, ReuseAddr => 1) or die "$!";
+    $| = 1; print "listening\\n"; while (my $c = $s->accept) { <$c>; print $c "HTTP/1.0 200 OK\\r\\n\\r\\nhello from $ENV{USER}\\n"; close $c }`;
+  const script = `set -e\ncd ~\necho "server for $(uname -m) in $PWD"\nperl -e '${server}' &\nwait\n`;
+  expect(await forwardAndFetch(["-T", "train.beaker", "bash"], script)).toBe(`hello from ${testUser}\n`);
+}, 30_000);
+
+test("ssh -A: ssh-add -l inside lists the laptop agent's key; without -A there is no agent", async () => {
+  const home = homes[testUser]!;
+  const agentSocket = join(home, "agent.sock");
+  const agent = spawnAs(testUser, ["ssh-agent", "-D", "-a", agentSocket]);
+  try {
+    await until("ssh-agent to listen", () => existsSync(agentSocket) || null);
+    expect((await runAs(testUser, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop-key", "-f", join(home, "laptop_key")])).exitCode).toBe(0);
+    const env = { SSH_AUTH_SOCK: agentSocket };
+    expect((await runAs(testUser, ["ssh-add", join(home, "laptop_key")], { env })).exitCode).toBe(0);
+    const fingerprint = (await runAs(testUser, ["ssh-keygen", "-l", "-f", join(home, "laptop_key.pub")])).stdout.split(" ")[1]!;
+    const listed = await ssh(["-A", "train.beaker", "--", "ssh-add", "-l"], { env });
+    expect(listed).toMatchObject({ exitCode: 0, stderr: "" });
+    expect(listed.stdout).toMatch(new RegExp(`^256 ${fingerprint.replace(/[+/]/g, "\\$&")} laptop-key \\(ED25519\\)$`, "m"));
+    const inside = await ssh(["-A", "train.beaker", "--", "sh", "-c", "'stat -c %a $(dirname $SSH_AUTH_SOCK)'"], { env });
+    expect(inside.stdout).toBe("700\n");
+    expect((await ssh(["train.beaker", "--", "sh", "-c", "'echo ${SSH_AUTH_SOCK:-none}'"], { env })).stdout).toBe("none\n");
+  } finally {
+    agent.kill();
+    await agent.exited;
+  }
+}, 30_000);
+
+test("another user's ssh to the session is refused and learns nothing; a wrong User is refused plainly", async () => {
+  const other = await ssh(["-v", "train.beaker", "--", "id"], { user: otherUser });
+  expect(other.exitCode).toBe(255);
+  expect(other.stdout).toBe("");
+  expect(other.stderr).toMatch(/^beaker: session train is not yours$/m);
+  // The server never started: no SSH banner, no host key, nothing from inside.
+  expect(other.stderr).not.toMatch(/Remote protocol version|Server host key|beaker_/);
+  const wrongUser = await ssh(["-l", "root", "train.beaker", "--", "id"]);
+  expect(wrongUser.exitCode).toBe(255);
+  expect(wrongUser.stderr).toMatch(/this session runs as beaker-test-user, not root/);
+  const missing = await ssh(["nosuch.beaker", "--", "id"]);
+  expect(missing.stderr).toMatch(/^beaker: no session nosuch on this node$/m);
+  const elsewhere = await ssh(["train.gpu-99.beaker", "--", "id"]);
+  expect(elsewhere.stderr).toMatch(/^beaker: no session train on this node \(test-node\); for a session on gpu-99, ssh to gpu-99 and use train\.beaker there$/m);
+  expect((await ssh(["train.test-node.beaker", "--", "id", "-un"])).stdout).toBe(`${testUser}\n`);
+}, 30_000);
+
+test("ssh-config --write adds the block to ~/.ssh/config once; the host key is the user's, 0600, and pinned", async () => {
+  const home = homes[testUser]!;
+  const first = await runAs(testUser, [beakerBinary, "session", "ssh-config", "--write"]);
+  expect(first).toMatchObject({ exitCode: 0, stdout: "" });
+  expect(first.stderr).toContain(`Added a Host *.beaker block to ${home}/.ssh/config`);
+  const again = await runAs(testUser, [beakerBinary, "session", "ssh-config", "--write"]);
+  expect(again.stderr).toContain("already has a Host *.beaker block; nothing changed");
+  const written = readFileSync(join(home, ".ssh", "config"), "utf8");
+  expect(written).toBe(readFileSync(configs[testUser]!, "utf8"));
+  expect(statSync(join(home, ".ssh", "config")).mode & 0o777).toBe(0o600);
+  expect(statSync(join(home, ".beaker", "ssh_host_ed25519_key")).mode & 0o777).toBe(0o600);
+  const pinned = readFileSync(join(home, ".beaker", "known_hosts"), "utf8");
+  expect(pinned).toMatch(/^beaker-session ssh-ed25519 \S+\n$/);
+  const scan = await runAs(testUser, ["ssh", "-F", join(home, ".ssh", "config"), "-o", "BatchMode=yes", "-v", "train.beaker", "--", "true"]);
+  expect(scan.exitCode).toBe(0);
+  expect(scan.stderr).toMatch(/Host 'beaker-session' is known and matches the ED25519 host key/);
+  // The other user's key is their own.
+  expect(readFileSync(join(homes[otherUser]!, ".beaker", "known_hosts"), "utf8")).not.toBe(pinned);
+}, 30_000);
