@@ -97,22 +97,21 @@ ensure_user() { # ensure_user NAME
   id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$1"
 }
 
-# ensure_derived_image BASE TAG PACKAGE...: BASE plus Debian packages, once per tag. The packages (and what they need
-# that BASE lacks) are downloaded by this machine's apt, which must track BASE's release, and installed with dpkg in a
+# ensure_derived_image BASE TAG PACKAGE...: BASE plus Debian packages, once per tag. This machine's apt (which must
+# track BASE's release) works out what BASE lacks from BASE's own dpkg status and downloads it; dpkg installs it in a
 # container with no network.
 ensure_derived_image() {
   local base=$1 tag=$2; shift 2
   docker image inspect "$tag" >/dev/null 2>&1 && return 0
   log "building $tag: $base plus $*"
-  local work have need id
+  local work id
   work=$(mktemp -d)
-  have=$(docker run --rm --network none "$base" dpkg-query -W -f '${Package}\n') || die "cannot list the packages of $base"
-  need=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances "$@" \
-    | grep -E '^[a-z0-9]' | sort -u | grep -vxF -e "$have")
-  # shellcheck disable=SC2086 # one word per package
-  (cd "$work" && apt-get download $need >/dev/null 2>&1) || die "cannot download $need"
+  mkdir -p "$work/debs/partial"
+  docker run --rm --network none "$base" cat /var/lib/dpkg/status >"$work/status" || die "cannot read the dpkg status of $base"
+  apt-get install -qq --download-only --no-install-recommends -o Debug::NoLocking=1 -o Dir::State::status="$work/status" \
+    -o Dir::Cache::archives="$work/debs" "$@" >/dev/null || die "cannot download $* for $base"
   chmod -R a+rX "$work"
-  id=$(docker create --network none -v "$work:/debs:ro" "$base" sh -c 'dpkg -i /debs/*.deb >/dev/null')
+  id=$(docker create --network none -v "$work/debs:/debs:ro" "$base" sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i /debs/*.deb >/dev/null')
   docker start -a "$id" >/dev/null || { docker rm "$id" >/dev/null; die "installing $* into $base failed"; }
   docker commit -c 'CMD ["/bin/bash"]' "$id" "$tag" >/dev/null
   docker rm "$id" >/dev/null

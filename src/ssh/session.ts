@@ -87,7 +87,7 @@ export function handleSession(session: Session, ctx: SessionContext): void {
       channel.stderr.write(`beaker: ${plan.error}\n`);
       return finisher(channel)(127, null);
     }
-    const agentSocket = agent ? await (agent as Promise<string>).catch(() => null) : null;
+    const agentSocket = await (agent ?? Promise.resolve(null)).catch(() => null);
     const env = buildChildEnv(process.env, { user: ctx.user, term: pty?.term ?? null, sent, agentSocket });
     running = pty ? runOnTerminal(channel, plan.argv, env, ctx, pty) : runWithPipes(channel, plan.argv, env, ctx);
   };

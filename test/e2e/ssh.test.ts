@@ -44,12 +44,13 @@ async function runAs(user: string, cmd: string[], options: { stdin?: string | Ui
 const ssh = (args: string[], options: { user?: string; stdin?: string; env?: Record<string, string> } = {}) =>
   runAs(options.user ?? testUser, ["ssh", "-F", configs[options.user ?? testUser]!, "-o", "BatchMode=yes", ...args], options);
 
-async function until<T>(what: string, probe: () => T | null | Promise<T | null>, timeoutMs = 15_000): Promise<T> {
+/** Polls until `probe` gives a value; `what` (read at the deadline) says what never happened. */
+async function until<T>(what: () => string, probe: () => T | null | Promise<T | null>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
     await Bun.sleep(100);
   }
 }
@@ -111,29 +112,29 @@ for (const { image, host, name } of hosts) describe(image, () => {
     const sock = `beaker-ssh-${name}-${process.pid}`;
     const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
     const screen = () => tmux("capture-pane", "-p", "-t", "s");
-    const shows = (pattern: RegExp, timeoutMs?: number) => until(`the screen to show ${pattern}:\n${screen()}`, () => pattern.test(screen()) || null, timeoutMs);
+    const shows = (pattern: RegExp, timeoutMs?: number) => until(() => `the screen to show ${pattern}:\n${screen()}`, () => pattern.test(screen()) || null, timeoutMs);
     const type = (line: string) => tmux("send-keys", "-t", "s", line, "Enter");
     const home = homes[testUser]!;
     const command = `ssh -F ${configs[testUser]} ${host}; echo ssh-exit=$?; sleep 600`;
     tmux("new-session", "-d", "-s", "s", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
       `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "PATH=/usr/local/bin:/usr/bin:/bin", "bash", "-c", command);
     try {
-      await shows(name === "train" ? new RegExp(`${testUser}@test-node:~\\$ $`, "m") : /\$ $/m);
+      await shows(name === "train" ? new RegExp(`${testUser}@test-node:~\\$\\s*$`, "m") : /\$\s*$/m);
       type("PS1='in-session> '");
-      await shows(/^in-session> $/m);
+      await shows(/^in-session>\s*$/m);
       type("stty size");
       await shows(/^30 100$/m);
       tmux("resize-window", "-t", "s", "-x", "120", "-y", "40");
       // The new size travels as a window-change request: ask again until it has landed.
-      await until("stty size to say 40 120", async () => {
+      await until(() => "stty size to say 40 120", async () => {
         type("clear; stty size");
         return (await shows(/^(30 100|40 120)$/m).then(() => /^40 120$/m.test(screen()))) || null;
       });
       type("sleep 100");
       const sleeping = () => Bun.spawnSync(["pgrep", "-f", "-x", "sleep 100"]).exitCode === 0;
-      await until("sleep 100 to run in the session", () => sleeping() || null);
+      await until(() => "sleep 100 to run in the session", () => sleeping() || null);
       tmux("send-keys", "-t", "s", "C-c", "");
-      await until("Ctrl-C to stop sleep 100", () => !sleeping() || null);
+      await until(() => "Ctrl-C to stop sleep 100", () => !sleeping() || null);
       type("echo after-sleep=$?; tty");
       await shows(/^after-sleep=130\n\/dev\/pts\/\d+$/m);
       type("exit 3");
@@ -167,7 +168,7 @@ async function forwardAndFetch(args: string[], script: string): Promise<string> 
   try {
     const reader = proc.stdout.getReader();
     let out = "";
-    await until("the server inside to say it listens", async () => {
+    await until(() => "the server inside to say it listens", async () => {
       const { value, done } = await reader.read();
       if (done) throw new Error(`ssh ended: ${out}${await new Response(proc.stderr).text()}`);
       out += new TextDecoder().decode(value);
@@ -197,7 +198,7 @@ test("ssh -A: ssh-add -l inside lists the laptop agent's key; without -A there i
   const agentSocket = join(home, "agent.sock");
   const agent = spawnAs(testUser, ["ssh-agent", "-D", "-a", agentSocket]);
   try {
-    await until("ssh-agent to listen", () => existsSync(agentSocket) || null);
+    await until(() => "ssh-agent to listen", () => existsSync(agentSocket) || null);
     expect((await runAs(testUser, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop-key", "-f", join(home, "laptop_key")])).exitCode).toBe(0);
     const env = { SSH_AUTH_SOCK: agentSocket };
     expect((await runAs(testUser, ["ssh-add", join(home, "laptop_key")], { env })).exitCode).toBe(0);
@@ -218,8 +219,8 @@ test("another user's ssh to the session is refused and learns nothing; a wrong U
   const other = await ssh(["-v", "train.beaker", "--", "id"], { user: otherUser });
   expect(other.exitCode).toBe(255);
   expect(other.stdout).toBe("");
-  expect(other.stderr).toMatch(/^beaker: session train is not yours$/m);
-  // The server never started: no SSH banner, no host key, nothing from inside.
+  // The same answer as for a session that does not exist; the server never started: no banner, no host key.
+  expect(other.stderr).toMatch(/^beaker: no session train on this node$/m);
   expect(other.stderr).not.toMatch(/Remote protocol version|Server host key|beaker_/);
   const wrongUser = await ssh(["-l", "root", "train.beaker", "--", "id"]);
   expect(wrongUser.exitCode).toBe(255);

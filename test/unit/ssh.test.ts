@@ -8,7 +8,8 @@ import { parseSessionHost, sshServerCommand } from "../../src/ssh/host.ts";
 import { encodePreamble, parsePreamble, PreambleError } from "../../src/ssh/stdio.ts";
 import { acceptsEnv, buildChildEnv, parsePasswdEntry, planProcess, type LoginUser } from "../../src/ssh/login.ts";
 import { appendHostBlock, blockMarker, buildHostBlock, connectHint, ensureHostKey, sshPaths } from "../../src/ssh/client-config.ts";
-import { formatLongname } from "../../src/ssh/sftp.ts";
+import { constants } from "node:fs";
+import { formatLongname, openFlags } from "../../src/ssh/sftp.ts";
 import { removeDir, tempDir } from "../harness.ts";
 
 describe("parseSessionHost", () => {
@@ -207,4 +208,14 @@ test("formatLongname reads like ls -l", () => {
   const st = { mode: 0o100644, nlink: 1, uid: 1000, gid: 1000, size: 5, mtimeMs: Date.parse("2026-05-02T03:04:00") };
   expect(formatLongname("a.txt", st, now)).toBe("-rw-r--r--    1 1000     1000            5 May  2 03:04 a.txt");
   expect(formatLongname("d", { ...st, mode: 0o040755, mtimeMs: Date.parse("2024-01-10T00:00:00") }, now)).toBe("drwxr-xr-x    1 1000     1000            5 Jan 10  2024 d");
+});
+
+test.each([
+  ["read", 0x01, constants.O_RDONLY],
+  ["write, create, truncate (scp's upload)", 0x1a, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC],
+  ["write, create (no fopen() name)", 0x0a, constants.O_WRONLY | constants.O_CREAT],
+  ["read and write, create, exclusive", 0x2b, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL],
+  ["append", 0x0c, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT],
+])("openFlags: %s", (_what, pflags, expected) => {
+  expect(openFlags(pflags)).toBe(expected);
 });

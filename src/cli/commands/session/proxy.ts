@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import type { Writable } from "node:stream";
-import { ConflictError, NotFoundError } from "../../../errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../../../errors.ts";
 import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts";
 import { ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
 import { parseSessionHost, sshServerCommand } from "../../../ssh/host.ts";
@@ -59,6 +59,8 @@ async function findSession(factory: Factory, ref: string): Promise<SessionInfo |
   try {
     return await executor.request<SessionDetails>("GET", `/v1/sessions/${encodeURIComponent(ref)}`);
   } catch (err) {
+    // Someone else's session reads as no session at all: a name tried over SSH tells nothing about others' sessions.
+    if (err instanceof ForbiddenError) return null;
     if (!(err instanceof NotFoundError)) throw err;
   }
   // ssh lowercases host names: "Train.beaker" arrives as "train.beaker".
