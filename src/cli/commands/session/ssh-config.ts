@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { homedir, userInfo } from "node:os";
+import { homedir } from "node:os";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../../../config/yaml-file.ts";
 import { appendHostBlock, buildHostBlock, ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
+import { currentLoginUser } from "../../../ssh/login.ts";
 import type { CommandSpec } from "../../command.ts";
 import type { IO } from "../../io.ts";
 
@@ -43,7 +44,7 @@ export const sessionSshConfigCommand: CommandSpec = {
   async run({ flags, factory }) {
     const bun = /\/bun(-\w+)?$/.test(process.execPath);
     return runSshConfig(
-      { write: Boolean(flags.write), home: factory.env.HOME || homedir(), user: userInfo().username, beaker: bun ? "beaker" : process.execPath },
+      { write: Boolean(flags.write), home: factory.env.HOME || homedir(), user: currentLoginUser(factory.env).name, beaker: bun ? "beaker" : process.execPath },
       factory.io,
     );
   },
