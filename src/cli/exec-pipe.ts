@@ -11,8 +11,8 @@ export interface BytePipe {
   write(chunk: Uint8Array): void;
   /** No more input: the program reads end-of-file. */
   end(): void;
-  /** The program's exit code; rejects with the executor's typed error (not yours, not running). */
-  done: Promise<number>;
+  /** The program's exit code, and why it could not start; rejects with the executor's typed error (not running). */
+  done: Promise<{ code: number; message?: string }>;
 }
 
 export interface PipeOutput {
@@ -32,7 +32,7 @@ export function openExecPipe(client: ExecutorClient, sessionId: string, command:
   let inputEnded = false;
   const control = (message: ClientControl) => socket.send(JSON.stringify(message));
 
-  const done = new Promise<number>((resolve, reject) => {
+  const done = new Promise<{ code: number; message?: string }>((resolve, reject) => {
     let settled = false;
     const settle = (fn: () => void) => {
       if (settled) return;
@@ -49,10 +49,8 @@ export function openExecPipe(client: ExecutorClient, sessionId: string, command:
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data) as ServerControl;
-        if (message.type === "exit") {
-          if (message.message) output.stderr(new TextEncoder().encode(`beaker: ${message.message}\n`));
-          settle(() => resolve(message.code));
-        } else if (message.type === "error") settle(() => reject(errorFromCode(message.code, message.message)));
+        if (message.type === "exit") settle(() => resolve({ code: message.code, ...(message.message ? { message: message.message } : {}) }));
+        else if (message.type === "error") settle(() => reject(errorFromCode(message.code, message.message)));
         return;
       }
       const bytes = new Uint8Array(event.data as ArrayBuffer);

@@ -24,12 +24,7 @@ export function parseSessionHost(host: string, localNode: string | null): Sessio
 }
 
 /**
- * The command that starts the SSH server in a session. Sessions started with Beaker's loader and libraries mounted
- * (see src/executor/session-runtime.ts) run it through them, so it starts on images without glibc; older sessions
- * run the binary directly. Pure.
+ * The command that starts the SSH server in a session: through the loader and libraries the executor mounts beside
+ * the binary (see src/executor/session-runtime.ts), so it starts on images without glibc too.
  */
-export function sshServerCommand(mounts: string[]): string[] {
-  const server = [beakerInSession, "ssh-server", "--stdio"];
-  const hasRuntime = mounts.some((m) => m.split(":")[1] === beakerRuntimeInSession);
-  return hasRuntime ? [`${beakerRuntimeInSession}/ld.so`, "--library-path", beakerRuntimeInSession, ...server] : server;
-}
+export const sshServerCommand = [`${beakerRuntimeInSession}/ld.so`, "--library-path", beakerRuntimeInSession, beakerInSession, "ssh-server", "--stdio"];

@@ -31,18 +31,8 @@ describe("parseSessionHost", () => {
   });
 });
 
-describe("sshServerCommand", () => {
-  test("through the mounted loader when the session has it, else the binary itself", () => {
-    expect(sshServerCommand(["/home/ada:/home/ada", "/var/lib/beaker/runtime/ab12:/usr/local/lib/beaker:ro"])).toEqual([
-      "/usr/local/lib/beaker/ld.so",
-      "--library-path",
-      "/usr/local/lib/beaker",
-      "/usr/local/bin/beaker",
-      "ssh-server",
-      "--stdio",
-    ]);
-    expect(sshServerCommand(["/home/ada:/home/ada", "/usr/bin/beaker:/usr/local/bin/beaker:ro"])).toEqual(["/usr/local/bin/beaker", "ssh-server", "--stdio"]);
-  });
+test("sshServerCommand: the server through the mounted loader", () => {
+  expect(sshServerCommand).toEqual(["/usr/local/lib/beaker/ld.so", "--library-path", "/usr/local/lib/beaker", "/usr/local/bin/beaker", "ssh-server", "--stdio"]);
 });
 
 describe("preamble", () => {
@@ -195,11 +185,12 @@ describe("session runtime", () => {
   test("the container spec mounts it read-only at /usr/local/lib/beaker, beside the binary", () => {
     const spec = buildContainerSpec({
       sessionId: "abc", name: "n", node: "gpu", user: { name: "ada", uid: 1, gid: 1, groups: [1], home: "/home/ada", gecos: "" }, image: "i",
-      command: null, gpus: [], env: [], cpus: null, memoryBytes: null, shmBytes: null, ports: [], mounts: [], workdir: "/home/ada", tty: true,
-      term: null, memlock: -1, beakerBinary: "/usr/bin/beaker", beakerRuntime: "/var/lib/beaker/runtime/ab12",
-    }) as { HostConfig: { Binds: string[] } };
-    expect(spec.HostConfig.Binds).toContain("/usr/bin/beaker:/usr/local/bin/beaker:ro");
-    expect(spec.HostConfig.Binds).toContain("/var/lib/beaker/runtime/ab12:/usr/local/lib/beaker:ro");
+      command: null, gpus: [], env: [], cpus: null, memoryBytes: null, shmBytes: null, ports: [], mounts: [], shownMounts: [], accountFiles: null,
+      pidsLimit: 0, network: "n", publishAddress: "127.0.0.1", workdir: "/home/ada", tty: true, term: null, account: null, memlock: -1,
+      beakerBinary: "/usr/bin/beaker", beakerRuntime: "/var/lib/beaker/runtime/ab12",
+    }) as { HostConfig: { Mounts: Array<{ Type: string; Source: string; Target: string; ReadOnly: boolean }> } };
+    expect(spec.HostConfig.Mounts).toContainEqual({ Type: "bind", Source: "/usr/bin/beaker", Target: "/usr/local/bin/beaker", ReadOnly: true });
+    expect(spec.HostConfig.Mounts).toContainEqual({ Type: "bind", Source: "/var/lib/beaker/runtime/ab12", Target: "/usr/local/lib/beaker", ReadOnly: true });
   });
 });
 

@@ -48,9 +48,13 @@ export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<
   pipe.write(encodePreamble(hostKey));
   deps.stdin.on("data", (chunk: Buffer) => pipe.write(chunk));
   deps.stdin.on("end", () => pipe.end());
-  const code = await pipe.done;
+  const { code, message } = await pipe.done;
   // The last bytes (the server's goodbye) must reach ssh before this process exits.
   await new Promise<void>((resolve) => deps.stdout.write("", () => resolve()));
+  if (message) {
+    const before = message.includes(sshServerCommand[0]!) ? " (the session started before its node's beaker could serve SSH: start a new one)" : "";
+    deps.stderr.write(`beaker: ${message}${before}\n`);
+  }
   return code;
 }
 
@@ -81,7 +85,7 @@ export const sessionProxyCommand: CommandSpec = {
       {
         localNode: async () => (await factory.executor().health())?.node ?? null,
         findSession: (ref) => findSession(factory, ref),
-        openLocal: (session, output) => openExecPipe(factory.executor(), session.id, sshServerCommand(session.mounts), output),
+        openLocal: (session, output) => openExecPipe(factory.executor(), session.id, sshServerCommand, output),
         async openElsewhere(target, _output, localNode) {
           throw new NotFoundError(
             `no session ${target.name} on this node${localNode ? ` (${localNode})` : ""}; for a session on ${target.node}, ssh to ${target.node} and use ${target.name}.beaker there`,
