@@ -62,7 +62,7 @@ beforeAll(async () => {
     homes[user] = tempDir("beaker-ssh-home-");
     chownSync(homes[user]!, idOf(user, "-u"), idOf(user, "-g"));
     const printed = await runAs(user, [beakerBinary, "session", "ssh-config"]);
-    expect(printed.exitCode).toBe(0);
+    expect(printed).toMatchObject({ exitCode: 0, stderr: "" });
     configs[user] = join(homes[user]!, "ssh_config");
     writeFileSync(configs[user]!, printed.stdout);
   }

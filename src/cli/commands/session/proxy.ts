@@ -24,9 +24,13 @@ export interface ProxyDeps {
   /** `<name>.<node>.beaker` for a session that is not here: the transport to another node plugs in here. */
   openElsewhere(target: { name: string; node: string }, output: PipeOutput, localNode: string | null): Promise<BytePipe>;
   stdin: NodeJS.ReadableStream;
+  /** ssh hangs up on its ProxyCommand as it exits; resolves then. */
+  hungUp: Promise<void>;
   stdout: Writable;
   stderr: Writable;
 }
+
+const hangUpGraceMs = 2000;
 
 /** OpenSSH's ProxyCommand: finds the session, starts `beaker ssh-server --stdio` in it and joins it to stdin/stdout. */
 export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<number> {
@@ -48,7 +52,10 @@ export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<
   pipe.write(encodePreamble(hostKey));
   deps.stdin.on("data", (chunk: Buffer) => pipe.write(chunk));
   deps.stdin.on("end", () => pipe.end());
-  const { code, message } = await pipe.done;
+  // ssh exits (and hangs up) as soon as it has its answer, but what the server says last, like why it refused the
+  // login, may still be on its way to stderr: wait a moment for the server to finish.
+  const gone = deps.hungUp.then(() => Promise.race([pipe.done, Bun.sleep(hangUpGraceMs).then(() => ({ code: 129 }))]));
+  const { code, message }: { code: number; message?: string } = await Promise.race([pipe.done, gone]);
   // The last bytes (the server's goodbye) must reach ssh before this process exits.
   await new Promise<void>((resolve) => deps.stdout.write("", () => resolve()));
   if (message) {
@@ -94,6 +101,7 @@ export const sessionProxyCommand: CommandSpec = {
         stdin: process.stdin,
         stdout: process.stdout,
         stderr: process.stderr,
+        hungUp: new Promise((resolve) => process.once("SIGHUP", () => resolve())),
       },
     );
   },
