@@ -46,6 +46,29 @@ function remoteArgv(args: string[]): string[] {
 type Stdio = { stdin: "inherit" | "ignore" | Uint8Array; stdout: "inherit" | "ignore" | "pipe"; stderr: "inherit" | "ignore" };
 
 /**
+ * `beaker ARGS` on the node as a byte pipe (no terminal): what is written goes to its stdin, its stdout comes to
+ * `onStdout`, its stderr to this process's. For `session proxy` relaying an SSH stream to a session on that node.
+ */
+export function beakerPipeOnNode(ctx: RemoteContext, node: string, args: string[], onStdout: (chunk: Uint8Array) => void) {
+  const logFile = join(ctx.dir, `ssh-${randomBytes(6).toString("hex")}.log`);
+  const child = ctx.spawn({ argv: buildSshArgv({ node, command: remoteArgv(args), tty: false, logFile }), env: childEnv(ctx.env), stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const pumped = (async () => {
+    if (!child.stdout) return;
+    for await (const chunk of child.stdout) onStdout(chunk);
+  })();
+  const done = (async () => {
+    const [code] = await Promise.all([child.exited, pumped]);
+    if (code === 255) {
+      const failure = sshFailure(readLog(logFile));
+      if (failure) return { code, message: `${failure.connecting ? "cannot reach" : "lost the SSH connection to"} ${node} over SSH: ${failure.line}` };
+    }
+    if (code === 4) return { code, message: `${node} has no Beaker login for you: run any 'beaker session' command with --cluster once (it logs you in there), or 'beaker account login' on ${node}` };
+    return { code };
+  })();
+  return { write: (chunk: Uint8Array) => void child.stdin?.write(chunk), end: () => void child.stdin?.end(), done };
+}
+
+/**
  * One ssh call: its exit code (and its stdout when piped), or an SshError when ssh itself failed. Signals the CLI
  * gets go to ssh, which ends the connection; from a terminal in raw mode Ctrl-C is a byte for the node instead.
  */

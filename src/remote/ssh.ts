@@ -17,8 +17,8 @@ import { shellCommand } from "./quote.ts";
 export interface SpawnRequest {
   argv: string[];
   env: Record<string, string>;
-  /** Bytes are written to the child's stdin, which is then closed. */
-  stdin: "inherit" | "ignore" | Uint8Array;
+  /** Bytes are written to the child's stdin, which is then closed; "pipe": the caller writes it (Spawned.stdin). */
+  stdin: "inherit" | "ignore" | "pipe" | Uint8Array;
   stdout: "inherit" | "pipe" | "ignore";
   stderr: "inherit" | "pipe" | "ignore";
 }
@@ -27,6 +27,8 @@ export interface Spawned {
   /** The exit code; 128+N when killed by signal N. */
   exited: Promise<number>;
   stdout: ReadableStream<Uint8Array> | null;
+  /** The child's stdin when it was asked for as "pipe". */
+  stdin: { write(chunk: Uint8Array): unknown; end(): unknown } | null;
   kill(signal?: NodeJS.Signals): void;
 }
 
@@ -37,6 +39,7 @@ export const processSpawner: Spawner = (request) => {
   return {
     exited: child.exited,
     stdout: request.stdout === "pipe" ? (child.stdout as ReadableStream<Uint8Array>) : null,
+    stdin: request.stdin === "pipe" ? (child.stdin as unknown as { write(chunk: Uint8Array): unknown; end(): unknown }) : null,
     kill: (signal) => child.kill(signal),
   };
 };

@@ -78,11 +78,14 @@ export function containsHostBlock(config: string): boolean {
   return config.split("\n").some((l) => l.trim() === blockMarker || /^\s*Host\s+(.*\s)?\*\.beaker(\s|$)/i.test(l));
 }
 
-/** ~/.ssh/config with the block appended, or null when it already has it. Pure. */
-export function appendHostBlock(config: string, block: string): string | null {
+/**
+ * The config with the block added once, at the top: ssh takes the first value it finds for each option, so a block
+ * after a `Host *` that sets, say, UserKnownHostsFile would lose to it. Null when the block (or a hand-written
+ * `Host *.beaker`) is there already. Pure.
+ */
+export function addHostBlock(config: string, block: string): string | null {
   if (containsHostBlock(config)) return null;
-  const separator = config === "" ? "" : config.endsWith("\n\n") ? "" : config.endsWith("\n") ? "\n" : "\n\n";
-  return `${config}${separator}${block}`;
+  return config === "" ? block : `${block}\n${config}`;
 }
 
 /** The session's home inside: the bind mounted at its own path that ends in the user's name, else `fallback`. Pure. */

@@ -248,6 +248,23 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
   expect(await web.exited).toBe(143);
 }, 90_000);
 
+test("ssh into a session on another node from the laptop: NAME.NODE.beaker, and NAME.beaker found through the server", async () => {
+  expect((await laptop.run(["config", "set", "default_cluster", "lab"])).exitCode).toBe(0);
+  const made = await onNode("gpu-b", ["session", "create", "--detach", "--name", "far", "--gpus", "0", "--image", busyboxImage, "--", "sleep", "300"]);
+  expect(made.exitCode).toBe(0);
+  await until(serverSessions, (s) => s.some((x) => x.name === "far" && x.node === "gpu-b" && x.status === "running"), "the server to list the session");
+  expect((await laptop.run(["session", "ssh-config", "--write"])).exitCode).toBe(0);
+  try {
+    for (const host of ["far.gpu-b.beaker", "far.beaker"]) {
+      const proc = Bun.spawn(laptop.asUser(["ssh", host, "--", "sh", "-c", "'id -un; exit 7'"]), { stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      expect({ host, code, out, err }).toEqual({ host, code: 7, out: `${testUser}\n`, err: "" });
+    }
+  } finally {
+    await onNode("gpu-b", ["session", "stop", "far"]);
+  }
+}, 60_000);
+
 test("SSH failures: an unknown host, a refused key, a dead node: one line naming the node, exit 1", async () => {
   const unknown = await laptop.run(["session", "create", "--node", "no-such-node.invalid", "--gpus", "0", "--", "true"]);
   expect(unknown.exitCode).toBe(1);

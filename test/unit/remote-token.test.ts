@@ -17,7 +17,7 @@ function fakeSsh(answer: (remote: string, request: SpawnRequest) => number | { c
     const result = answer(request.argv[request.argv.length - 1]!, request);
     const { code, log } = typeof result === "number" ? { code: result, log: "" } : result;
     if (log) writeFileSync(request.argv[request.argv.indexOf("-E") + 1]!, log);
-    return { exited: Promise.resolve(code), stdout: null, kill: () => {} };
+    return { exited: Promise.resolve(code), stdout: null, stdin: null, kill: () => {} };
   };
   return { spawn, requests };
 }

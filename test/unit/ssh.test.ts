@@ -7,7 +7,7 @@ import { ensureBeakerRuntime, parseLoadedLibraries } from "../../src/executor/se
 import { parseSessionHost, sshServerCommand } from "../../src/ssh/host.ts";
 import { encodePreamble, parsePreamble, PreambleError } from "../../src/ssh/stdio.ts";
 import { acceptsEnv, buildChildEnv, parsePasswdEntry, planProcess, type LoginUser } from "../../src/ssh/login.ts";
-import { appendHostBlock, blockMarker, buildHostBlock, connectHint, ensureHostKey, sshPaths } from "../../src/ssh/client-config.ts";
+import { addHostBlock, blockMarker, buildHostBlock, connectHint, ensureHostKey, sshPaths } from "../../src/ssh/client-config.ts";
 import { constants } from "node:fs";
 import { formatLongname, openFlags } from "../../src/ssh/sftp.ts";
 import { removeDir, tempDir } from "../harness.ts";
@@ -105,14 +105,14 @@ describe("ssh config", () => {
 
   test.each([
     ["an empty file", "", block],
-    ["a file ending in a newline", "Host a\n  User b\n", `Host a\n  User b\n\n${block}`],
-    ["a file without a final newline", "Host a", `Host a\n\n${block}`],
-  ])("appendHostBlock onto %s", (_what, config, expected) => {
-    expect(appendHostBlock(config, block)).toBe(expected);
-    expect(appendHostBlock(expected, block)).toBeNull();
+    ["a file with hosts of its own", "Host a\n  User b\n", `${block}\nHost a\n  User b\n`],
+    ["a file whose Host * would otherwise win", "Host *\n  UserKnownHostsFile /x", `${block}\nHost *\n  UserKnownHostsFile /x`],
+  ])("addHostBlock puts the block first in %s", (_what, config, expected) => {
+    expect(addHostBlock(config, block)).toBe(expected);
+    expect(addHostBlock(expected, block)).toBeNull();
   });
-  test("appendHostBlock leaves a hand-written Host *.beaker alone", () => {
-    expect(appendHostBlock("Host gpu *.beaker\n  User me\n", block)).toBeNull();
+  test("addHostBlock leaves a hand-written Host *.beaker alone", () => {
+    expect(addHostBlock("Host gpu *.beaker\n  User me\n", block)).toBeNull();
   });
 
   test("connectHint: ssh and VS Code lines, with the session's home, and the setup step until it is done", () => {

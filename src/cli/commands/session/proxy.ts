@@ -1,4 +1,9 @@
-import { homedir } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { findSessionNode } from "../../../remote/locate.ts";
+import { beakerPipeOnNode } from "../../../remote/node.ts";
+import { remoteContext } from "../../remote.ts";
 import type { Writable } from "node:stream";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../../errors.ts";
 import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts";
@@ -13,6 +18,11 @@ export interface ProxyOptions {
   host: string;
   /** Where ~/.beaker (the host key) is. */
   home: string;
+  /**
+   * On the session's node, for a proxy on the user's laptop: stdin already starts with the laptop's preamble (its own
+   * pinned host key), which is passed on as it is.
+   */
+  relay: boolean;
 }
 
 export interface ProxyDeps {
@@ -21,8 +31,8 @@ export interface ProxyDeps {
   /** The caller's session here by ID, prefix or name (any case); null when there is none. */
   findSession(ref: string): Promise<SessionInfo | null>;
   openLocal(session: SessionInfo, output: PipeOutput): BytePipe;
-  /** `<name>.<node>.beaker` for a session that is not here: the transport to another node plugs in here. */
-  openElsewhere(target: { name: string; node: string }, output: PipeOutput, localNode: string | null): Promise<BytePipe>;
+  /** A session that is not here: on the node the host name says, else where the server says it is (null: nowhere). */
+  openElsewhere(target: { name: string; node: string | null }, output: PipeOutput, localNode: string | null): Promise<BytePipe | null>;
   stdin: NodeJS.ReadableStream;
   /** ssh hangs up on its ProxyCommand as it exits; resolves then. */
   hungUp: Promise<void>;
@@ -36,20 +46,18 @@ const hangUpGraceMs = 2000;
 export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<number> {
   const localNode = options.host.split(".").length > 2 ? await deps.localNode() : null;
   const host = parseSessionHost(options.host, localNode);
-  const hostKey = await ensureHostKey(sshPaths(options.home));
   const output: PipeOutput = { stdout: (chunk) => deps.stdout.write(chunk), stderr: (chunk) => deps.stderr.write(chunk) };
   const session = await deps.findSession(host.ref);
-  let pipe: BytePipe;
+  let pipe: BytePipe | null;
   if (session) {
     if (session.status === "exited") throw new ConflictError(`session ${session.name} has ended`);
     if (session.status !== "running") throw new ConflictError(`session ${session.name} is ${session.status}, not running yet`);
     pipe = deps.openLocal(session, output);
-  } else if (host.elsewhere) {
-    pipe = await deps.openElsewhere(host.elsewhere, output, localNode);
   } else {
-    throw new NotFoundError(`no session ${host.ref} on this node`);
+    pipe = options.relay ? null : await deps.openElsewhere(host.elsewhere ?? { name: host.ref, node: null }, output, localNode);
+    if (!pipe) throw new NotFoundError(`no session ${host.ref} of yours on ${host.elsewhere ? host.elsewhere.node : "this node"}`);
   }
-  pipe.write(encodePreamble(hostKey));
+  if (!options.relay) pipe.write(encodePreamble(await ensureHostKey(sshPaths(options.home))));
   deps.stdin.on("data", (chunk: Buffer) => pipe.write(chunk));
   deps.stdin.on("end", () => pipe.end());
   // ssh exits (and hangs up) as soon as it has its answer, but what the server says last, like why it refused the
@@ -67,6 +75,8 @@ export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<
 
 async function findSession(factory: Factory, ref: string): Promise<SessionInfo | null> {
   const executor = factory.executor();
+  // A laptop or login node: no session is here; the server knows where it is.
+  if (!(await executor.isRunning())) return null;
   try {
     return await executor.request<SessionDetails>("GET", `/v1/sessions/${encodeURIComponent(ref)}`);
   } catch (err) {
@@ -80,24 +90,39 @@ async function findSession(factory: Factory, ref: string): Promise<SessionInfo |
   return open.find((s) => s.name.toLowerCase() === lower || s.id.startsWith(lower)) ?? null;
 }
 
+/**
+ * The session on another node: the node named in the host, else the one the server says has it (default_cluster).
+ * ssh runs `beaker session proxy --relay` there, which joins the same stream to the session; the preamble written
+ * here (this machine's pinned host key) passes through it.
+ */
+async function openOnNode(factory: Factory, target: { name: string; node: string | null }, output: PipeOutput, localNode: string | null): Promise<BytePipe | null> {
+  let node = target.node;
+  if (!node) {
+    const cluster = factory.userConfig().read().default_cluster ?? null;
+    if (!cluster) return null;
+    node = (await findSessionNode(await factory.server(), { cluster, ref: target.name })).node;
+  }
+  if (node === localNode) return null;
+  const dir = mkdtempSync(join(tmpdir(), "beaker-proxy-"));
+  const pipe = beakerPipeOnNode(remoteContext(factory, dir), node, ["session", "proxy", "--relay", `${target.name}.beaker`], output.stdout);
+  void pipe.done.finally(() => rmSync(dir, { recursive: true, force: true }));
+  return pipe;
+}
+
 export const sessionProxyCommand: CommandSpec = {
   name: "proxy",
-  usesExecutor: true,
   args: "<HOST>",
+  options: [{ flags: "--relay", description: "Internal: pass on the preamble read from stdin (a proxy on the user's laptop)", kind: "boolean" }],
   summary: "OpenSSH ProxyCommand for NAME.beaker hosts (set up by 'beaker session ssh-config')",
   examples: ["ssh -o ProxyCommand='beaker session proxy %h' train.beaker"],
-  async run({ args, factory }) {
+  async run({ args, flags, factory }) {
     return runProxy(
-      { host: args[0]!, home: factory.env.HOME || homedir() },
+      { host: args[0]!, home: factory.env.HOME || homedir(), relay: Boolean(flags.relay) },
       {
         localNode: async () => (await factory.executor().health())?.node ?? null,
         findSession: (ref) => findSession(factory, ref),
         openLocal: (session, output) => openExecPipe(factory.executor(), session.id, sshServerCommand, output),
-        async openElsewhere(target, _output, localNode) {
-          throw new NotFoundError(
-            `no session ${target.name} on this node${localNode ? ` (${localNode})` : ""}; for a session on ${target.node}, ssh to ${target.node} and use ${target.name}.beaker there`,
-          );
-        },
+        openElsewhere: (target, output, localNode) => openOnNode(factory, target, output, localNode),
         stdin: process.stdin,
         stdout: process.stdout,
         stderr: process.stderr,

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../../../config/yaml-file.ts";
-import { appendHostBlock, buildHostBlock, ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
+import { addHostBlock, buildHostBlock, ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
 import { currentLoginUser } from "../../../ssh/login.ts";
 import type { CommandSpec } from "../../command.ts";
 import type { IO } from "../../io.ts";
@@ -25,7 +25,7 @@ export async function runSshConfig(options: SshConfigOptions, io: IO): Promise<n
     return 0;
   }
   const existing = existsSync(paths.sshConfig) ? readFileSync(paths.sshConfig, "utf8") : "";
-  const updated = appendHostBlock(existing, block);
+  const updated = addHostBlock(existing, block);
   if (updated === null) {
     io.err.write(`${paths.sshConfig} already has a Host *.beaker block; nothing changed\n`);
     return 0;
