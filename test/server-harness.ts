@@ -34,6 +34,11 @@ export class TestPostgres {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
+  /** The postmaster's pid (setpriv execs it), for benchmarks that read its CPU time. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   async start(): Promise<void> {
     const data = join(this.dir, "data");
     const uid = Number(Bun.spawnSync(["id", "-u", "postgres"]).stdout.toString());
@@ -74,6 +79,10 @@ export class TestServer {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   async start(port?: number): Promise<void> {

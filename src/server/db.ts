@@ -87,6 +87,11 @@ const migrations: string[] = [
      PRIMARY KEY (node_hostname, id)
    );
    CREATE INDEX node_sessions_user ON node_sessions(user_name);`,
+  // The digest of a node's last stored report: a report with the same digest only moves last_seen. A later migration
+  // that changes what is derived from reports must set it to NULL, so every node writes its state again.
+  `ALTER TABLE nodes ADD COLUMN state_digest TEXT;
+   DROP INDEX nodes_cluster;
+   CREATE INDEX nodes_cluster ON nodes(cluster_id, hostname);`,
 ];
 
 export async function migrate(db: Db): Promise<number> {

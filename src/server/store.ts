@@ -1,8 +1,23 @@
 import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import type { Db } from "./db.ts";
-import { newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
-import { gpuTypeOf, nodeStatus, type ClusterInfo, type Heartbeat, type NodeDetails, type NodeGpu, type NodeInfo, type NodeSession, type PlacementNodeInfo, type UserInfo } from "./types.ts";
+import { hashSecret, newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
+import {
+  gpuIsFree,
+  gpuTypeOf,
+  gpuUnavailableReason,
+  nodeStatus,
+  offlineAfterMs,
+  type ClusterInfo,
+  type Heartbeat,
+  type HeartbeatAnswer,
+  type NodeDetails,
+  type NodeGpu,
+  type NodeInfo,
+  type NodeSession,
+  type PlacementNodeInfo,
+  type UserInfo,
+} from "./types.ts";
 
 export type Principal = { kind: "user"; userId: string; tokenId: string; user: UserInfo } | { kind: "node"; tokenId: string; hostname: string };
 
@@ -147,56 +162,82 @@ export class Store {
     if (result.count === 0) throw new NotFoundError(`no node ${hostname}`);
   }
 
-  /** A node's report: its inventory and sessions replace what was known, in one transaction. */
-  async heartbeat(hostname: string, beat: Heartbeat): Promise<{ cordoned: boolean; cluster: string }> {
+  /**
+   * The common heartbeat in one statement: the node token is checked inside it (so a revoked token fails at the next
+   * report), `last_seen` moves, and the answer says whether the stored report has this digest. Null when the token or
+   * the node does not match; the caller then finds out which, for the right error. The hash is compared in SQL, not in
+   * constant time: timing could at most reveal the SHA-256 of a 32-byte random secret, from which no token can be made.
+   */
+  async touchNode(hostname: string, token: string, digest: string): Promise<HeartbeatAnswer | null> {
+    const parsed = parseToken(token);
+    if (!parsed || parsed.kind !== "node") return null;
+    const [row] = await this.sql`
+      UPDATE nodes SET last_seen = ${this.now()}
+      WHERE hostname = ${hostname} AND EXISTS (
+        SELECT 1 FROM tokens t WHERE t.id = ${parsed.id} AND t.hash = ${hashSecret(parsed.secret)} AND t.kind = 'node'
+          AND t.node_hostname = nodes.hostname AND t.revoked_at IS NULL)
+      RETURNING cordoned, state_digest, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
+    if (!row) return null;
+    return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: row.state_digest === digest };
+  }
+
+  /** A node's report: its inventory (and the report's digest) in its row, its sessions replacing the old ones. */
+  async heartbeat(hostname: string, beat: Heartbeat, digest: string | null = null): Promise<HeartbeatAnswer> {
     const now = this.now();
-    const free = beat.gpus.filter((g) => g.healthy && g.claimedBy === null).length;
+    const sessions = beat.sessions.map((s) => ({
+      node_hostname: hostname,
+      id: s.id,
+      name: s.name,
+      user_name: s.user,
+      gpus: JSON.stringify(s.gpus),
+      image: s.image,
+      status: s.status,
+      created_at: Date.parse(s.createdAt) || now,
+      started_at: s.startedAt ? Date.parse(s.startedAt) || null : null,
+    }));
     return this.sql.begin(async (tx) => {
-      const updated = await tx`
+      const [row] = await tx`
         UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
-          gpus_total = ${beat.gpus.length}, gpus_free = ${free}, gpus = ${JSON.stringify(beat.gpus)}, version = ${beat.version},
-          last_seen = ${now}
+          gpus_total = ${beat.gpus.length}, gpus_free = ${beat.gpus.filter(gpuIsFree).length}, gpus = ${JSON.stringify(beat.gpus)},
+          version = ${beat.version}, state_digest = ${digest}, last_seen = ${now}
         WHERE hostname = ${hostname}
         RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
-      if (updated.length === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
+      if (!row) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
       await tx`DELETE FROM node_sessions WHERE node_hostname = ${hostname}`;
-      for (const s of beat.sessions) {
-        await tx`
-          INSERT INTO node_sessions (node_hostname, id, name, user_name, gpus, image, status, created_at, started_at)
-          VALUES (${hostname}, ${s.id}, ${s.name}, ${s.user}, ${JSON.stringify(s.gpus)}, ${s.image}, ${s.status},
-                  ${Date.parse(s.createdAt) || now}, ${s.startedAt ? Date.parse(s.startedAt) || null : null})`;
-      }
-      return { cordoned: num(updated[0].cordoned) === 1, cluster: String(updated[0].cluster) };
+      if (sessions.length > 0) await tx`INSERT INTO node_sessions ${tx(sessions)}`;
+      return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: false };
     });
   }
 
+  /** Counts in SQL: a node is online when heard from within `offlineAfterMs` and not cordoned (as `nodeStatus` says). */
   async listClusters(): Promise<ClusterInfo[]> {
-    const now = this.now();
-    const clusters = await this.sql`SELECT id, name FROM clusters ORDER BY name`;
-    const nodes = await this.sql`SELECT cluster_id, gpus_free, gpus_total, last_seen, cordoned FROM nodes`;
-    return clusters.map((c: Record<string, unknown>) => {
-      const mine = nodes.filter((n: Record<string, unknown>) => n.cluster_id === c.id);
-      const online = mine.filter((n: Record<string, unknown>) => nodeStatus(numOrNull(n.last_seen), num(n.cordoned) === 1, now) === "online");
-      return {
-        name: String(c.name),
-        nodes: mine.length,
-        nodesOnline: online.length,
-        gpusFree: online.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_free), 0),
-        gpusTotal: mine.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_total), 0),
-      };
-    });
+    const since = this.now() - offlineAfterMs;
+    const rows = await this.sql`
+      SELECT c.name, count(n.hostname) AS nodes,
+        sum(CASE WHEN n.last_seen >= ${since} AND n.cordoned = 0 THEN 1 ELSE 0 END) AS online,
+        sum(CASE WHEN n.last_seen >= ${since} AND n.cordoned = 0 THEN n.gpus_free ELSE 0 END) AS gpus_free,
+        sum(n.gpus_total) AS gpus_total
+      FROM clusters c LEFT JOIN nodes n ON n.cluster_id = c.id
+      GROUP BY c.id, c.name ORDER BY c.name`;
+    return rows.map((r: Record<string, unknown>) => ({
+      name: String(r.name),
+      nodes: num(r.nodes),
+      nodesOnline: num(r.online ?? 0),
+      gpusFree: num(r.gpus_free ?? 0),
+      gpusTotal: num(r.gpus_total ?? 0),
+    }));
   }
 
+  /** Every node, or one cluster's (an unknown cluster is an error, an empty one is not). */
   async listNodes(cluster?: string): Promise<NodeInfo[]> {
-    if (cluster !== undefined) {
-      const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
-      if (!c) throw new NotFoundError(`no cluster ${cluster}`);
-    }
-    const rows =
-      cluster === undefined
-        ? await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id ORDER BY n.hostname`
-        : await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.name = ${cluster} ORDER BY n.hostname`;
-    return rows.map((r: Record<string, unknown>) => this.nodeFrom(r));
+    const sql = this.sql;
+    const rows = await sql`
+      SELECT c.name AS cluster, n.hostname, n.cpus, n.memory_bytes, n.gpu_type, n.gpus_total, n.gpus_free, n.cordoned, n.version, n.last_seen
+      FROM clusters c ${cluster === undefined ? sql`JOIN` : sql`LEFT JOIN`} nodes n ON n.cluster_id = c.id
+      ${cluster === undefined ? sql`` : sql`WHERE c.name = ${cluster}`}
+      ORDER BY n.hostname`;
+    if (cluster !== undefined && rows.length === 0) throw new NotFoundError(`no cluster ${cluster}`);
+    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => this.nodeFrom(r));
   }
 
   /** One cluster's nodes with what picking a node needs: each GPU's model and state, and the queue's length. */
@@ -209,16 +250,21 @@ export class Store {
       FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.id = ${c.id} ORDER BY n.hostname`;
     return rows.map((r: Record<string, unknown>) => ({
       ...this.nodeFrom(r),
-      // Free as the node counts it in gpus_free: healthy and held by no session.
-      gpus: (r.gpus ? (JSON.parse(String(r.gpus)) as NodeGpu[]) : []).map((g) => ({ name: g.name, healthy: g.healthy, free: g.healthy && g.claimedBy === null })),
+      gpus: (r.gpus ? (JSON.parse(String(r.gpus)) as NodeGpu[]) : []).map(placementGpu),
       queued: num(r.queued),
     }));
   }
 
+  /** One node with its GPUs (why each unavailable one is, in words for this viewer) and sessions. */
   async getNode(hostname: string, viewer: UserInfo): Promise<NodeDetails> {
     const [row] = await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE n.hostname = ${hostname}`;
     if (!row) throw new NotFoundError(`no node ${hostname}`);
-    return { ...this.nodeFrom(row), gpus: JSON.parse(String(row.gpus)), sessions: await this.listSessions(viewer, { node: hostname, everyone: true }) };
+    const gpus = (JSON.parse(String(row.gpus)) as NodeGpu[]).map(({ foreignProcesses, ...gpu }) => ({
+      ...gpu,
+      ...(viewer.admin && foreignProcesses ? { foreignProcesses } : {}),
+      reason: gpuUnavailableReason({ ...gpu, foreignProcesses }, viewer.admin),
+    }));
+    return { ...this.nodeFrom(row), gpus, sessions: await this.listSessions(viewer, { node: hostname, everyone: true }) };
   }
 
   private nodeFrom(r: Record<string, unknown>): NodeInfo {
@@ -245,11 +291,17 @@ export class Store {
    */
   async listSessions(viewer: UserInfo, filter: { cluster?: string; node?: string; everyone?: boolean } = {}): Promise<Array<NodeSession & { node: string }>> {
     const sql = this.sql;
+    let clusterId: unknown;
+    if (filter.cluster !== undefined) {
+      const [known] = await sql`SELECT id FROM clusters WHERE name = ${filter.cluster}`;
+      if (!known) throw new NotFoundError(`no cluster ${filter.cluster}`);
+      clusterId = known.id;
+    }
     const rows = await sql`
-      SELECT s.*, c.name AS cluster FROM node_sessions s JOIN nodes n ON n.hostname = s.node_hostname JOIN clusters c ON c.id = n.cluster_id
+      SELECT s.* FROM node_sessions s
+        ${clusterId === undefined ? sql`` : sql`JOIN nodes n ON n.hostname = s.node_hostname AND n.cluster_id = ${clusterId}`}
       WHERE 1 = 1
         ${viewer.admin || filter.everyone ? sql`` : sql`AND s.user_name = ${viewer.name}`}
-        ${filter.cluster === undefined ? sql`` : sql`AND c.name = ${filter.cluster}`}
         ${filter.node === undefined ? sql`` : sql`AND s.node_hostname = ${filter.node}`}
       ORDER BY s.created_at`;
     return rows
@@ -265,6 +317,14 @@ export class Store {
         startedAt: iso(numOrNull(r.started_at)),
       }));
   }
+}
+
+/**
+ * A GPU as placement weighs it: `healthy` as the executor counts usable ones (the driver says healthy and no process of
+ * someone outside Beaker holds it), `free` as gpus_free counts it.
+ */
+function placementGpu(g: NodeGpu): PlacementNodeInfo["gpus"][number] {
+  return { name: g.name, healthy: g.healthy && (g.foreignProcesses ?? []).length === 0, free: gpuIsFree(g) };
 }
 
 function sha256(text: string): string {
