@@ -87,9 +87,21 @@ const migrations: string[] = [
      PRIMARY KEY (node_hostname, id)
    );
    CREATE INDEX node_sessions_user ON node_sessions(user_name);`,
-  // The digest of a node's last stored report: a report with the same digest only moves last_seen. A later migration
-  // that changes what is derived from reports must set it to NULL, so every node writes its state again.
-  `ALTER TABLE nodes ADD COLUMN state_digest TEXT;
+  // What a node reports moves to node_reports (its GPUs and sessions as JSON, written only when the report changed), so
+  // the row every heartbeat rewrites stays small: counts, last_seen, the report's digest and the users with sessions
+  // there (",alice,bob,", what `session list` filters on). A later migration that changes what is derived from
+  // reports must set state_digest to NULL, so every node writes its report again. Sessions are not carried over: nodes
+  // report them again within seconds.
+  `CREATE TABLE node_reports (
+     hostname TEXT PRIMARY KEY REFERENCES nodes(hostname),
+     gpus TEXT NOT NULL DEFAULT '[]',
+     sessions TEXT NOT NULL DEFAULT '[]'
+   );
+   INSERT INTO node_reports (hostname, gpus) SELECT hostname, gpus FROM nodes;
+   ALTER TABLE nodes DROP COLUMN gpus;
+   ALTER TABLE nodes ADD COLUMN state_digest TEXT;
+   ALTER TABLE nodes ADD COLUMN session_users TEXT NOT NULL DEFAULT '';
+   DROP TABLE node_sessions;
    DROP INDEX nodes_cluster;
    CREATE INDEX nodes_cluster ON nodes(cluster_id, hostname);`,
 ];

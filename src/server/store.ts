@@ -2,17 +2,15 @@ import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import type { Db } from "./db.ts";
 import { hashSecret, newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
+import { nodeFrom, normalizeSessions, num, placementFrom, sessionsFrom, sessionUsers, usersLike, viewGpus } from "./rows.ts";
 import {
   gpuIsFree,
   gpuTypeOf,
-  gpuUnavailableReason,
-  nodeStatus,
   offlineAfterMs,
   type ClusterInfo,
   type Heartbeat,
   type HeartbeatAnswer,
   type NodeDetails,
-  type NodeGpu,
   type NodeInfo,
   type NodeSession,
   type PlacementNodeInfo,
@@ -25,9 +23,6 @@ const webSessionMs = 12 * 3600 * 1000;
 const namePattern = /^[a-z_][a-z0-9_.-]{0,31}$/;
 const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /**
  * Everything the server keeps, in SQL only: no in-memory state, so several servers on one PostgreSQL agree. Every
@@ -181,32 +176,27 @@ export class Store {
     return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: row.state_digest === digest };
   }
 
-  /** A node's report: its inventory (and the report's digest) in its row, its sessions replacing the old ones. */
+  /**
+   * A node's report that differs from the stored one: its GPUs and sessions (JSON) in node_reports, then the counts,
+   * the users with sessions and the digest in its row. In that order, without a transaction: should the second write
+   * fail, the old digest makes the next report write both again; a reader in between sees new sessions, old counts.
+   */
   async heartbeat(hostname: string, beat: Heartbeat, digest: string | null = null): Promise<HeartbeatAnswer> {
     const now = this.now();
-    const sessions = beat.sessions.map((s) => ({
-      node_hostname: hostname,
-      id: s.id,
-      name: s.name,
-      user_name: s.user,
-      gpus: JSON.stringify(s.gpus),
-      image: s.image,
-      status: s.status,
-      created_at: Date.parse(s.createdAt) || now,
-      started_at: s.startedAt ? Date.parse(s.startedAt) || null : null,
-    }));
-    return this.sql.begin(async (tx) => {
-      const [row] = await tx`
-        UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
-          gpus_total = ${beat.gpus.length}, gpus_free = ${beat.gpus.filter(gpuIsFree).length}, gpus = ${JSON.stringify(beat.gpus)},
-          version = ${beat.version}, state_digest = ${digest}, last_seen = ${now}
-        WHERE hostname = ${hostname}
-        RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
-      if (!row) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
-      await tx`DELETE FROM node_sessions WHERE node_hostname = ${hostname}`;
-      if (sessions.length > 0) await tx`INSERT INTO node_sessions ${tx(sessions)}`;
-      return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: false };
-    });
+    const sessions = normalizeSessions(beat.sessions, now);
+    const stored = await this.sql`
+      INSERT INTO node_reports (hostname, gpus, sessions)
+      SELECT hostname, ${JSON.stringify(beat.gpus)}, ${JSON.stringify(sessions)} FROM nodes WHERE hostname = ${hostname}
+      ON CONFLICT (hostname) DO UPDATE SET gpus = excluded.gpus, sessions = excluded.sessions`;
+    if (stored.count === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
+    const [row] = await this.sql`
+      UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
+        gpus_total = ${beat.gpus.length}, gpus_free = ${beat.gpus.filter(gpuIsFree).length}, version = ${beat.version},
+        session_users = ${sessionUsers(sessions)}, state_digest = ${digest}, last_seen = ${now}
+      WHERE hostname = ${hostname}
+      RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
+    if (!row) throw new NotFoundError(`no node ${hostname}`);
+    return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: false };
   }
 
   /** Counts in SQL: a node is online when heard from within `offlineAfterMs` and not cordoned (as `nodeStatus` says). */
@@ -237,57 +227,37 @@ export class Store {
       ${cluster === undefined ? sql`` : sql`WHERE c.name = ${cluster}`}
       ORDER BY n.hostname`;
     if (cluster !== undefined && rows.length === 0) throw new NotFoundError(`no cluster ${cluster}`);
-    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => this.nodeFrom(r));
+    const now = this.now();
+    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => nodeFrom(r, now));
   }
 
   /** One cluster's nodes with what picking a node needs: each GPU's model and state, and the queue's length. */
   async listPlacement(cluster: string): Promise<PlacementNodeInfo[]> {
-    const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
-    if (!c) throw new NotFoundError(`no cluster ${cluster}`);
     const rows = await this.sql`
-      SELECT n.*, c.name AS cluster,
-        (SELECT count(*) FROM node_sessions s WHERE s.node_hostname = n.hostname AND s.status = 'queued') AS queued
-      FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.id = ${c.id} ORDER BY n.hostname`;
-    return rows.map((r: Record<string, unknown>) => ({
-      ...this.nodeFrom(r),
-      gpus: (r.gpus ? (JSON.parse(String(r.gpus)) as NodeGpu[]) : []).map(placementGpu),
-      queued: num(r.queued),
-    }));
+      SELECT c.name AS cluster, n.hostname, n.cpus, n.memory_bytes, n.gpu_type, n.gpus_total, n.gpus_free, n.cordoned, n.version,
+        n.last_seen, r.gpus, r.sessions
+      FROM clusters c LEFT JOIN nodes n ON n.cluster_id = c.id LEFT JOIN node_reports r ON r.hostname = n.hostname
+      WHERE c.name = ${cluster}
+      ORDER BY n.hostname`;
+    if (rows.length === 0) throw new NotFoundError(`no cluster ${cluster}`);
+    const now = this.now();
+    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => placementFrom(r, now));
   }
 
-  /** One node with its GPUs (why each unavailable one is, in words for this viewer) and sessions. */
+  /** One node with its GPUs (why each unavailable one is, in words for this viewer) and everyone's sessions there. */
   async getNode(hostname: string, viewer: UserInfo): Promise<NodeDetails> {
-    const [row] = await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE n.hostname = ${hostname}`;
+    const [row] = await this.sql`
+      SELECT n.*, c.name AS cluster, r.gpus, r.sessions
+      FROM nodes n JOIN clusters c ON c.id = n.cluster_id LEFT JOIN node_reports r ON r.hostname = n.hostname
+      WHERE n.hostname = ${hostname}`;
     if (!row) throw new NotFoundError(`no node ${hostname}`);
-    const gpus = (JSON.parse(String(row.gpus)) as NodeGpu[]).map(({ foreignProcesses, ...gpu }) => ({
-      ...gpu,
-      ...(viewer.admin && foreignProcesses ? { foreignProcesses } : {}),
-      reason: gpuUnavailableReason({ ...gpu, foreignProcesses }, viewer.admin),
-    }));
-    return { ...this.nodeFrom(row), gpus, sessions: await this.listSessions(viewer, { node: hostname, everyone: true }) };
-  }
-
-  private nodeFrom(r: Record<string, unknown>): NodeInfo {
-    const lastSeen = numOrNull(r.last_seen);
-    const cordoned = num(r.cordoned) === 1;
-    return {
-      hostname: String(r.hostname),
-      cluster: String(r.cluster),
-      cpus: num(r.cpus),
-      memoryBytes: num(r.memory_bytes),
-      gpuType: (r.gpu_type as string | null) ?? null,
-      gpusTotal: num(r.gpus_total),
-      gpusFree: num(r.gpus_free),
-      status: nodeStatus(lastSeen, cordoned, this.now()),
-      cordoned,
-      version: (r.version as string | null) ?? null,
-      lastSeen: iso(lastSeen),
-    };
+    return { ...nodeFrom(row, this.now()), gpus: viewGpus(row.gpus, viewer.admin), sessions: sessionsFrom(row.sessions, hostname) };
   }
 
   /**
    * Sessions as nodes last reported them: the viewer's own, or everyone's for an admin. `everyone` (a node's page)
-   * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node.
+   * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node. Only the JSON of nodes
+   * whose `session_users` may name the viewer is read.
    */
   async listSessions(viewer: UserInfo, filter: { cluster?: string; node?: string; everyone?: boolean } = {}): Promise<Array<NodeSession & { node: string }>> {
     const sql = this.sql;
@@ -297,34 +267,18 @@ export class Store {
       if (!known) throw new NotFoundError(`no cluster ${filter.cluster}`);
       clusterId = known.id;
     }
+    const mineOnly = !viewer.admin && !filter.everyone;
     const rows = await sql`
-      SELECT s.* FROM node_sessions s
-        ${clusterId === undefined ? sql`` : sql`JOIN nodes n ON n.hostname = s.node_hostname AND n.cluster_id = ${clusterId}`}
-      WHERE 1 = 1
-        ${viewer.admin || filter.everyone ? sql`` : sql`AND s.user_name = ${viewer.name}`}
-        ${filter.node === undefined ? sql`` : sql`AND s.node_hostname = ${filter.node}`}
-      ORDER BY s.created_at`;
+      SELECT n.hostname, r.sessions FROM nodes n JOIN node_reports r ON r.hostname = n.hostname
+      WHERE n.session_users <> ''
+        ${clusterId === undefined ? sql`` : sql`AND n.cluster_id = ${clusterId}`}
+        ${filter.node === undefined ? sql`` : sql`AND n.hostname = ${filter.node}`}
+        ${mineOnly ? sql`AND n.session_users LIKE ${usersLike(viewer.name)} ESCAPE '\\'` : sql``}`;
     return rows
-      .map((r: Record<string, unknown>) => ({
-        id: String(r.id),
-        name: String(r.name),
-        user: String(r.user_name),
-        node: String(r.node_hostname),
-        gpus: JSON.parse(String(r.gpus)) as string[],
-        image: String(r.image),
-        status: String(r.status),
-        createdAt: iso(num(r.created_at))!,
-        startedAt: iso(numOrNull(r.started_at)),
-      }));
+      .flatMap((r: Record<string, unknown>) => sessionsFrom(r.sessions, String(r.hostname)))
+      .filter((s: NodeSession) => !mineOnly || s.user === viewer.name)
+      .sort((a: NodeSession, b: NodeSession) => a.createdAt.localeCompare(b.createdAt));
   }
-}
-
-/**
- * A GPU as placement weighs it: `healthy` as the executor counts usable ones (the driver says healthy and no process of
- * someone outside Beaker holds it), `free` as gpus_free counts it.
- */
-function placementGpu(g: NodeGpu): PlacementNodeInfo["gpus"][number] {
-  return { name: g.name, healthy: g.healthy && (g.foreignProcesses ?? []).length === 0, free: gpuIsFree(g) };
 }
 
 function sha256(text: string): string {

@@ -116,6 +116,14 @@ describe.each(["sqlite", "postgres"])("API on %s", (kind) => {
     const node = (await (await server.api("/nodes/gpu-1", alice)).json()) as { gpusFree: number; gpus: Array<{ claimedBy: string }>; sessions: Array<{ user: string }> };
     expect(node.gpusFree).toBe(0);
     expect(node.sessions.map((s) => s.user).sort()).toEqual(["alice", "bob"]);
+    // A name with LIKE's wildcard in it finds its own sessions, and only those.
+    const underscored = await server.createUser("c_d");
+    const dir2 = tempDir("beaker-like-");
+    const token2 = (await Bun.file(await server.addNode("gpu-5", "lab", dir2)).text()).trim();
+    removeDir(dir2);
+    const body = JSON.stringify(beat([gpu(0, "s5"), gpu(1, "s6")], [session("s5", "c_d", ["GPU-0"]), session("s6", "cxd", ["GPU-1"])]));
+    expect((await server.api("/nodes/gpu-5/heartbeat", token2, { method: "PUT", body })).status).toBe(200);
+    expect(((await (await server.api("/sessions?cluster=lab", underscored)).json()) as Array<{ id: string }>).map((s) => s.id)).toEqual(["s5"]);
   });
 
   test("a report that did not change only moves last_seen and says so; a change is stored; a revoked node token fails at its next report", async () => {

@@ -158,3 +158,30 @@ test("a report with the stored digest only moves last_seen; the token is checked
     await store.revokeToken(token);
     expect(await store.touchNode("n1", token, "d1")).toBeNull();
   }));
+
+test("session lists: a user sees their own sessions across nodes (names with LIKE's wildcards too), an admin everyone's, a node's page all of its", () =>
+  withStore(async (store) => {
+    await store.createCluster("c");
+    await store.createCluster("d");
+    await store.addNode("n1", "c");
+    await store.addNode("n2", "c");
+    await store.addNode("n3", "d");
+    const session = (id: string, user: string, createdAt: string) => ({ id, name: id, user, gpus: [], image: "i", status: "running", createdAt, startedAt: null });
+    const report = (sessions: ReturnType<typeof session>[]) => ({ cpus: 1, memoryBytes: 1, version: "v", gpus: [h100], sessions });
+    await store.heartbeat("n1", report([session("a", "ann_b", "2024-01-01T00:00:02Z"), session("b", "annxb", "2024-01-01T00:00:01Z")]));
+    await store.heartbeat("n2", report([session("c", "ann_b", "2024-01-01T00:00:00Z"), session("d", "ann%", "2024-01-01T00:00:03Z")]));
+    await store.heartbeat("n3", report([session("e", "ann_b", "2024-01-01T00:00:04Z")]));
+    const ids = (list: Array<{ id: string }>) => list.map((s) => s.id);
+    const viewer = (name: string, admin = false) => ({ name, admin });
+    expect(ids(await store.listSessions(viewer("ann_b"), { cluster: "c" }))).toEqual(["c", "a"]);
+    expect(ids(await store.listSessions(viewer("ann_b")))).toEqual(["c", "a", "e"]);
+    expect(ids(await store.listSessions(viewer("annxb")))).toEqual(["b"]);
+    expect(ids(await store.listSessions(viewer("ann%")))).toEqual(["d"]);
+    expect(ids(await store.listSessions(viewer("ann")))).toEqual([]);
+    expect(ids(await store.listSessions(viewer("root", true), { cluster: "c" }))).toEqual(["c", "b", "a", "d"]);
+    expect(ids((await store.getNode("n1", viewer("annxb"))).sessions)).toEqual(["a", "b"]);
+    await expect(store.listSessions(viewer("ann_b"), { cluster: "nope" })).rejects.toThrow("no cluster nope");
+    // A node that reports no sessions any more drops out of every list.
+    await store.heartbeat("n2", report([]));
+    expect(ids(await store.listSessions(viewer("ann_b"), { cluster: "c" }))).toEqual(["a"]);
+  }));
