@@ -9,7 +9,9 @@
  * The target: 10,000 nodes every 5 s (2,000 heartbeats/s) plus 100 queries/s, p99 under 50 ms.
  *
  *   node_modules/.bin/bun bench/server.ts [--nodes 10000] [--interval 5] [--queries 100] [--seconds 20]
- *       [--change-every 60] [--cluster-size 500] [--only sqlite|postgres]
+ *       [--change-every 60] [--cluster-size 500] [--only sqlite|postgres] [--pg-fsync]
+ *
+ * PostgreSQL runs with fsync off (as in the tests) unless --pg-fsync.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     "change-every": { type: "string", default: "60" },
     "cluster-size": { type: "string", default: "500" },
     only: { type: "string" },
+    "pg-fsync": { type: "boolean", default: false },
   },
 });
 const nodes = Number(values.nodes);
@@ -105,7 +108,7 @@ async function run(kind: "sqlite" | "postgres", db: string, dbPid: number | null
   for (let u = 0; u < users; u++) userTokens.push((await store.createUser(`user${u}`, false)).token);
   const nodeTokens: string[] = [];
   for (let i = 0; i < nodes; i++) nodeTokens.push((await store.addNode(hostname(i), clusterOf(i))).token);
-  await store.db.sql.close();
+  await store.db.close();
   const server = new TestServer(db);
   await server.start();
   console.log(`${kind.padEnd(8)} set up ${clusters} clusters, ${nodes} nodes, ${users} users in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
@@ -224,7 +227,7 @@ if (values.only !== "postgres") {
   removeDir(dir);
 }
 if (values.only !== "sqlite") {
-  const pg = new TestPostgres();
+  const pg = new TestPostgres({ durable: values["pg-fsync"] });
   await pg.start();
   try {
     await run("postgres", pg.url, pg.pid!);

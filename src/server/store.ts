@@ -166,7 +166,7 @@ export class Store {
   async touchNode(hostname: string, token: string, digest: string): Promise<HeartbeatAnswer | null> {
     const parsed = parseToken(token);
     if (!parsed || parsed.kind !== "node") return null;
-    const [row] = await this.sql`
+    const [row] = await this.db.reports`
       UPDATE nodes SET last_seen = ${this.now()}
       WHERE hostname = ${hostname} AND EXISTS (
         SELECT 1 FROM tokens t WHERE t.id = ${parsed.id} AND t.hash = ${hashSecret(parsed.secret)} AND t.kind = 'node'
@@ -184,12 +184,12 @@ export class Store {
   async heartbeat(hostname: string, beat: Heartbeat, digest: string | null = null): Promise<HeartbeatAnswer> {
     const now = this.now();
     const sessions = normalizeSessions(beat.sessions, now);
-    const stored = await this.sql`
+    const stored = await this.db.reports`
       INSERT INTO node_reports (hostname, gpus, sessions)
       SELECT hostname, ${JSON.stringify(beat.gpus)}, ${JSON.stringify(sessions)} FROM nodes WHERE hostname = ${hostname}
       ON CONFLICT (hostname) DO UPDATE SET gpus = excluded.gpus, sessions = excluded.sessions`;
     if (stored.count === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
-    const [row] = await this.sql`
+    const [row] = await this.db.reports`
       UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
         gpus_total = ${beat.gpus.length}, gpus_free = ${beat.gpus.filter(gpuIsFree).length}, version = ${beat.version},
         session_users = ${sessionUsers(sessions)}, state_digest = ${digest}, last_seen = ${now}

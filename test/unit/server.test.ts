@@ -120,7 +120,7 @@ async function withStore(body: (store: import("../../src/server/store.ts").Store
     await body(new Store(db, () => clock.now), clock);
     expect(await migrate(db)).toBe(0);
   } finally {
-    await db.sql.close();
+    await db.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
