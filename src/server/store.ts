@@ -23,10 +23,10 @@ const webSessionMs = 12 * 3600 * 1000;
 const namePattern = /^[a-z_][a-z0-9_.-]{0,31}$/;
 const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 
-
 /**
  * Everything the server keeps, in SQL only: no in-memory state, so several servers on one PostgreSQL agree. Every
- * method is one statement or one transaction.
+ * method is one statement or one transaction, except `heartbeat`, whose two writes are ordered so that either
+ * outcome of a failure between them is safe.
  */
 export class Store {
   constructor(
