@@ -30,10 +30,13 @@ export class TestExecutor {
 
   readonly nodeName: string;
 
-  /** `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers. */
-  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string } = {}) {
+  /**
+   * `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers.
+   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs).
+   */
+  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string } = {}) {
     this.nodeName = options.nodeName ?? "test-node";
-    const smi = makeNvidiaSmiScenario({ q_x: { out: eightFreeGpus() } });
+    const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus() } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
     writeFileSync(

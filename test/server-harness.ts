@@ -24,14 +24,21 @@ function pgBin(name: string): string {
   throw new Error(`PostgreSQL's ${name} is not installed (Debian package postgresql; scripts/test installs it)`);
 }
 
-/** A throwaway PostgreSQL cluster owned by the postgres user, trust auth on loopback. */
+/** A throwaway PostgreSQL cluster owned by the postgres user, trust auth on loopback; no fsync unless `durable`. */
 export class TestPostgres {
   readonly dir = tempDir("beaker-pg-");
   port = 0;
   private proc: ReturnType<typeof Bun.spawn> | null = null;
 
+  constructor(private readonly options: { durable?: boolean } = {}) {}
+
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  /** The postmaster's pid (setpriv execs it), for benchmarks that read its CPU time. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   async start(): Promise<void> {
@@ -44,7 +51,7 @@ export class TestPostgres {
     if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr}`);
     this.port = await freePort();
     this.proc = Bun.spawn(
-      [...asPostgres, pgBin("postgres"), "-D", data, "-p", String(this.port), "-k", this.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+      [...asPostgres, pgBin("postgres"), "-D", data, "-p", String(this.port), "-k", this.dir, "-c", "listen_addresses=127.0.0.1", "-c", `fsync=${this.options.durable ? "on" : "off"}`, "-c", "max_connections=200"],
       { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) },
     );
     for (let i = 0; i < 100; i++) {
@@ -74,6 +81,10 @@ export class TestServer {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   async start(port?: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { discoverGpus, createNvidiaSmiRunner, defaultTimeoutMs } from "../gpu/discover.ts";
-import { unavailableReason } from "../gpu/report.ts";
-import type { Gpu, Inventory } from "../gpu/types.ts";
+import { foreignProcesses, unavailableReason } from "../gpu/report.ts";
+import type { Gpu, GpuProcess, Inventory } from "../gpu/types.ts";
 
 /**
  * The node's GPUs as nvidia-smi last said, refreshed on demand but at most every `minIntervalMs`, one call at a time:
@@ -52,16 +52,22 @@ export function pidsInContainers(pids: number[], containerIds: string[]): Set<nu
   return owned;
 }
 
-/** The GPUs that may be handed out, and why each other one may not. */
-export function usableGpus(inventory: Inventory, containerIds: string[]): { usable: Gpu[]; unavailable: Record<string, string> } {
+/** The GPUs that may be handed out, why each other one may not, and the processes no session owns, by UUID. */
+export function usableGpus(
+  inventory: Inventory,
+  containerIds: string[],
+): { usable: Gpu[]; unavailable: Record<string, string>; foreign: Record<string, GpuProcess[]> } {
   const pids = inventory.gpus.flatMap((g) => g.processes.map((p) => p.pid));
   const owned = pids.length > 0 ? pidsInContainers(pids, containerIds) : new Set<number>();
   const usable: Gpu[] = [];
   const unavailable: Record<string, string> = {};
+  const foreign: Record<string, GpuProcess[]> = {};
   for (const gpu of inventory.gpus) {
     const reason = unavailableReason(gpu, owned);
     if (reason) unavailable[gpu.uuid ?? gpu.busId ?? "?"] = reason;
     else usable.push(gpu);
+    const others = foreignProcesses(gpu, owned);
+    if (gpu.uuid && others.length > 0) foreign[gpu.uuid] = others;
   }
-  return { usable, unavailable };
+  return { usable, unavailable, foreign };
 }

@@ -90,7 +90,10 @@ export class ServerLink {
   }
 
   async report(): Promise<Heartbeat> {
-    const { gpus, unavailable } = await this.manager.gpuReport();
+    const { gpus } = await this.manager.gpuReport();
+    const foreign = await this.manager.foreignProcesses();
+    // Only what changes when the node's state does (no memory in use, no utilisation): an unchanged report is then
+    // byte for byte the last one, and the server stores nothing but the time it came.
     return {
       cpus: cpus().length,
       memoryBytes: totalmem(),
@@ -103,7 +106,9 @@ export class ServerLink {
           name: g.name,
           memoryMiB: g.memoryTotalMiB,
           claimedBy: g.claimedBy,
-          healthy: !(g.uuid! in unavailable),
+          healthy: g.healthy,
+          error: g.healthy ? null : g.error,
+          foreignProcesses: (foreign[g.uuid!] ?? []).map((p) => ({ pid: p.pid, name: p.name })),
         })),
       sessions: this.manager
         .liveSessions()

@@ -1,7 +1,7 @@
 import type { ExecutorConfig } from "../config/executor.ts";
 import { ConflictError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
-import type { Inventory } from "../gpu/types.ts";
+import type { GpuProcess, Inventory } from "../gpu/types.ts";
 import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
 import type { Clock } from "../util/clock.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
@@ -267,6 +267,11 @@ export class SessionManager {
     const inventory = await this.deps.inventory.get();
     const { unavailable } = usableGpus(inventory, this.containerIds());
     return { inventory, gpus: withClaims(inventory, this.claims()), unavailable };
+  }
+
+  /** The processes on each GPU that no session owns, by UUID: for the server, which shows them to admins only. */
+  async foreignProcesses(): Promise<Record<string, GpuProcess[]>> {
+    return usableGpus(await this.deps.inventory.get(), this.containerIds()).foreign;
   }
 
   resolve(uid: number, ref: string): Resolved {

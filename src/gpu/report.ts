@@ -1,15 +1,20 @@
-import type { Gpu, Inventory } from "./types.ts";
+import type { Gpu, GpuProcess, Inventory } from "./types.ts";
 
 /** One GPU as `beaker node gpus --json` prints it (the architecture page's contract). */
 export interface GpuStatus extends Gpu {
   claimedBy: string | null;
 }
 
+/** The processes on a GPU that no session owns (someone working outside Beaker). */
+export function foreignProcesses(gpu: Gpu, ownedPids: ReadonlySet<number> = new Set()): GpuProcess[] {
+  return gpu.processes.filter((p) => !ownedPids.has(p.pid));
+}
+
 /** Why a GPU cannot be handed out, or null when it can. */
 export function unavailableReason(gpu: Gpu, ownedPids: ReadonlySet<number> = new Set()): string | null {
   if (!gpu.healthy) return gpu.error ?? "unhealthy";
   if (gpu.uuid === null) return "no UUID";
-  const foreign = gpu.processes.filter((p) => !ownedPids.has(p.pid));
+  const foreign = foreignProcesses(gpu, ownedPids);
   if (foreign.length > 0) {
     const names = foreign.map((p) => `${p.name || "?"} (pid ${p.pid})`).join(", ");
     return `busy with processes no session owns: ${names}`;

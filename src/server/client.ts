@@ -1,5 +1,5 @@
 import { AuthError, errorFromCode, UnavailableError } from "../errors.ts";
-import type { ClusterInfo, Heartbeat, NodeInfo, NodeSession, PlacementNodeInfo, UserInfo } from "./types.ts";
+import type { ClusterInfo, Heartbeat, HeartbeatAnswer, NodeInfo, NodeSession, PlacementNodeInfo, UserInfo } from "./types.ts";
 
 /** The server's HTTP API, for the CLI (user token) and the executor (node token, or a user's token to check it). */
 export class ServerClient {
@@ -39,5 +39,5 @@ export class ServerClient {
   placement = (cluster: string) => this.request<PlacementNodeInfo[]>("GET", `/clusters/${encodeURIComponent(cluster)}/nodes?placement=1`);
   nodes = () => this.request<NodeInfo[]>("GET", "/nodes");
   sessions = (cluster?: string) => this.request<Array<NodeSession & { node: string }>>("GET", `/sessions${cluster ? `?cluster=${encodeURIComponent(cluster)}` : ""}`);
-  heartbeat = (hostname: string, beat: Heartbeat) => this.request<{ cordoned: boolean; cluster: string }>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);
+  heartbeat = (hostname: string, beat: Heartbeat) => this.request<HeartbeatAnswer>("PUT", `/nodes/${encodeURIComponent(hostname)}/heartbeat`, beat);
 }

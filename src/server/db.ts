@@ -7,9 +7,17 @@ export const defaultDbUrl = "sqlite:///var/lib/beaker/server.db";
 
 export interface Db {
   sql: SQL;
+  /**
+   * What writes nodes' reports. On PostgreSQL a pool of its own whose commits do not wait for the disk
+   * (synchronous_commit off): a report lost in a database crash is sent again within seconds, and the older digest
+   * the crash leaves makes the node write it whole. Everything else (tokens, accounts) commits durably, and
+   * queries never wait behind heartbeats for a connection. On SQLite the same connection (WAL, synchronous NORMAL).
+   */
+  reports: SQL;
   dialect: "sqlite" | "postgres";
   /** The URL without a password, for logs. */
   display: string;
+  close(): Promise<void>;
 }
 
 /**
@@ -18,15 +26,18 @@ export interface Db {
  */
 export function openDb(url: string): Db {
   if (/^postgres(ql)?:\/\//.test(url)) {
+    // Connections open on first use: an admin command that never writes a report never opens the second pool.
     const sql = new SQL(url, { max: 10, idleTimeout: 30 });
-    return { sql, dialect: "postgres", display: url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@") };
+    const reports = new SQL(url, { max: 10, idleTimeout: 30, connection: { synchronous_commit: "off" } });
+    const close = async () => void (await Promise.all([sql.close(), reports.close()]));
+    return { sql, reports, dialect: "postgres", display: url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@"), close };
   }
   const path = url.startsWith("sqlite://") ? url.slice("sqlite://".length) : url;
   if (!path || /^[a-z]+:\/\//.test(path)) throw new ConfigError(`--db ${url}: use sqlite:///path/to/server.db or postgres://user@host/db`);
   const file = isAbsolute(path) ? path : resolve(path);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const sql = new SQL({ adapter: "sqlite", filename: file, create: true, readwrite: true });
-  return { sql, dialect: "sqlite", display: `sqlite://${file}` };
+  return { sql, reports: sql, dialect: "sqlite", display: `sqlite://${file}`, close: () => sql.close() };
 }
 
 /** Each migration runs once, in order; several servers starting at once take turns. */
@@ -87,6 +98,23 @@ const migrations: string[] = [
      PRIMARY KEY (node_hostname, id)
    );
    CREATE INDEX node_sessions_user ON node_sessions(user_name);`,
+  // What a node reports moves to node_reports (its GPUs and sessions as JSON, written only when the report changed), so
+  // the row every heartbeat rewrites stays small: counts, last_seen, the report's digest and the users with sessions
+  // there (",alice,bob,", what `session list` filters on). A later migration that changes what is derived from
+  // reports must set state_digest to NULL, so every node writes its report again. Sessions are not carried over: nodes
+  // report them again within seconds.
+  `CREATE TABLE node_reports (
+     hostname TEXT PRIMARY KEY REFERENCES nodes(hostname),
+     gpus TEXT NOT NULL DEFAULT '[]',
+     sessions TEXT NOT NULL DEFAULT '[]'
+   );
+   INSERT INTO node_reports (hostname, gpus) SELECT hostname, gpus FROM nodes;
+   ALTER TABLE nodes DROP COLUMN gpus;
+   ALTER TABLE nodes ADD COLUMN state_digest TEXT;
+   ALTER TABLE nodes ADD COLUMN session_users TEXT NOT NULL DEFAULT '';
+   DROP TABLE node_sessions;
+   DROP INDEX nodes_cluster;
+   CREATE INDEX nodes_cluster ON nodes(cluster_id, hostname);`,
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -36,7 +36,7 @@ export async function runServer(options: { listen: string; db: string; releasesD
     process.once("SIGINT", () => resolve());
   });
   await server.stop();
-  await db.sql.close();
+  await db.close();
   log("server stopped");
 }
 

@@ -1,8 +1,21 @@
 import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import type { Db } from "./db.ts";
-import { newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
-import { gpuTypeOf, nodeStatus, type ClusterInfo, type Heartbeat, type NodeDetails, type NodeGpu, type NodeInfo, type NodeSession, type PlacementNodeInfo, type UserInfo } from "./types.ts";
+import { hashSecret, newToken, parseToken, secretMatches, type TokenKind } from "./tokens.ts";
+import { nodeFrom, normalizeSessions, num, placementFrom, sessionsFrom, sessionUsers, usersLike, viewGpus } from "./rows.ts";
+import {
+  gpuIsFree,
+  gpuTypeOf,
+  offlineAfterMs,
+  type ClusterInfo,
+  type Heartbeat,
+  type HeartbeatAnswer,
+  type NodeDetails,
+  type NodeInfo,
+  type NodeSession,
+  type PlacementNodeInfo,
+  type UserInfo,
+} from "./types.ts";
 
 export type Principal = { kind: "user"; userId: string; tokenId: string; user: UserInfo } | { kind: "node"; tokenId: string; hostname: string };
 
@@ -10,13 +23,10 @@ const webSessionMs = 12 * 3600 * 1000;
 const namePattern = /^[a-z_][a-z0-9_.-]{0,31}$/;
 const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
 /**
  * Everything the server keeps, in SQL only: no in-memory state, so several servers on one PostgreSQL agree. Every
- * method is one statement or one transaction.
+ * method is one statement or one transaction, except `heartbeat`, whose two writes are ordered so that either
+ * outcome of a failure between them is safe.
  */
 export class Store {
   constructor(
@@ -147,123 +157,127 @@ export class Store {
     if (result.count === 0) throw new NotFoundError(`no node ${hostname}`);
   }
 
-  /** A node's report: its inventory and sessions replace what was known, in one transaction. */
-  async heartbeat(hostname: string, beat: Heartbeat): Promise<{ cordoned: boolean; cluster: string }> {
-    const now = this.now();
-    const free = beat.gpus.filter((g) => g.healthy && g.claimedBy === null).length;
-    return this.sql.begin(async (tx) => {
-      const updated = await tx`
-        UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
-          gpus_total = ${beat.gpus.length}, gpus_free = ${free}, gpus = ${JSON.stringify(beat.gpus)}, version = ${beat.version},
-          last_seen = ${now}
-        WHERE hostname = ${hostname}
-        RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
-      if (updated.length === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
-      await tx`DELETE FROM node_sessions WHERE node_hostname = ${hostname}`;
-      for (const s of beat.sessions) {
-        await tx`
-          INSERT INTO node_sessions (node_hostname, id, name, user_name, gpus, image, status, created_at, started_at)
-          VALUES (${hostname}, ${s.id}, ${s.name}, ${s.user}, ${JSON.stringify(s.gpus)}, ${s.image}, ${s.status},
-                  ${Date.parse(s.createdAt) || now}, ${s.startedAt ? Date.parse(s.startedAt) || null : null})`;
-      }
-      return { cordoned: num(updated[0].cordoned) === 1, cluster: String(updated[0].cluster) };
-    });
+  /**
+   * The common heartbeat in one statement: the node token is checked inside it (so a revoked token fails at the next
+   * report), `last_seen` moves, and the answer says whether the stored report has this digest. Null when the token or
+   * the node does not match; the caller then finds out which, for the right error. The hash is compared in SQL, not in
+   * constant time: timing could at most reveal the SHA-256 of a 32-byte random secret, from which no token can be made.
+   */
+  async touchNode(hostname: string, token: string, digest: string): Promise<HeartbeatAnswer | null> {
+    const parsed = parseToken(token);
+    if (!parsed || parsed.kind !== "node") return null;
+    const [row] = await this.db.reports`
+      UPDATE nodes SET last_seen = ${this.now()}
+      WHERE hostname = ${hostname} AND EXISTS (
+        SELECT 1 FROM tokens t WHERE t.id = ${parsed.id} AND t.hash = ${hashSecret(parsed.secret)} AND t.kind = 'node'
+          AND t.node_hostname = nodes.hostname AND t.revoked_at IS NULL)
+      RETURNING cordoned, state_digest, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
+    if (!row) return null;
+    return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: row.state_digest === digest };
   }
 
+  /**
+   * A node's report that differs from the stored one: its GPUs and sessions (JSON) in node_reports, then the counts,
+   * the users with sessions and the digest in its row. In that order, without a transaction: should the second write
+   * fail, the old digest makes the next report write both again; a reader in between sees new sessions, old counts.
+   */
+  async heartbeat(hostname: string, beat: Heartbeat, digest: string | null = null): Promise<HeartbeatAnswer> {
+    const now = this.now();
+    const sessions = normalizeSessions(beat.sessions, now);
+    const stored = await this.db.reports`
+      INSERT INTO node_reports (hostname, gpus, sessions)
+      SELECT hostname, ${JSON.stringify(beat.gpus)}, ${JSON.stringify(sessions)} FROM nodes WHERE hostname = ${hostname}
+      ON CONFLICT (hostname) DO UPDATE SET gpus = excluded.gpus, sessions = excluded.sessions`;
+    if (stored.count === 0) throw new NotFoundError(`no node ${hostname}: add it with 'beaker server node add ${hostname} --cluster NAME'`);
+    const [row] = await this.db.reports`
+      UPDATE nodes SET cpus = ${beat.cpus}, memory_bytes = ${beat.memoryBytes}, gpu_type = ${gpuTypeOf(beat.gpus)},
+        gpus_total = ${beat.gpus.length}, gpus_free = ${beat.gpus.filter(gpuIsFree).length}, version = ${beat.version},
+        session_users = ${sessionUsers(sessions)}, state_digest = ${digest}, last_seen = ${now}
+      WHERE hostname = ${hostname}
+      RETURNING cordoned, (SELECT name FROM clusters WHERE clusters.id = nodes.cluster_id) AS cluster`;
+    if (!row) throw new NotFoundError(`no node ${hostname}`);
+    return { cordoned: num(row.cordoned) === 1, cluster: String(row.cluster), unchanged: false };
+  }
+
+  /** Counts in SQL: a node is online when heard from within `offlineAfterMs` and not cordoned (as `nodeStatus` says). */
   async listClusters(): Promise<ClusterInfo[]> {
-    const now = this.now();
-    const clusters = await this.sql`SELECT id, name FROM clusters ORDER BY name`;
-    const nodes = await this.sql`SELECT cluster_id, gpus_free, gpus_total, last_seen, cordoned FROM nodes`;
-    return clusters.map((c: Record<string, unknown>) => {
-      const mine = nodes.filter((n: Record<string, unknown>) => n.cluster_id === c.id);
-      const online = mine.filter((n: Record<string, unknown>) => nodeStatus(numOrNull(n.last_seen), num(n.cordoned) === 1, now) === "online");
-      return {
-        name: String(c.name),
-        nodes: mine.length,
-        nodesOnline: online.length,
-        gpusFree: online.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_free), 0),
-        gpusTotal: mine.reduce((sum: number, n: Record<string, unknown>) => sum + num(n.gpus_total), 0),
-      };
-    });
+    const since = this.now() - offlineAfterMs;
+    const rows = await this.sql`
+      SELECT c.name, count(n.hostname) AS nodes,
+        sum(CASE WHEN n.last_seen >= ${since} AND n.cordoned = 0 THEN 1 ELSE 0 END) AS online,
+        sum(CASE WHEN n.last_seen >= ${since} AND n.cordoned = 0 THEN n.gpus_free ELSE 0 END) AS gpus_free,
+        sum(n.gpus_total) AS gpus_total
+      FROM clusters c LEFT JOIN nodes n ON n.cluster_id = c.id
+      GROUP BY c.id, c.name ORDER BY c.name`;
+    return rows.map((r: Record<string, unknown>) => ({
+      name: String(r.name),
+      nodes: num(r.nodes),
+      nodesOnline: num(r.online ?? 0),
+      gpusFree: num(r.gpus_free ?? 0),
+      gpusTotal: num(r.gpus_total ?? 0),
+    }));
   }
 
+  /** Every node, or one cluster's (an unknown cluster is an error, an empty one is not). */
   async listNodes(cluster?: string): Promise<NodeInfo[]> {
-    if (cluster !== undefined) {
-      const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
-      if (!c) throw new NotFoundError(`no cluster ${cluster}`);
-    }
-    const rows =
-      cluster === undefined
-        ? await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id ORDER BY n.hostname`
-        : await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.name = ${cluster} ORDER BY n.hostname`;
-    return rows.map((r: Record<string, unknown>) => this.nodeFrom(r));
+    const sql = this.sql;
+    const rows = await sql`
+      SELECT c.name AS cluster, n.hostname, n.cpus, n.memory_bytes, n.gpu_type, n.gpus_total, n.gpus_free, n.cordoned, n.version, n.last_seen
+      FROM clusters c ${cluster === undefined ? sql`JOIN` : sql`LEFT JOIN`} nodes n ON n.cluster_id = c.id
+      ${cluster === undefined ? sql`` : sql`WHERE c.name = ${cluster}`}
+      ORDER BY n.hostname`;
+    if (cluster !== undefined && rows.length === 0) throw new NotFoundError(`no cluster ${cluster}`);
+    const now = this.now();
+    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => nodeFrom(r, now));
   }
 
   /** One cluster's nodes with what picking a node needs: each GPU's model and state, and the queue's length. */
   async listPlacement(cluster: string): Promise<PlacementNodeInfo[]> {
-    const [c] = await this.sql`SELECT id FROM clusters WHERE name = ${cluster}`;
-    if (!c) throw new NotFoundError(`no cluster ${cluster}`);
     const rows = await this.sql`
-      SELECT n.*, c.name AS cluster,
-        (SELECT count(*) FROM node_sessions s WHERE s.node_hostname = n.hostname AND s.status = 'queued') AS queued
-      FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE c.id = ${c.id} ORDER BY n.hostname`;
-    return rows.map((r: Record<string, unknown>) => ({
-      ...this.nodeFrom(r),
-      // Free as the node counts it in gpus_free: healthy and held by no session.
-      gpus: (r.gpus ? (JSON.parse(String(r.gpus)) as NodeGpu[]) : []).map((g) => ({ name: g.name, healthy: g.healthy, free: g.healthy && g.claimedBy === null })),
-      queued: num(r.queued),
-    }));
+      SELECT c.name AS cluster, n.hostname, n.cpus, n.memory_bytes, n.gpu_type, n.gpus_total, n.gpus_free, n.cordoned, n.version,
+        n.last_seen, r.gpus, r.sessions
+      FROM clusters c LEFT JOIN nodes n ON n.cluster_id = c.id LEFT JOIN node_reports r ON r.hostname = n.hostname
+      WHERE c.name = ${cluster}
+      ORDER BY n.hostname`;
+    if (rows.length === 0) throw new NotFoundError(`no cluster ${cluster}`);
+    const now = this.now();
+    return rows.filter((r: Record<string, unknown>) => r.hostname !== null).map((r: Record<string, unknown>) => placementFrom(r, now));
   }
 
+  /** One node with its GPUs (why each unavailable one is, in words for this viewer) and everyone's sessions there. */
   async getNode(hostname: string, viewer: UserInfo): Promise<NodeDetails> {
-    const [row] = await this.sql`SELECT n.*, c.name AS cluster FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE n.hostname = ${hostname}`;
+    const [row] = await this.sql`
+      SELECT n.*, c.name AS cluster, r.gpus, r.sessions
+      FROM nodes n JOIN clusters c ON c.id = n.cluster_id LEFT JOIN node_reports r ON r.hostname = n.hostname
+      WHERE n.hostname = ${hostname}`;
     if (!row) throw new NotFoundError(`no node ${hostname}`);
-    return { ...this.nodeFrom(row), gpus: JSON.parse(String(row.gpus)), sessions: await this.listSessions(viewer, { node: hostname, everyone: true }) };
-  }
-
-  private nodeFrom(r: Record<string, unknown>): NodeInfo {
-    const lastSeen = numOrNull(r.last_seen);
-    const cordoned = num(r.cordoned) === 1;
-    return {
-      hostname: String(r.hostname),
-      cluster: String(r.cluster),
-      cpus: num(r.cpus),
-      memoryBytes: num(r.memory_bytes),
-      gpuType: (r.gpu_type as string | null) ?? null,
-      gpusTotal: num(r.gpus_total),
-      gpusFree: num(r.gpus_free),
-      status: nodeStatus(lastSeen, cordoned, this.now()),
-      cordoned,
-      version: (r.version as string | null) ?? null,
-      lastSeen: iso(lastSeen),
-    };
+    return { ...nodeFrom(row, this.now()), gpus: viewGpus(row.gpus, viewer.admin), sessions: sessionsFrom(row.sessions, hostname) };
   }
 
   /**
    * Sessions as nodes last reported them: the viewer's own, or everyone's for an admin. `everyone` (a node's page)
-   * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node.
+   * shows who holds which GPUs to any signed-in user, as `beaker node gpus` does on the node. Only the JSON of nodes
+   * whose `session_users` may name the viewer is read.
    */
   async listSessions(viewer: UserInfo, filter: { cluster?: string; node?: string; everyone?: boolean } = {}): Promise<Array<NodeSession & { node: string }>> {
     const sql = this.sql;
+    let clusterId: unknown;
+    if (filter.cluster !== undefined) {
+      const [known] = await sql`SELECT id FROM clusters WHERE name = ${filter.cluster}`;
+      if (!known) throw new NotFoundError(`no cluster ${filter.cluster}`);
+      clusterId = known.id;
+    }
+    const mineOnly = !viewer.admin && !filter.everyone;
     const rows = await sql`
-      SELECT s.*, c.name AS cluster FROM node_sessions s JOIN nodes n ON n.hostname = s.node_hostname JOIN clusters c ON c.id = n.cluster_id
-      WHERE 1 = 1
-        ${viewer.admin || filter.everyone ? sql`` : sql`AND s.user_name = ${viewer.name}`}
-        ${filter.cluster === undefined ? sql`` : sql`AND c.name = ${filter.cluster}`}
-        ${filter.node === undefined ? sql`` : sql`AND s.node_hostname = ${filter.node}`}
-      ORDER BY s.created_at`;
+      SELECT n.hostname, r.sessions FROM nodes n JOIN node_reports r ON r.hostname = n.hostname
+      WHERE n.session_users <> ''
+        ${clusterId === undefined ? sql`` : sql`AND n.cluster_id = ${clusterId}`}
+        ${filter.node === undefined ? sql`` : sql`AND n.hostname = ${filter.node}`}
+        ${mineOnly ? sql`AND n.session_users LIKE ${usersLike(viewer.name)} ESCAPE '\\'` : sql``}`;
     return rows
-      .map((r: Record<string, unknown>) => ({
-        id: String(r.id),
-        name: String(r.name),
-        user: String(r.user_name),
-        node: String(r.node_hostname),
-        gpus: JSON.parse(String(r.gpus)) as string[],
-        image: String(r.image),
-        status: String(r.status),
-        createdAt: iso(num(r.created_at))!,
-        startedAt: iso(numOrNull(r.started_at)),
-      }));
+      .flatMap((r: Record<string, unknown>) => sessionsFrom(r.sessions, String(r.hostname)))
+      .filter((s: NodeSession) => !mineOnly || s.user === viewer.name)
+      .sort((a: NodeSession, b: NodeSession) => a.createdAt.localeCompare(b.createdAt));
   }
 }
 

@@ -1,4 +1,5 @@
 /** What the server's API speaks (JSON), shared with its clients: the CLI and the executor. */
+import { busyNoSession } from "../gpu/report.ts";
 
 export interface UserInfo {
   name: string;
@@ -11,7 +12,17 @@ export interface NodeGpu {
   name: string | null;
   memoryMiB: number | null;
   claimedBy: string | null;
+  /** The driver's word, as in `beaker node gpus` (executors before 0.1.1 also said false for a GPU others used). */
   healthy: boolean;
+  /** The driver's words when it is not healthy; missing from executors before 0.1.1. */
+  error?: string | null;
+  /** Processes on it that no session owns: their names and pids are shown to admins only. */
+  foreignProcesses?: Array<{ pid: number; name: string }>;
+}
+
+/** A GPU as a viewer of a node sees it: why it cannot be handed out, in words fit for that viewer. */
+export interface ViewedGpu extends NodeGpu {
+  reason: string | null;
 }
 
 export interface NodeSession {
@@ -32,6 +43,13 @@ export interface Heartbeat {
   version: string;
   gpus: NodeGpu[];
   sessions: NodeSession[];
+}
+
+/** The server's answer to a heartbeat; `unchanged`: the report matched the stored one, so only last_seen moved. */
+export interface HeartbeatAnswer {
+  cordoned: boolean;
+  cluster: string;
+  unchanged: boolean;
 }
 
 export type NodeStatus = "online" | "offline" | "cordoned";
@@ -60,7 +78,7 @@ export interface PlacementNodeInfo extends NodeInfo {
 }
 
 export interface NodeDetails extends NodeInfo {
-  gpus: NodeGpu[];
+  gpus: ViewedGpu[];
   sessions: Array<NodeSession & { node: string }>;
 }
 
@@ -79,6 +97,24 @@ export const offlineAfterMs = 60_000;
 export function nodeStatus(lastSeen: number | null, cordoned: boolean, now: number): NodeStatus {
   if (lastSeen === null || now - lastSeen > offlineAfterMs) return "offline";
   return cordoned ? "cordoned" : "online";
+}
+
+/** Whether a session could be given this GPU now. Pure. */
+export function gpuIsFree(gpu: NodeGpu): boolean {
+  return gpu.healthy && gpu.claimedBy === null && (gpu.foreignProcesses ?? []).length === 0;
+}
+
+/**
+ * What is wrong with a GPU, or null: `unhealthy: <the driver's words>` (even when a session holds it), or, when no
+ * session holds it, `busy, no session` with the processes' names and pids for admins only (a command line can say what
+ * someone works on). Pure.
+ */
+export function gpuUnavailableReason(gpu: NodeGpu, admin: boolean): string | null {
+  // An old executor sends no `error` field, and its unhealthy also covers busy: it only knew "unavailable".
+  if (!gpu.healthy) return gpu.error === undefined ? "unavailable" : gpu.error ? `unhealthy: ${gpu.error}` : "unhealthy";
+  const foreign = gpu.foreignProcesses ?? [];
+  if (gpu.claimedBy !== null || foreign.length === 0) return null;
+  return admin ? `${busyNoSession}: ${foreign.map((p) => `${p.name || "?"} (pid ${p.pid})`).join(", ")}` : busyNoSession;
 }
 
 /** The GPU type a node is known by: the most common model name. Pure. */

@@ -1,7 +1,22 @@
 import { UsageError } from "../errors.ts";
 
-/** A JSON shape: a type name (`"?"` suffix: may be null or missing), an array of one shape, or an object of shapes. */
-export type Shape = "string" | "number" | "boolean" | "string?" | "number?" | { readonly [key: string]: Shape } | readonly [Shape];
+const optionalMark = Symbol("optional");
+
+/**
+ * A JSON shape: a type name (`"?"` suffix: may be null or missing), an array of one shape, an object of shapes, or
+ * `optional(shape)` for a list or object that may be null or missing.
+ */
+export type Shape =
+  | "string"
+  | "number"
+  | "boolean"
+  | "string?"
+  | "number?"
+  | { readonly [key: string]: Shape }
+  | readonly [Shape]
+  | { readonly [optionalMark]: Shape };
+
+export const optional = (shape: Shape): Shape => ({ [optionalMark]: shape });
 
 /**
  * Checks a parsed body against a shape: wrong types and unknown fields are refused with the path that is wrong
@@ -17,6 +32,9 @@ export function validate<T>(value: unknown, shape: Shape, path = "body"): T {
     if (type === "string" && (value as string).length > 4096) throw new UsageError(`${path} is too long`);
     return value as T;
   }
+  if (typeof shape === "object" && optionalMark in shape) {
+    return value === null || value === undefined ? (value as T) : validate<T>(value, shape[optionalMark], path);
+  }
   if (Array.isArray(shape)) {
     if (!Array.isArray(value)) throw new UsageError(`${path} must be a list`);
     if (value.length > 10_000) throw new UsageError(`${path} has too many entries`);
@@ -30,12 +48,16 @@ export function validate<T>(value: unknown, shape: Shape, path = "body"): T {
   return value as T;
 }
 
-/** Reads a JSON body of at most `limit` bytes. */
-export async function readBody(req: Request, limit: number): Promise<unknown> {
+/** Reads a body of at most `limit` bytes. */
+export async function readText(req: Request, limit: number): Promise<string> {
   const declared = Number(req.headers.get("content-length") ?? 0);
   if (declared > limit) throw new TooLarge(limit);
   const text = await req.text();
   if (text.length > limit) throw new TooLarge(limit);
+  return text;
+}
+
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -54,6 +76,17 @@ export const heartbeatShape: Shape = {
   cpus: "number",
   memoryBytes: "number",
   version: "string",
-  gpus: [{ index: "number?", uuid: "string", name: "string?", memoryMiB: "number?", claimedBy: "string?", healthy: "boolean" }],
+  gpus: [
+    {
+      index: "number?",
+      uuid: "string",
+      name: "string?",
+      memoryMiB: "number?",
+      claimedBy: "string?",
+      healthy: "boolean",
+      error: "string?",
+      foreignProcesses: optional([{ pid: "number", name: "string" }]),
+    },
+  ],
   sessions: [{ id: "string", name: "string", user: "string", gpus: ["string"], image: "string", status: "string", createdAt: "string", startedAt: "string?" }],
 };

@@ -97,10 +97,10 @@ export async function nodePage(store: Store, user: User, hostname: string, now: 
 <p>Cluster <a href="/clusters/${encodeURIComponent(node.cluster)}">${node.cluster}</a> · <span class="${node.status}">${node.status}</span> · last seen ${formatAgo(node.lastSeen, now)} ·
 ${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span class="gpus">${node.gpusFree} / ${node.gpusTotal}</span> GPUs free</p>
 <p><input class="cmd" id="cmd-node" readonly value="${`ssh ${node.hostname}`}" aria-label="ssh command"> <button type="button" data-copy="cmd-node">Copy</button></p>
-<h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Memory</th><th>UUID</th><th>Held by</th></tr></thead><tbody>${node.gpus.map(
+<h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Memory</th><th>UUID</th><th>State</th></tr></thead><tbody>${node.gpus.map(
       (g) =>
-        html`<tr><td>${g.index ?? "-"}</td><td>${g.name ?? "-"}</td><td>${g.memoryMiB === null ? "-" : `${Math.round(g.memoryMiB / 1024)} GiB`}</td><td><code>${g.uuid}</code></td><td>${
-          g.healthy ? (g.claimedBy ? html`session <code>${g.claimedBy}</code>` : "free") : "unavailable"
+        html`<tr data-gpu="${g.uuid}"><td>${g.index ?? "-"}</td><td>${g.name ?? "-"}</td><td>${g.memoryMiB === null ? "-" : `${Math.round(g.memoryMiB / 1024)} GiB`}</td><td><code>${g.uuid}</code></td><td class="state">${
+          g.claimedBy ? html`session <code>${g.claimedBy}</code>${g.reason ? ` · ${g.reason}` : ""}` : (g.reason ?? "free")
         }</td></tr>`,
     )}</tbody></table>
 <h2>Sessions</h2>${sessionsTable(node.sessions, now, false)}`,

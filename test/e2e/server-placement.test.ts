@@ -33,7 +33,14 @@ describe.each(["sqlite", "postgres"])("on %s", (kind) => {
       cpus: 64,
       memoryBytes: 2 ** 30,
       version: "0.1.0",
-      gpus: [gpu(0, "NVIDIA H100 80GB HBM3"), gpu(1, "NVIDIA H100 80GB HBM3", "s1"), gpu(2, "NVIDIA H100 80GB HBM3", null, false), gpu(3, "NVIDIA A100-SXM4-80GB")],
+      gpus: [
+        gpu(0, "NVIDIA H100 80GB HBM3"),
+        gpu(1, "NVIDIA H100 80GB HBM3", "s1"),
+        gpu(2, "NVIDIA H100 80GB HBM3", null, false),
+        gpu(3, "NVIDIA A100-SXM4-80GB"),
+        // Someone's process outside Beaker: the executor hands it out to nobody, so placement counts it out too.
+        { ...gpu(4, "NVIDIA A100-SXM4-80GB"), error: null, foreignProcesses: [{ pid: 4242, name: "python" }] },
+      ],
       sessions: [session("s1", "running"), session("s2", "queued"), session("s3", "queued")],
     };
     expect((await server.api("/nodes/gpu-1/heartbeat", token, { method: "PUT", body: JSON.stringify(beat) })).status).toBe(200);
@@ -57,6 +64,7 @@ describe.each(["sqlite", "postgres"])("on %s", (kind) => {
         { name: "NVIDIA H100 80GB HBM3", healthy: true, free: false },
         { name: "NVIDIA H100 80GB HBM3", healthy: false, free: false },
         { name: "NVIDIA A100-SXM4-80GB", healthy: true, free: true },
+        { name: "NVIDIA A100-SXM4-80GB", healthy: false, free: false },
       ],
     });
     expect(nodes[1]).toMatchObject({ status: "offline", gpus: [], queued: 0 });

@@ -1,7 +1,8 @@
 /** The server's web pages in headless Chromium (Debian's), as a researcher uses them to pick a node. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { chromium, type Browser } from "playwright-core";
-import { removeDir, tempDir } from "../harness.ts";
+import { fixture, removeDir, tempDir } from "../harness.ts";
 import { managedContainers, TestExecutor } from "../executor-harness.ts";
 import { TestServer } from "../server-harness.ts";
 
@@ -112,4 +113,49 @@ test("what nodes report is escaped on the pages; the copy button works with Java
   await page.locator("tr[data-node=test-node] button[data-copy]").click();
   expect(await page.evaluate("navigator.clipboard.readText()")).toBe("ssh test-node\nbeaker session create --gpus 1");
   await context.close();
+}, 60_000);
+
+test("a node's page says why a GPU is unavailable: busy with no session (process names and pids for admins only), or unhealthy in the driver's words", async () => {
+  // The V100 recording as it is, on GPU 0 a `python` (pid 37305) that no session owns; the other GPUs without
+  // processes, and GPU 1 one the driver cannot reach (the line nvidia-smi prints before its XML then).
+  const recording = readFileSync(fixture("datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml"), "utf8");
+  let seen = 0;
+  const xml = recording.replace(/<processes>[\s\S]*?<\/processes>/g, (block) => (seen++ === 0 ? block : "<processes>\n\t\t</processes>"));
+  const [busy, lost] = [...xml.matchAll(/<uuid>(GPU-[^<]+)<\/uuid>/g)].map((m) => m[1]!);
+  const dir = tempDir("beaker-busy-");
+  const side = new TestExecutor({
+    nodeName: "busy-node",
+    nvidiaSmiXml: `Unable to determine the device handle for GPU00000000:00:0E.0: GPU is lost.  Reboot the system to recover this GPU\n${xml}`,
+    extra: `server: ${server.url}\ntokenFile: ${await server.addNode("busy-node", "lab", dir)}\n`,
+  });
+  const ops = await server.createUser("ops", true);
+  await side.start();
+  try {
+    const states = async (token: string) => {
+      const context = await browser.newContext({ javaScriptEnabled: false });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/login`);
+      await page.fill("input[name=token]", token);
+      await page.click("button[type=submit]");
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline; await Bun.sleep(200)) {
+        await page.goto(`${server.url}/nodes/busy-node`);
+        if ((await page.locator("tr[data-gpu]").count()) === 8) break;
+      }
+      const state = async (uuid: string) => page.locator(`tr[data-gpu="${uuid}"] td.state`).textContent();
+      const result = { busy: await state(busy!), lost: await state(lost!), free: await page.locator("td.state", { hasText: /^free$/ }).count(), html: await page.content() };
+      await context.close();
+      return result;
+    };
+    const asAlice = await states(alice);
+    expect(asAlice).toMatchObject({
+      busy: "busy, no session",
+      lost: "unhealthy: the driver cannot reach this GPU: GPU is lost.  Reboot the system to recover this GPU",
+      free: 6,
+    });
+    expect(asAlice.html).not.toContain("37305");
+    expect(await states(ops)).toMatchObject({ busy: "busy, no session: python (pid 37305)", free: 6 });
+  } finally {
+    await side.cleanup();
+    removeDir(dir);
+  }
 }, 60_000);

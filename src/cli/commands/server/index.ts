@@ -18,7 +18,7 @@ async function withStore<T>(flags: Record<string, unknown>, factory: Factory, ac
   try {
     return await action(store);
   } finally {
-    await store.db.sql.close();
+    await store.db.close();
   }
 }
 
