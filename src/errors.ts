@@ -78,6 +78,12 @@ export class UnavailableError extends BeakerError {
   override name = "UnavailableError";
 }
 
+/** The executor is restarting: the request may be sent again (with its ticket) once it is back. */
+export class RestartingError extends BeakerError {
+  override readonly code = "restarting";
+  override name = "RestartingError";
+}
+
 const byCode: Record<string, new (message: string) => BeakerError> = {
   error: BeakerError,
   usage: UsageError,
@@ -89,6 +95,7 @@ const byCode: Record<string, new (message: string) => BeakerError> = {
   session_start: SessionStartError,
   config: ConfigError,
   unavailable: UnavailableError,
+  restarting: RestartingError,
 };
 
 /** Rebuilds a typed error from its wire form (`{code, message}`). */

@@ -38,6 +38,8 @@ export interface ExecutorConfig {
   maxShmSize: number | null;
   /** Requests one user may have waiting in the queue at once. */
   maxQueuedPerUser: number;
+  /** Seconds after a restart during which waiting callers may come back with their tickets and keep their places. */
+  queueGrace: number;
   /** GPUs one user may hold (and wait for) at once; null = no limit. */
   maxGpusPerUser: number | null;
   /** The host address published ports bind to (127.0.0.1: reach them over SSH; 0.0.0.0: from anywhere). */
@@ -70,6 +72,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     defaultMemory: { percent: 90 },
     maxShmSize: null,
     maxQueuedPerUser: 8,
+    queueGrace: 30,
     maxGpusPerUser: null,
     publishAddress: "127.0.0.1",
     sessionNetwork: defaultSessionNetwork,
@@ -130,6 +133,7 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   },
   maxShmSize: optional(size),
   maxQueuedPerUser: count(1),
+  queueGrace: seconds,
   maxGpusPerUser: optional(count(0)),
   publishAddress: (v) => {
     if (typeof v !== "string" || !/^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/.test(v.trim())) throw new Error('must be an IP address like "127.0.0.1" or "0.0.0.0"');

@@ -21,6 +21,11 @@ export interface CreateSessionRequest {
   noWait: boolean;
   /** Start without waiting for a terminal to attach. */
   detach: boolean;
+  /**
+   * The ticket of this same request from before an executor restart: it takes its place in the queue back. Left out
+   * when there is none (an executor from before tickets refuses fields it does not know).
+   */
+  ticket?: string;
 }
 
 export type SessionStatus = "queued" | "starting" | "running" | "stopping" | "exited";
@@ -58,6 +63,10 @@ export interface SessionDetails extends SessionInfo {
 }
 
 export type CreateEvent =
+  /** First of all: what to show the executor after a restart to keep this request's place (replaces any earlier one). */
+  | { type: "ticket"; sessionId: string; ticket: string }
+  /** A request sent again with its ticket: whether it got its place back, or waits as a new request. */
+  | { type: "returned"; kept: boolean }
   /** Waiting for GPUs: the request's session ID (stop it to leave the queue) and its place in the node's queue. */
   | { type: "queued"; sessionId: string; position: number; gpus: number; free: number }
   | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }

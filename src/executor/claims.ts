@@ -9,6 +9,11 @@
  * created is held here as `reserved` until the container exists (`confirmed`). Listings race with everything else,
  * so each claim and each end carries the epoch (event count) at which it happened, and a listing only overrules
  * what happened before it was asked for.
+ *
+ * The order of requests outlives the executor: `placesOf` is what the executor writes down at every change, and at the
+ * next start a `restore` puts those places back at the head of the queue, vacant. A caller that comes back with its
+ * ticket (checked by the executor before it gets here) takes its place again; after `grace-over` the places nobody
+ * took are given up. A vacant place is never granted, so no request made after the restart overtakes it.
  */
 
 export interface Hold {
@@ -26,6 +31,15 @@ export interface Waiting {
   noWait: boolean;
   /** The last position the caller was told (0: none yet). */
   told: number;
+  /** A place kept from before a restart whose caller has not come back yet: it holds its position, never granted. */
+  vacant?: boolean;
+}
+
+/** A request's place in the order, as written down to outlive a restart: granted but not yet a container, or waiting. */
+export interface Place {
+  sessionId: string;
+  uid: number;
+  count: number;
 }
 
 /** What one user may have on this node at once (config `maxQueuedPerUser`, `maxGpusPerUser`). */
@@ -49,12 +63,26 @@ export interface ClaimState {
   queue: readonly Waiting[];
   /** Sessions whose container is gone, with the epoch of their end, until no listing in flight can predate it. */
   ended: ReadonlyMap<string, number>;
+  /** What became of each restored place that is no longer vacant: taken back by its caller, or given up. */
+  returns: ReadonlyMap<string, "taken" | "lapsed">;
+  /** The executor is stopping: nothing more is granted, so the places written down stay as they are. */
+  draining: boolean;
   epoch: number;
 }
 
 export type ClaimEvent =
   | { type: "inventory"; total: number; usable: string[]; error: string | null }
-  | { type: "request"; sessionId: string; uid: number; count: number; noWait: boolean }
+  /**
+   * `place`: the session whose place (from before a restart) the caller's ticket names; the executor has checked the
+   * ticket's signature, its user and that it was issued for this very request.
+   */
+  | { type: "request"; sessionId: string; uid: number; count: number; noWait: boolean; place?: string }
+  /** At start-up, before any request: the places the previous run wrote down, in order. */
+  | { type: "restore"; places: Place[] }
+  /** The grace period after a restart is over: places nobody came back for are given up. */
+  | { type: "grace-over" }
+  /** The executor is about to stop (restart): grant nothing more, and turn new requests away to the next executor. */
+  | { type: "drain" }
   /** The request is withdrawn before its container exists: caller gone, stopped while queued, create failed. */
   | { type: "cancel"; sessionId: string }
   /** The session's container exists: its claim is in Docker's labels now. */
@@ -70,18 +98,40 @@ export type ClaimEvent =
 export type ClaimEffect =
   | { type: "grant"; sessionId: string; gpus: string[] }
   | { type: "queued"; sessionId: string; position: number; free: number }
-  | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus" | "limit"; message: string }
+  | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus" | "limit" | "ticket" | "restarting"; message: string }
+  /** A request that named a place: whether it got that place back, or joins the queue as a new request. */
+  | { type: "returned"; sessionId: string; place: string; kept: boolean }
+  /** A restored place whose caller did not come back in time (the id is the place's old session). */
+  | { type: "lapsed"; sessionId: string }
   /** A running container this executor does not hold: watch it (after a restart, or one that outlived its end). */
   | { type: "adopt"; sessionId: string; gpus: string[] }
   /** A confirmed claim whose container a later listing no longer shows. */
   | { type: "lost"; sessionId: string };
 
 export function initialClaims(limits: UserLimits = { maxQueued: Infinity, maxGpus: Infinity }): ClaimState {
-  return { limits, ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, holds: new Map(), queue: [], ended: new Map(), epoch: 0 };
+  return {
+    limits,
+    ready: false,
+    inventoryKnown: false,
+    total: 0,
+    usable: [],
+    inventoryError: null,
+    holds: new Map(),
+    queue: [],
+    ended: new Map(),
+    returns: new Map(),
+    draining: false,
+    epoch: 0,
+  };
 }
 
 /** The state being changed inside one step: the same, with its collections writable. */
-type Draft = Omit<ClaimState, "holds" | "queue" | "ended"> & { holds: Map<string, Hold>; queue: Waiting[]; ended: Map<string, number> };
+type Draft = Omit<ClaimState, "holds" | "queue" | "ended" | "returns"> & {
+  holds: Map<string, Hold>;
+  queue: Waiting[];
+  ended: Map<string, number>;
+  returns: Map<string, "taken" | "lapsed">;
+};
 
 const plural = (n: number) => `${n} GPU${n === 1 ? "" : "s"}`;
 
@@ -90,6 +140,17 @@ export function freeGpus(state: Pick<ClaimState, "usable" | "holds">): string[] 
   const held = new Set<string>();
   for (const hold of state.holds.values()) for (const uuid of hold.gpus) held.add(uuid);
   return state.usable.filter((uuid) => !held.has(uuid));
+}
+
+/**
+ * The order as it must outlive a restart: claims granted but not yet a container (they were ahead of everyone), then
+ * the queue, vacant places included. Written down by the executor whenever it changes.
+ */
+export function placesOf(state: Pick<ClaimState, "holds" | "queue">): Place[] {
+  const places: Place[] = [];
+  for (const [sessionId, hold] of state.holds) if (hold.stage === "reserved") places.push({ sessionId, uid: hold.uid, count: hold.gpus.length });
+  for (const w of state.queue) if (!w.noWait) places.push({ sessionId: w.sessionId, uid: w.uid, count: w.count });
+  return places;
 }
 
 /** GPU uuid -> the session holding it. */
@@ -107,10 +168,12 @@ function tooLarge(s: Draft, count: number): string | null {
 
 /** Grants heads while they fit; refuses what can never fit or must not wait; tells the rest their place. */
 function pump(s: Draft, effects: ClaimEffect[]): void {
-  if (s.ready && s.inventoryKnown) {
+  if (s.ready && s.inventoryKnown && !s.draining) {
     let free = freeGpus(s);
     while (s.queue.length > 0) {
       const head = s.queue[0]!;
+      // Its caller may still come back within the grace period: nobody behind it goes first.
+      if (head.vacant) break;
       const never = s.inventoryError ? `cannot hand out GPUs: ${s.inventoryError}` : tooLarge(s, head.count);
       if (never) {
         s.queue.shift();
@@ -137,7 +200,7 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
   }
   const freeCount = freeGpus(s).length;
   s.queue.forEach((w, i) => {
-    if (w.told === i + 1) return;
+    if (w.told === i + 1 || w.vacant) return;
     s.queue[i] = { ...w, told: i + 1 };
     effects.push({ type: "queued", sessionId: w.sessionId, position: i + 1, free: freeCount });
   });
@@ -157,8 +220,35 @@ function overLimit(s: Draft, e: Extract<ClaimEvent, { type: "request" }>): strin
   return null;
 }
 
+/**
+ * A request whose ticket names a place: it takes the place back when that place is still vacant (and its user's), is
+ * refused when the place was taken already (a ticket works once), and otherwise is a new request. Returns whether the
+ * request was dealt with.
+ */
+function returning(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, place: string, effects: ClaimEffect[]): boolean {
+  const at = s.queue.findIndex((w) => w.vacant && w.sessionId === place);
+  if (at !== -1 && s.queue[at]!.uid === e.uid) {
+    s.queue[at] = { sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, told: 0 };
+    s.returns.set(place, "taken");
+    effects.push({ type: "returned", sessionId: e.sessionId, place, kept: true });
+    pump(s, effects);
+    return true;
+  }
+  if (at !== -1 || s.returns.get(place) === "taken") {
+    effects.push({ type: "refuse", sessionId: e.sessionId, reason: "ticket", message: "this queue ticket was already used; it keeps a place once" });
+    return true;
+  }
+  effects.push({ type: "returned", sessionId: e.sessionId, place, kept: false });
+  return false;
+}
+
 function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects: ClaimEffect[]): void {
   if (s.holds.has(e.sessionId) || s.queue.some((w) => w.sessionId === e.sessionId)) return;
+  if (s.draining) {
+    effects.push({ type: "refuse", sessionId: e.sessionId, reason: "restarting", message: "the executor is restarting; send the request again in a moment" });
+    return;
+  }
+  if (e.place !== undefined && e.count > 0 && returning(s, e, e.place, effects)) return;
   if (e.count === 0) {
     effects.push({ type: "grant", sessionId: e.sessionId, gpus: [] });
     return;
@@ -195,14 +285,50 @@ function listing(s: Draft, e: Extract<ClaimEvent, { type: "listing" }>, effects:
     if (endedAt !== undefined && endedAt > e.since) continue;
     s.holds.set(c.sessionId, { uid: c.uid, gpus: c.gpus, stage: "confirmed", epoch: s.epoch });
     effects.push({ type: "adopt", sessionId: c.sessionId, gpus: c.gpus });
+    // Its request became this container before the restart: the place it kept is not needed any more.
+    const vacant = s.queue.findIndex((w) => w.vacant && w.sessionId === c.sessionId);
+    if (vacant !== -1) {
+      s.queue.splice(vacant, 1);
+      s.returns.set(c.sessionId, "taken");
+    }
   }
   for (const [sessionId, endedAt] of s.ended) if (endedAt <= e.since) s.ended.delete(sessionId);
   s.ready = true;
   pump(s, effects);
 }
 
+/** The places written down before a restart go back to the head of the queue, vacant, in their order. */
+function restore(s: Draft, places: Place[], effects: ClaimEffect[]): void {
+  const known = new Set([...s.holds.keys(), ...s.queue.map((w) => w.sessionId), ...s.returns.keys()]);
+  const vacant: Waiting[] = [];
+  for (const p of places) {
+    if (p.count <= 0 || known.has(p.sessionId)) continue;
+    known.add(p.sessionId);
+    vacant.push({ sessionId: p.sessionId, uid: p.uid, count: p.count, noWait: false, told: 0, vacant: true });
+  }
+  s.queue = [...vacant, ...s.queue];
+  pump(s, effects);
+}
+
+function graceOver(s: Draft, effects: ClaimEffect[]): void {
+  for (const w of s.queue) {
+    if (!w.vacant) continue;
+    s.returns.set(w.sessionId, "lapsed");
+    effects.push({ type: "lapsed", sessionId: w.sessionId });
+  }
+  s.queue = s.queue.filter((w) => !w.vacant);
+  pump(s, effects);
+}
+
 export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState; effects: ClaimEffect[] } {
-  const s: Draft = { ...state, holds: new Map(state.holds), queue: [...state.queue], ended: new Map(state.ended), epoch: state.epoch + 1 };
+  const s: Draft = {
+    ...state,
+    holds: new Map(state.holds),
+    queue: [...state.queue],
+    ended: new Map(state.ended),
+    returns: new Map(state.returns),
+    epoch: state.epoch + 1,
+  };
   const effects: ClaimEffect[] = [];
   switch (event.type) {
     case "inventory":
@@ -231,6 +357,15 @@ export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState;
       break;
     case "listing":
       listing(s, event, effects);
+      break;
+    case "restore":
+      restore(s, event.places, effects);
+      break;
+    case "grace-over":
+      graceOver(s, effects);
+      break;
+    case "drain":
+      s.draining = true;
       break;
   }
   return { state: s, effects };

@@ -6,6 +6,7 @@ import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/do
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
 import { writeAccountFiles } from "./accounts.ts";
 import { describeMounts, prepareSession } from "./prepare.ts";
+import { ownSession } from "./queries.ts";
 import { stageMounts, type StagedMounts } from "./stage.ts";
 import { gate, type SessionManager } from "./sessions.ts";
 
@@ -43,11 +44,17 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
   let containerId: string | null = null;
   let staged: StagedMounts | null = null;
   try {
+    // Sent again after a restart: the ticket names the place it had (checked: this node's, this user's, this request).
+    const place = m.deps.tickets.placeOf(uid, req);
+    emit({ type: "ticket", sessionId, ticket: m.deps.tickets.issue(sessionId, uid, req) });
     const user = await users.lookup(uid);
     const nameTaken = (owner: number, name: string) => [...m.sessions.values(), ...m.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
     const plan = prepareSession(config, { ...m.deps.node, nameTaken }, user, req);
     // Until a listing has said what runs (Docker was down at start), nothing is granted: ask for one now.
     if (!m.claimState.ready) await m.reconcile().catch(() => {});
+    // It became a session before the restart, and only the answer was lost: that session is the answer.
+    const earlier = place ? ownSession(m, uid, place) : null;
+    if (earlier) return earlier;
     const inventory = await m.refreshInventory();
     if (abort.signal.aborted) throw cancelled();
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
@@ -78,7 +85,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     // The image is looked up (and pulled) while the request waits for GPUs; an image that cannot be had ends the wait.
     const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
     imageReady.catch((err) => abort.abort(err));
-    info.gpus = await m.claim(sessionId, { uid, count, noWait: req.noWait }, emit, abort.signal);
+    info.gpus = await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
     const facts = await engine.imageFacts(imageId, config.nodeName);

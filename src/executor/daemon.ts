@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync
 import { availableParallelism, totalmem } from "node:os";
 import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { BeakerError, ConflictError, errorMessage, UsageError } from "../errors.ts";
+import { BeakerError, ConflictError, errorMessage, ForbiddenError, UsageError } from "../errors.ts";
 import { redactGpuReport } from "../gpu/report.ts";
 import { buildInfo } from "../version.ts";
 import { systemClock } from "../util/clock.ts";
@@ -17,6 +17,10 @@ import { parseCreateRequest, parseStopRequest, parseTerminalQuery, requestLimits
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
+import { drainExecutor } from "./drain.ts";
+import { queueFile } from "./queue-file.ts";
+import { loadTicketKey, TicketBook } from "./tickets.ts";
+import type { ServerWebSocket } from "bun";
 import { UserDirectory } from "./users.ts";
 
 const httpStatus: Record<string, number> = {
@@ -26,6 +30,7 @@ const httpStatus: Record<string, number> = {
   not_found: 404,
   conflict: 409,
   unavailable: 503,
+  restarting: 503,
 };
 
 function errorResponse(err: unknown): Response {
@@ -134,7 +139,10 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     node: { beakerBinary, memlock, cpus: availableParallelism(), memoryBytes: totalmem() },
     clock: systemClock,
     onChange: () => void link?.beat(),
+    tickets: new TicketBook(loadTicketKey(config.stateDir, log)),
+    places: queueFile(config.stateDir, log),
   });
+  manager.restoreQueue();
   // With a server: users' tokens are checked with it, and this node reports to it.
   const tokens = config.server ? new TokenChecker(config.server, log) : null;
   if (config.server) {
@@ -174,6 +182,11 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     }
   }, 5000);
 
+  // A graceful stop: SIGTERM/SIGINT (systemd), or root's `beaker executor restart`.
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  const terminals = new Set<ServerWebSocket<TerminalData>>();
+
   const server = Bun.serve<TerminalData, never>({
     unix: config.socket,
     // The longest a request may be silent (a stop waiting out its timeout); queued creates send keepalives.
@@ -209,6 +222,12 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           return Response.json(redactGpuReport(report, new Set(manager.list(uid, false).map((s) => s.id))));
         }
         if (path === "/v1/sessions" && req.method === "GET") return Response.json(manager.list(uid, url.searchParams.get("all") === "1"));
+        if (path === "/v1/restart" && req.method === "POST") {
+          if (uid !== 0) throw new ForbiddenError("only root may restart the executor");
+          log("restart asked for by root");
+          requestStop();
+          return Response.json({ pid: process.pid }, { status: 202 });
+        }
         if (path === "/v1/sessions" && req.method === "POST") {
           link?.assertAcceptingSessions();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
@@ -230,9 +249,15 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     },
     websocket: {
       maxPayloadLength: 1024 * 1024,
-      open: (ws) => void openTerminal(ws, manager, engine).catch((err) => log(`terminal: ${errorMessage(err)}`)),
+      open: (ws) => {
+        terminals.add(ws);
+        void openTerminal(ws, manager, engine).catch((err) => log(`terminal: ${errorMessage(err)}`));
+      },
       message: (ws, message) => void onTerminalMessage(ws, message, engine).catch((err) => log(`terminal message: ${errorMessage(err)}`)),
-      close: (ws) => closeTerminal(ws),
+      close: (ws) => {
+        terminals.delete(ws);
+        closeTerminal(ws);
+      },
     },
   });
   chmodSync(config.socket, 0o666);
@@ -268,11 +293,10 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-  });
+  process.once("SIGTERM", requestStop);
+  process.once("SIGINT", requestStop);
+  await stopRequested;
+  await drainExecutor(manager, terminals);
   clearInterval(reconcileTimer);
   clearInterval(sweepTimer);
   link?.stop();

@@ -31,6 +31,12 @@ export function resolveSession(m: SessionManager, uid: number, ref: string): Res
   return resolveRef(candidates, infoOf, uid, ref);
 }
 
+/** The caller's own session with exactly this ID, running or finished, or null. */
+export function ownSession(m: SessionManager, uid: number, id: string): SessionInfo | null {
+  const info = m.sessions.get(id)?.info ?? m.deps.history.all().find((h) => h.id === id);
+  return info && info.uid === uid ? snapshot(info) : null;
+}
+
 export function findLive(m: SessionManager, uid: number, ref: string): LiveSession {
   const found = resolveSession(m, uid, ref);
   if (found.kind === "live") return found.session;

@@ -1,17 +1,19 @@
 import type { ExecutorConfig } from "../config/executor.ts";
-import { ConflictError, SessionStartError } from "../errors.ts";
+import { ConflictError, RestartingError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
 import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
 import type { Clock } from "../util/clock.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
-import { claimsByGpu, initialClaims, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
+import { claimsByGpu, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
 import { usableGpus } from "./inventory-cache.ts";
 import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
+import type { PlaceStore } from "./queue-file.ts";
+import type { TicketBook } from "./tickets.ts";
 import type { UserDirectory } from "./users.ts";
 
 export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
@@ -53,6 +55,10 @@ export interface SessionDeps {
   onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
   /** This node: the beaker binary sessions get, its locked-memory cap, CPUs and memory (bounds for requests). */
   node: { beakerBinary: string | null; memlock: number; cpus: number; memoryBytes: number };
+  /** Signs and checks queue tickets. */
+  tickets: TicketBook;
+  /** Where the queue's order is written down to outlive a restart. */
+  places: PlaceStore;
 }
 
 /** A request waiting for the state machine's answer. */
@@ -61,6 +67,11 @@ interface ClaimWaiter {
   emit: (e: CreateEvent) => void;
   resolve(gpus: string[]): void;
   reject(err: Error): void;
+}
+
+function refusal(reason: Extract<ClaimEffect, { type: "refuse" }>["reason"], message: string): Error {
+  if (reason === "no-gpus") return new SessionStartError(message);
+  return reason === "restarting" ? new RestartingError(message) : new ConflictError(message);
 }
 
 export function gate(): LiveSession["startGate"] {
@@ -80,6 +91,9 @@ export class SessionManager {
   private state: ClaimState;
   private waiters = new Map<string, ClaimWaiter>();
   private reconciling: Promise<void> | null = null;
+  /** The places as last written down ("[]" for none), and whether writing has stopped (the executor is stopping). */
+  private savedPlaces = "[]";
+  private placesFrozen = false;
 
   constructor(readonly deps: SessionDeps) {
     const { maxQueuedPerUser, maxGpusPerUser } = deps.config;
@@ -99,6 +113,7 @@ export class SessionManager {
   dispatch(event: ClaimEvent): ClaimEffect[] {
     const { state, effects } = step(this.state, event);
     this.state = state;
+    this.savePlaces();
     this.deps.onClaim?.(event, effects);
     for (const effect of effects) this.apply(effect);
     return effects;
@@ -119,7 +134,7 @@ export class SessionManager {
       case "refuse":
         if (!waiter) return;
         this.waiters.delete(effect.sessionId);
-        waiter.reject(effect.reason === "no-gpus" ? new SessionStartError(effect.message) : new ConflictError(effect.message));
+        waiter.reject(refusal(effect.reason, effect.message));
         return;
       case "queued": {
         const pending = this.pending.get(effect.sessionId);
@@ -132,13 +147,52 @@ export class SessionManager {
         if (session) session.stopReason ??= "executor lost the container";
         return;
       }
+      case "returned":
+        this.deps.log(`session request ${effect.sessionId} ${effect.kept ? "took back the place in the queue" : "came back too late for the place in the queue"} of ${effect.place}`);
+        waiter?.emit({ type: "returned", kept: effect.kept });
+        return;
+      case "lapsed":
+        this.deps.log(`the place in the queue of ${effect.sessionId} was given up: its caller did not come back within queueGrace`);
+        return;
       case "adopt":
         return;
     }
   }
 
+  /** Writes the places down when they changed (synchronously: a crash right after still finds them). */
+  private savePlaces(): void {
+    if (this.placesFrozen) return;
+    const text = JSON.stringify(placesOf(this.state));
+    if (text === this.savedPlaces) return;
+    this.savedPlaces = text;
+    this.deps.places.save(JSON.parse(text));
+  }
+
+  /**
+   * At start-up: the places the previous run wrote down go back to the head of the queue; those whose callers are not
+   * back within `queueGrace` are given up.
+   */
+  restoreQueue(): void {
+    const places = this.deps.places.load();
+    if (places.length === 0) return;
+    this.deps.log(`keeping ${places.length} place(s) in the queue from before the restart for ${this.deps.config.queueGrace} s`);
+    this.dispatch({ type: "restore", places });
+    this.deps.clock.later(this.deps.config.queueGrace * 1000, () => this.dispatch({ type: "grace-over" }));
+  }
+
+  /** Stopping: nothing more is granted, so the order written down stays as it is. */
+  drain(): void {
+    this.dispatch({ type: "drain" });
+  }
+
+  /** The last word on the places before the executor exits: written now, and not rewritten as requests are let go. */
+  freezePlaces(): void {
+    this.savePlaces();
+    this.placesFrozen = true;
+  }
+
   /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
-  claim(sessionId: string, request: { uid: number; count: number; noWait: boolean }, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+  claim(sessionId: string, request: { uid: number; count: number; noWait: boolean; place?: string }, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
     const { count } = request;
     return new Promise<string[]>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
@@ -255,6 +309,7 @@ export class SessionManager {
 
   /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
   create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
+    if (this.state.draining) return Promise.reject(new RestartingError("the executor is restarting; send the request again in a moment"));
     return createSession(this, { uid, req, emit, signal, account });
   }
 

@@ -107,7 +107,11 @@ const createFields: Record<keyof CreateSessionRequest, Field> = {
   term: nullable(text(64, /^[A-Za-z0-9._+-]+$/, "a terminal name like xterm-256color")),
   noWait: boolean,
   detach: boolean,
+  ticket: text(1024, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, "a queue ticket"),
 };
+
+/** Fields a request may leave out (added after the first CLIs shipped). */
+const optionalCreateFields = new Set(["ticket"]);
 
 /** A create request as sent over the socket -> a request every later step can trust. Throws UsageError. */
 export function parseCreateRequest(body: unknown): CreateSessionRequest {
@@ -115,6 +119,7 @@ export function parseCreateRequest(body: unknown): CreateSessionRequest {
   for (const key of Object.keys(body)) if (!(key in createFields)) throw new UsageError(`unknown field "${key}" in the request`);
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(createFields)) {
+    if (!(key in body) && optionalCreateFields.has(key)) continue;
     if (!(key in body)) throw new UsageError(`the request has no "${key}"`);
     out[key] = field(body[key], key);
   }

@@ -1,12 +1,17 @@
 /**
  * One seed of the executor simulation: a random workload (creates of 0..N+1 GPUs, some --no-wait, some cancelled
  * while queued; stops; reconcile ticks; Docker down for a while; containers failing to create or start, exiting at
- * once, removed behind the executor's back; GPUs turning unhealthy or busy; executor crashes and restarts) run against
- * the real session manager on the fake world, with the invariants checked after every step.
+ * once, removed behind the executor's back; GPUs turning unhealthy or busy; executor crashes and graceful restarts,
+ * after which some callers come back with their queue tickets, some too late, some never, and now and then another
+ * user tries a stolen ticket or a caller sends its ticket twice) run against the real session manager on the fake
+ * world, with the invariants checked after every step.
  */
 import type { ExecutorConfig } from "../../src/config/executor.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../src/executor/api-types.ts";
-import type { ClaimEffect, ClaimEvent } from "../../src/executor/claims.ts";
+import type { ClaimEffect, ClaimEvent, Place } from "../../src/executor/claims.ts";
+import type { PlaceStore } from "../../src/executor/queue-file.ts";
+import { RestartingError } from "../../src/errors.ts";
+import { OrderCheck } from "./order.ts";
 import { FakeEngine, FakeGpus, Scheduler, type Faults } from "./world.ts";
 
 /** What the simulation needs of a session manager (one executor incarnation). */
@@ -14,6 +19,10 @@ export interface SimManager {
   create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<SessionInfo>;
   stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo>;
   reconcile(): Promise<void>;
+  /** At start-up: the places written down by the previous incarnation go back into the queue. */
+  restoreQueue(): void;
+  /** A graceful stop (what SIGTERM does): resolves when the executor may exit. */
+  drain(): Promise<void>;
   /** GPU uuid -> session holding it. */
   claims(): ReadonlyMap<string, string>;
   /** Sessions this executor knows and has not finished: containers it watches and requests it is handling. */
@@ -34,6 +43,10 @@ export interface SimEnv {
   gpus: FakeGpus;
   /** The executor incarnation: its timers (and engine answers) die with it. */
   owner: number;
+  /** The state directory's queue file, which outlives every incarnation. */
+  disk: PlaceStore;
+  /** The state directory's ticket key. */
+  ticketKey: Uint8Array;
   log: (line: string) => void;
 }
 
@@ -43,7 +56,7 @@ export interface SimResult {
   seed: number;
   violation: string | null;
   trace: string[];
-  stats: { creates: number; sessions: number; crashes: number; steps: number };
+  stats: { creates: number; sessions: number; crashes: number; steps: number; returns: number; kept: number };
 }
 
 class Violation extends Error {}
@@ -53,6 +66,12 @@ interface ClientRequest {
   uid: number;
   count: number;
   noWait: boolean;
+  body: CreateSessionRequest;
+  /** new; return: sent again with its ticket after a restart; thief: another user with someone's ticket. */
+  kind: "new" | "return" | "thief";
+  /** The last ticket the executor gave it. */
+  ticket: string | null;
+  kept: boolean | null;
   queuedAt: number | null;
   sessionId: string | null;
   settled: "pending" | "created" | "failed" | "lost";
@@ -82,9 +101,18 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   engine.holdMs = () => sim.int(5, 400);
   const nodeGpus = sim.int(2, 8);
   // Some seeds run with per-user limits, so refusals for them mix with everything else.
-  const config: Partial<ExecutorConfig> = sim.chance(0.3) ? { maxQueuedPerUser: sim.int(1, 4), maxGpusPerUser: sim.int(1, nodeGpus) } : {};
+  const graceMs = sim.int(1, 4) * 100;
+  const config: Partial<ExecutorConfig> = {
+    queueGrace: graceMs / 1000,
+    ...(sim.chance(0.3) ? { maxQueuedPerUser: sim.int(1, 4), maxGpusPerUser: sim.int(1, nodeGpus) } : {}),
+  };
   const gpus = new FakeGpus(nodeGpus);
-  const stats = { creates: 0, sessions: 0, crashes: 0, steps: 0 };
+  const stats = { creates: 0, sessions: 0, crashes: 0, steps: 0, returns: 0, kept: 0 };
+  let saved: Place[] = [];
+  const disk: PlaceStore = { load: () => saved, save: (places) => void (saved = places) };
+  const ticketKey = new Uint8Array(32).map(() => sim.int(0, 255));
+  const taken = new Set<string>();
+  let order: OrderCheck | null = null;
   let owner = 1;
   let manager: SimManager | null = null;
   let reconciledOnce = false;
@@ -104,20 +132,16 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   function boot(): void {
     const me = owner;
     reconciledOnce = false;
-    const m = factory({ stateDir, config, sim, engine, gpus, owner: me, log: (l) => log(`[exec ${me}] ${l}`) });
-    const queue: string[] = [];
-    m.onClaim = (event, effects) => {
-      if (event.type === "cancel") queue.splice(0, queue.length, ...queue.filter((id) => id !== event.sessionId));
-      for (const e of effects) {
-        if (e.type === "queued" && !queue.includes(e.sessionId)) queue.push(e.sessionId);
-        if (e.type === "refuse") queue.splice(0, queue.length, ...queue.filter((id) => id !== e.sessionId));
-        if (e.type === "grant") {
-          const at = queue.indexOf(e.sessionId);
-          if (at > 0) fail(`FIFO: ${e.sessionId} granted at position ${at + 1}, behind ${queue.slice(0, at).join(", ")}`);
-          if (at === 0) queue.shift();
-        }
-      }
-    };
+    const m = factory({ stateDir, config, sim, engine, gpus, owner: me, log: (l) => log(`[exec ${me}] ${l}`), disk, ticketKey });
+    // The order the last incarnation left: the places it was waiting on (restored ones not taken back included).
+    const before = order?.queue.slice() ?? [];
+    const check = new OrderCheck(fail, taken);
+    order = check;
+    m.onClaim = (event, effects) => check.see(event, effects);
+    m.restoreQueue();
+    const restored = check.restored ?? [];
+    const kept = restored.filter((id) => before.includes(id));
+    if (kept.join() !== before.join()) fail(`restored places ${restored.join(",")} lose the order ${before.join(",")} of the queue before the restart`);
     manager = m;
     const tick = () => {
       if (owner !== me || sim.now > end + 5000) return;
@@ -177,22 +201,9 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
 
   function create(n: number): void {
     if (!manager) return;
-    const m = manager;
     const roll = sim.random();
     const count = roll < 0.1 ? 0 : roll < 0.15 ? nodeGpus + 1 : sim.int(1, Math.min(3, nodeGpus));
-    const req: ClientRequest = {
-      n,
-      uid: 1000 + sim.int(1, 3),
-      count,
-      noWait: sim.chance(0.15),
-      queuedAt: null,
-      sessionId: null,
-      settled: "pending",
-      abort: new AbortController(),
-      owner,
-    };
-    requests.push(req);
-    stats.creates++;
+    const noWait = sim.chance(0.15);
     const body: CreateSessionRequest = {
       gpus: count,
       image: "img",
@@ -208,12 +219,30 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
       cwd: "/tmp",
       tty: false,
       term: null,
-      noWait: req.noWait,
+      noWait,
       detach: true,
     };
-    log(`client ${n}: create --gpus ${count}${req.noWait ? " --no-wait" : ""} as ${req.uid}`);
+    stats.creates++;
+    submit({ n, uid: 1000 + sim.int(1, 3), count, noWait, body, kind: "new", ticket: null });
+  }
+
+  /** Sends a request (new, or again with a ticket); while no executor runs, tries again shortly, as the CLI does. */
+  function submit(from: Pick<ClientRequest, "n" | "uid" | "count" | "noWait" | "body" | "kind" | "ticket">): void {
+    if (!manager) return void sim.after(sim.int(5, 20), () => submit(from));
+    const m = manager;
+    const { n, count } = from;
+    const req: ClientRequest = { ...from, kept: null, queuedAt: null, sessionId: null, settled: "pending", abort: new AbortController(), owner };
+    requests.push(req);
+    const body = from.ticket ? { ...from.body, ticket: from.ticket } : from.body;
+    log(`client ${n}: ${req.kind === "new" ? "create" : `${req.kind} with ticket:`} --gpus ${count}${req.noWait ? " --no-wait" : ""} as ${req.uid}`);
     const emit = (e: CreateEvent) => {
-      if (e.type === "queued" && "sessionId" in e) req.sessionId = e.sessionId as string;
+      if (e.type === "ticket") req.ticket = e.ticket;
+      if (e.type === "returned") {
+        req.kept = e.kept;
+        if (e.kept) stats.kept++;
+        log(`client ${n}: ${e.kept ? "has its place back" : "lost its place"}`);
+      }
+      if (e.type === "queued") req.sessionId = e.sessionId;
       if (e.type === "queued" && req.queuedAt === null) {
         if (count > nodeGpus) fail(`request ${n} for ${count} GPUs on a ${nodeGpus}-GPU node was queued`);
         req.queuedAt = sim.now + n / 1000;
@@ -235,13 +264,35 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
         stats.sessions++;
         log(`client ${n}: session ${info.id} got ${info.gpus.join(",") || "no GPUs"}`);
         if (count > nodeGpus) fail(`request ${n} for ${count} GPUs on a ${nodeGpus}-GPU node got a session`);
+        if (req.kind === "thief") fail(`client ${n} got a session with another user's ticket`);
       },
       (err: Error) => {
         req.settled = "failed";
         req.error = err.message;
         log(`client ${n}: failed: ${err.message}`);
+        // Turned away by an executor that is stopping: sent again (a thief tries again too, and must then be refused).
+        if (err instanceof RestartingError) {
+          if (req.kind === "thief") sim.after(sim.int(5, 50), () => submit(from));
+          else if (req.owner === owner) comeBack(req);
+        } else if (req.kind === "thief" && !/another user/.test(err.message)) fail(`client ${n}'s stolen ticket was not refused as another user's: ${err.message}`);
       },
     );
+  }
+
+  /**
+   * A caller whose executor went away: most come back with their ticket (some after the grace period), some never;
+   * now and then one sends its ticket twice, or another user tries it.
+   */
+  function comeBack(r: ClientRequest): void {
+    if (r.kind === "thief" || sim.chance(0.2)) return;
+    // Without a ticket (turned away before it got one) it is simply sent again.
+    const again = { n: r.n, uid: r.uid, count: r.count, noWait: r.noWait, body: r.body, kind: r.ticket ? ("return" as const) : ("new" as const), ticket: r.ticket };
+    const delay = () => sim.int(1, 60 + graceMs * 1.5);
+    stats.returns++;
+    sim.after(delay(), () => submit(again));
+    if (!r.ticket) return;
+    if (sim.chance(0.1)) sim.after(delay(), () => submit(again));
+    if (sim.chance(0.1)) sim.after(delay(), () => submit({ ...again, uid: 1000 + ((r.uid - 1000) % 3) + 1, kind: "thief" }));
   }
 
   function stopOne(): void {
@@ -260,8 +311,30 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
     if (!manager) return;
     stats.crashes++;
     log(`executor ${owner} crashes (kill -9)`);
+    exit();
+  }
+
+  /** What SIGTERM does: the executor drains, then exits. */
+  function restart(): void {
+    if (!manager) return;
+    const m = manager;
+    const me = owner;
+    stats.crashes++;
+    log(`executor ${me} stops gracefully`);
+    void m.drain().then(() => {
+      if (owner !== me) return;
+      log(`executor ${me} drained`);
+      exit();
+    });
+  }
+
+  function exit(): void {
     sim.kill(owner);
-    for (const r of requests) if (r.owner === owner && r.settled === "pending") r.settled = "lost";
+    for (const r of requests) {
+      if (r.owner !== owner || r.settled !== "pending") continue;
+      r.settled = "lost";
+      comeBack(r);
+    }
     owner++;
     manager = null;
     sim.after(sim.int(1, 50), () => {
@@ -278,7 +351,7 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   for (let i = 0; i < creates; i++) sim.at(burst ? sim.int(0, 50) : sim.int(0, end), () => create(i));
   for (let i = sim.int(0, 8); i > 0; i--) sim.at(sim.int(0, end), stopOne);
   const crashes = sim.chance(0.3) ? sim.int(1, 2) : 0;
-  if (options.crashes !== false) for (let i = crashes; i > 0; i--) sim.at(sim.int(100, end), crash);
+  if (options.crashes !== false) for (let i = crashes; i > 0; i--) sim.at(sim.int(100, end), sim.chance(0.3) ? restart : crash);
   if (options.dockerDown !== false && sim.chance(0.2)) {
     const from = sim.int(0, end);
     sim.at(from, () => {

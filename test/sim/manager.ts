@@ -1,7 +1,9 @@
 /** The real SessionManager wired to the simulated world: a fake engine, fake GPUs and users, a virtual clock. */
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
+import { drainExecutor } from "../../src/executor/drain.ts";
 import { SessionManager } from "../../src/executor/sessions.ts";
+import { TicketBook } from "../../src/executor/tickets.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
 import type { Clock } from "../../src/util/clock.ts";
 import type { SimEnv, SimManager } from "./driver.ts";
@@ -56,11 +58,15 @@ export function simManager(env: SimEnv): SimManager {
     clock,
     onClaim: (event, effects) => onClaim?.(event, effects),
     node: { beakerBinary: null, memlock: -1, cpus: 8, memoryBytes: 64 * 1024 ** 3 },
+    tickets: new TicketBook(env.ticketKey),
+    places: env.disk,
   });
   return {
     create: (uid, req, emit, signal) => manager.create(uid, req, emit, signal),
     stop: (uid, ref, timeout) => manager.stop(uid, ref, timeout),
     reconcile: () => manager.reconcile(),
+    restoreQueue: () => manager.restoreQueue(),
+    drain: () => drainExecutor(manager, []),
     claims: () => manager.claims(),
     tracked: () => new Set([...manager.sessions.keys(), ...manager.pending.keys()]),
     set onClaim(fn: SimManager["onClaim"]) {

@@ -64,7 +64,7 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
         progress.pull(event);
       } else if (event.type === "error") {
         throw errorFromCode(event.code, event.message);
-      } else {
+      } else if (event.type === "created") {
         progress.done();
         return event.session;
       }

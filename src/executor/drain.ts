@@ -1,0 +1,49 @@
+/**
+ * A graceful stop (SIGTERM from `systemctl stop`/`restart`, or `beaker executor restart`): nobody loses a session, a
+ * place in the queue or a terminal. Nothing more is granted; creates already past the queue finish (or fail and roll
+ * back); sessions just created get their terminals; then the order is written down one last time, every request still
+ * waiting is let go with "restarting" (its CLI sends it again, with its ticket, to the next executor) and every
+ * terminal is closed with 1012 (Service Restart), which its CLI answers by reconnecting.
+ */
+import type { ServerWebSocket } from "bun";
+import { RestartingError } from "../errors.ts";
+import type { SessionManager } from "./sessions.ts";
+import type { TerminalData } from "./terminal.ts";
+
+/** How long creates in flight and sessions waiting for their terminal get to finish before the executor stops anyway. */
+export const drainTimeoutMs = 20_000;
+/** How long requests that were let go get to roll back (remove a half-made container) before the executor exits. */
+const letGoMs = 10_000;
+
+/** Requests between their arrival and their container other than those waiting in the queue, and sessions not started. */
+function inFlight(m: SessionManager): number {
+  const queued = new Set(m.claimState.queue.map((w) => w.sessionId));
+  const creating = [...m.pending.keys()].filter((id) => !queued.has(id)).length;
+  return creating + [...m.sessions.values()].filter((s) => s.info.status === "starting").length;
+}
+
+async function until(m: SessionManager, done: () => boolean, ms: number): Promise<boolean> {
+  const { clock } = m.deps;
+  const deadline = clock.now() + ms;
+  while (!done()) {
+    if (clock.now() >= deadline) return false;
+    await clock.sleep(50);
+  }
+  return true;
+}
+
+export async function drainExecutor(m: SessionManager, terminals: Iterable<ServerWebSocket<TerminalData>>): Promise<void> {
+  const { log } = m.deps;
+  m.drain();
+  log("stopping: nothing more is granted; waiting for creates in flight and for new sessions' terminals");
+  if (!(await until(m, () => inFlight(m) === 0, drainTimeoutMs))) log(`stopping: ${inFlight(m)} create(s) still in flight after ${drainTimeoutMs / 1000} s`);
+  // A session still waiting for its terminal is started now (as it would be after a while anyway): after the restart
+  // it is a running session its CLI reattaches to, where an unstarted one would be removed as a leftover.
+  for (const session of [...m.sessions.values()]) {
+    if (session.info.status === "starting") await m.start(session.info.id).catch((err) => log(`cannot start session ${session.info.id}: ${(err as Error).message}`));
+  }
+  m.freezePlaces();
+  for (const pending of m.pending.values()) pending.abort.abort(new RestartingError("the executor is restarting; send the request again with its ticket"));
+  await until(m, () => m.pending.size === 0, letGoMs);
+  for (const ws of terminals) ws.close(1012, "executor restarting");
+}
