@@ -28,8 +28,9 @@ describe("image references (Docker's grammar)", () => {
 });
 
 describe("create requests", () => {
-  test("a well-formed request comes back unchanged", () => {
+  test("a well-formed request comes back unchanged, with or without a queue ticket", () => {
     expect(parseCreateRequest(good)).toEqual(good);
+    expect(parseCreateRequest({ ...good, ticket: "eyJzIjoiYSJ9.c2lnbmF0dXJl" })).toEqual({ ...good, ticket: "eyJzIjoiYSJ9.c2lnbmF0dXJl" });
   });
   test.each([
     [null, "the request must be a JSON object"],
@@ -44,6 +45,10 @@ describe("create requests", () => {
     [{ ...good, term: "xterm 256" }, "term must be a terminal name like xterm-256color"],
     [{ ...good, detach: "yes" }, "detach must be true or false"],
     [{ ...good, command: Array(5000).fill("x") }, "command may have at most 4096 entries"],
+    [{ ...good, ticket: null }, "ticket must be a string"],
+    [{ ...good, ticket: "no-dot" }, "ticket must be a queue ticket"],
+    [{ ...good, ticket: "a.b\n" }, "ticket may not contain control characters"],
+    [{ ...good, ticket: `${"a".repeat(1024)}.b` }, "ticket is longer than 1024 characters"],
   ])("%j is refused: %s", (body, message) => {
     expect(() => parseCreateRequest(body)).toThrow(new UsageError(message));
   });
