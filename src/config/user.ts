@@ -31,6 +31,10 @@ export const userConfigKeys: Record<string, KeySpec> = {
     validate: (v) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v) ? undefined : "must be a cluster name"),
   },
   update_url: { description: "Where `beaker upgrade` looks for releases", validate: url, env: "BEAKER_UPDATE_URL" },
+  reconnect_timeout: {
+    description: "Seconds an attached terminal or a waiting request waits for a restarting executor (default 60)",
+    validate: (v) => (/^\d{1,5}$/.test(v) && Number(v) <= 86400 ? undefined : "must be a whole number of seconds, at most 86400"),
+  },
 };
 
 export type UserConfig = Record<string, string>;

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { errorFromCode, UnavailableError } from "../errors.ts";
+import { connectionFailure } from "../util/net.ts";
 import { createProof, proofDirFor, proofHeader, removeProof, tokenHeader } from "./proof.ts";
 
 export interface ExecutorHealth {
@@ -11,6 +12,13 @@ export interface ExecutorHealth {
   server: string | null;
   /** The file the daemon was started from (null when run from source). */
   binary: string | null;
+  /** It is stopping to restart: clients wait for the next one (absent from executors before restarts were graceful). */
+  restarting?: boolean;
+}
+
+/** The connection broke after the executor had answered: it stopped or restarted in the middle of a request. */
+export class ConnectionLostError extends UnavailableError {
+  override name = "ConnectionLostError";
 }
 
 /** The CLI's side of the executor's unix socket: HTTP for requests, NDJSON streams for progress, WebSocket for terminals. */
@@ -47,9 +55,18 @@ export class ExecutorClient {
   private unreachable(err: unknown): UnavailableError {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === "ENOENT" || !existsSync(this.socketPath) ? "no executor socket at" : "the executor does not answer on";
-    return new UnavailableError(
-      `${reason} ${this.socketPath}: start it with 'systemctl start beaker-executor' (or set BEAKER_EXECUTOR_SOCKET)`,
+    const error = new UnavailableError(`${reason} ${this.socketPath}: start it with 'systemctl start beaker-executor' (or set BEAKER_EXECUTOR_SOCKET)`);
+    error.cause = err;
+    return error;
+  }
+
+  /** The connection broke mid-answer: said plainly, the library's error kept for --debug. */
+  lost(err: unknown): ConnectionLostError {
+    const error = new ConnectionLostError(
+      `lost the connection to the executor (${connectionFailure(err)}); it may be restarting: try again in a moment ('beaker executor status' says whether it runs)`,
     );
+    error.cause = err;
+    return error;
   }
 
   /** Sends one authenticated request; its response body is returned whole. */
@@ -81,7 +98,11 @@ export class ExecutorClient {
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.fetch(method, path, body);
-    return (await res.json()) as T;
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      throw this.lost(err);
+    }
   }
 
   /** Reads a streamed response of newline-delimited JSON events. */
@@ -91,17 +112,25 @@ export class ExecutorClient {
     const decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        throw this.lost(err);
+      }
+      const { done, value } = chunk;
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
       let newline: number;
       while ((newline = buffer.indexOf("\n")) !== -1) {
         const line = buffer.slice(0, newline).trim();
         buffer = buffer.slice(newline + 1);
-        if (line) yield JSON.parse(line) as T;
+        if (line) yield parseEvent<T>(line, this);
       }
     }
-    if (buffer.trim()) yield JSON.parse(buffer) as T;
+    // A last line without its newline was cut off: the executor went away in the middle of it.
+    if (buffer.trim()) throw this.lost(new Error("the answer ended in the middle of a line"));
   }
 
   /** Opens a WebSocket on the socket (terminal streams). The proof travels in the first message's place: a header. */
@@ -117,6 +146,14 @@ export class ExecutorClient {
     } as unknown as string[]);
     socket.binaryType = "arraybuffer";
     return { socket, proofPath: proof.path };
+  }
+}
+
+function parseEvent<T>(line: string, client: ExecutorClient): T {
+  try {
+    return JSON.parse(line) as T;
+  } catch (err) {
+    throw client.lost(err);
   }
 }
 

@@ -205,6 +205,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
             pid: process.pid,
             server: config.server,
             binary: beakerBinary,
+            restarting: manager.claimState.draining,
           });
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));

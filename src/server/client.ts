@@ -1,4 +1,5 @@
 import { AuthError, errorFromCode, UnavailableError } from "../errors.ts";
+import { connectionFailure } from "../util/net.ts";
 import type { ClusterInfo, Heartbeat, HeartbeatAnswer, NodeInfo, NodeSession, PlacementNodeInfo, UserInfo } from "./types.ts";
 
 /** The server's HTTP API, for the CLI (user token) and the executor (node token, or a user's token to check it). */
@@ -19,10 +20,16 @@ export class ServerClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      const reason = (err as Error).name === "TimeoutError" ? `no answer in ${this.timeoutMs / 1000} s` : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-      throw new UnavailableError(`cannot reach the Beaker server at ${this.baseUrl}: ${reason}`);
+      const reason = (err as Error).name === "TimeoutError" ? `no answer in ${this.timeoutMs / 1000} s` : connectionFailure(err);
+      throw Object.assign(new UnavailableError(`cannot reach the Beaker server at ${this.baseUrl}: ${reason}`), { cause: err });
     }
-    if (res.ok) return (await res.json()) as T;
+    if (res.ok) {
+      try {
+        return (await res.json()) as T;
+      } catch (err) {
+        throw Object.assign(new UnavailableError(`the Beaker server at ${this.baseUrl} broke off its answer: ${connectionFailure(err)}; try again`), { cause: err });
+      }
+    }
     let error: { code?: string; message?: string } = {};
     try {
       error = ((await res.json()) as { error?: typeof error }).error ?? {};

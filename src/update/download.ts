@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { connectionFailure } from "../util/net.ts";
 import { UpdateError } from "./manifest.ts";
 
 export interface DownloadProgress {
@@ -24,7 +25,7 @@ export async function downloadVerified(
     try {
       res = await fetch(url, { signal: AbortSignal.timeout(10 * 60_000) });
     } catch (err) {
-      throw new UpdateError(`cannot download ${url}: ${(err as Error).message}`);
+      throw Object.assign(new UpdateError(`cannot download ${url}: ${connectionFailure(err)}`), { cause: err });
     }
     if (!res.ok || !res.body) throw new UpdateError(`cannot download ${url}: the server answered ${res.status}`);
     const hash = createHash("sha256");
@@ -35,7 +36,7 @@ export async function downloadVerified(
       try {
         chunk = await reader.read();
       } catch (err) {
-        throw new UpdateError(`the download of ${url} broke off after ${received} of ${expected.size} bytes: ${(err as Error).message}`);
+        throw Object.assign(new UpdateError(`the download of ${url} broke off after ${received} of ${expected.size} bytes: ${connectionFailure(err)}`), { cause: err });
       }
       if (chunk.done) break;
       received += chunk.value.length;

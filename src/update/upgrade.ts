@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { accessSync, closeSync, constants, copyFileSync, existsSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ConflictError, NotFoundError, UnavailableError } from "../errors.ts";
+import { connectionFailure } from "../util/net.ts";
 import { downloadVerified, type DownloadProgress } from "./download.ts";
 import { compareVersions, parseManifest, UpdateError, verifySignature, type ReleaseManifest } from "./manifest.ts";
 
@@ -34,11 +35,15 @@ export async function fetchManifest(baseUrl: string, channel: string, version: s
     try {
       res = await fetch(u, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
-      throw new UnavailableError(`cannot reach the update server: ${u}: ${(err as Error).message}`);
+      throw Object.assign(new UnavailableError(`cannot reach the update server: ${u}: ${connectionFailure(err)}`), { cause: err });
     }
     if (res.status === 404) throw new NotFoundError(version ? `no release ${version} in the ${channel} channel (${u})` : `no ${channel} channel at ${u}`);
     if (!res.ok) throw new UnavailableError(`the update server answered ${res.status} for ${u}`);
-    return new Uint8Array(await res.arrayBuffer());
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      throw Object.assign(new UnavailableError(`the update server broke off its answer for ${u}: ${connectionFailure(err)}`), { cause: err });
+    }
   };
   const [body, signature] = await Promise.all([get(url), get(`${url}.sig`)]);
   if (!(await verifySignature(body, new TextDecoder().decode(signature), publicKey))) {

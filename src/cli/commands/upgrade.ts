@@ -10,6 +10,7 @@ import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts"
 import type { CommandSpec } from "../command.ts";
 import type { Factory } from "../factory.ts";
 import { createProgress } from "../progress.ts";
+import { restartExecutor } from "./executor/restart.ts";
 
 /** BEAKER_UPDATE_URL, then the user's update_url, then the node's (executor config), then the server's, then the built-in one. */
 export async function resolveUpdateUrl(factory: Factory): Promise<string> {
@@ -78,11 +79,27 @@ export const upgradeCommand: CommandSpec = {
       },
     );
     const executor = installed ? await factory.executor().health() : null;
-    if (executor && executor.version !== installed) {
-      say(`this node's executor still runs ${executor.version} from the old file: restart it with 'sudo systemctl restart beaker-executor'`);
-    }
+    if (executor && executor.version !== installed) await offerRestart(factory, executor.version, { yes: Boolean(flags.yes), confirm, say });
   },
 };
+
+/**
+ * The node's executor still runs the old file. Root is offered the graceful restart (sessions run on, queued requests
+ * keep their places, attached terminals reconnect); anyone else is told the command.
+ */
+async function offerRestart(
+  factory: Factory,
+  running: string,
+  { yes, confirm, say }: { yes: boolean; confirm: (question: string) => Promise<boolean>; say: (line: string) => void },
+): Promise<void> {
+  const line = `this node's executor still runs ${running} from the old file`;
+  const hint = "restart it with 'sudo beaker executor restart' (sessions run on; attached terminals reconnect)";
+  // Asked on a terminal; without one only --yes restarts it.
+  const question = `${line}. Restart it now? Sessions run on, queued requests keep their places, attached terminals reconnect`;
+  const restart = process.getuid?.() === 0 && (yes || factory.io.canPrompt()) && (await confirm(question));
+  if (!restart) return say(`${line}: ${hint}`);
+  await restartExecutor(factory.executor(), say);
+}
 
 /** Run in the background by the notifier: looks up the channel's newest version and remembers it. Silent. */
 export const updateCheckCommand: CommandSpec = {

@@ -18,6 +18,8 @@ Restart=always
 RestartSec=2
 # Sessions are containers owned by Docker: stopping the executor must not stop them.
 KillMode=process
+# SIGTERM drains: creates in flight finish (20 s at most), the queue is written down, clients are told to reconnect.
+TimeoutStopSec=60
 
 [Install]
 WantedBy=multi-user.target

@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../../command.ts";
 import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
+import { createReconnect } from "../../reconnect.ts";
 import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
 import { reportOutcome } from "./create.ts";
 import { resolveRunningSession } from "./ref.ts";
@@ -12,7 +13,8 @@ export const sessionAttachCommand: CommandSpec = {
   options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }, clusterOption, nodeOption],
   async run({ args, flags, factory }) {
     const where = await locateSession(factory, flags, args[0], resolveRunningSession);
-    const keys = (flags.detachKeys as string | undefined) ?? factory.userConfig().read().detach_keys;
+    const config = factory.userConfig().read();
+    const keys = (flags.detachKeys as string | undefined) ?? config.detach_keys;
     if (where.kind === "remote") {
       const ref = where.ref ? [where.ref] : [];
       return runOnNode(factory, {
@@ -28,6 +30,7 @@ export const sessionAttachCommand: CommandSpec = {
       tty: session.tty,
       start: false,
       detachKeys: parseDetachKeys(keys ?? "ctrl-p,ctrl-q"),
+      reconnect: createReconnect(factory.io, factory.executor(), config),
     });
     return reportOutcome(factory.io, session, outcome);
   },

@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
-import { BeakerError, errorFromCode, UsageError } from "../../../errors.ts";
+import { BeakerError, errorFromCode, RestartingError, UnavailableError, UsageError } from "../../../errors.ts";
+import { ConnectionLostError } from "../../../executor/client.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
@@ -10,6 +11,7 @@ import { isNodeMachine } from "../../node-only.ts";
 import { checkNodeName, noClusterHere } from "../../remote.ts";
 import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
 import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
+import { createReconnect, type Reconnect } from "../../reconnect.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
@@ -45,31 +47,56 @@ export function buildCreateRequest(flags: Record<string, unknown>, rest: string[
   };
 }
 
-/** Sends the request and follows its events (queue, pull) until the session exists. Ctrl-C leaves the queue. */
-export async function requestSession(factory: Factory, request: CreateSessionRequest): Promise<SessionInfo> {
+/**
+ * Sends the request and follows its events (queue, pull) until the session exists. Ctrl-C leaves the queue. When the
+ * executor restarts meanwhile, the same request goes again with its ticket, which keeps its place in the queue.
+ */
+export async function requestSession(factory: Factory, request: CreateSessionRequest, reconnect: Reconnect): Promise<SessionInfo> {
   const { io } = factory;
   const progress = createProgress(io);
   const abort = new AbortController();
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
   let announcedQueue = false;
+  let ticket: string | undefined;
+  // Sent again once the executor had answered (or said it is restarting): an executor that never answered is an error.
+  let taken = false;
   try {
-    for await (const event of factory.executor().events<CreateEvent>("POST", "/v1/sessions", request, abort.signal)) {
-      if (event.type === "queued") {
-        const line = `Waiting for ${event.gpus} GPU${event.gpus === 1 ? "" : "s"}: position ${event.position} in the queue (${event.free} free now)`;
-        if (progress.live) progress.update(line);
-        else if (!announcedQueue) io.err.write(`${line}\n`);
-        announcedQueue = true;
-      } else if (event.type === "pulling") {
-        progress.pull(event);
-      } else if (event.type === "error") {
-        throw errorFromCode(event.code, event.message);
-      } else if (event.type === "created") {
+    for (;;) {
+      try {
+        for await (const event of factory.executor().events<CreateEvent>("POST", "/v1/sessions", ticket ? { ...request, ticket } : request, abort.signal)) {
+          if (event.type === "ticket") {
+            ticket = event.ticket;
+            taken = true;
+            reconnect.recovered();
+          } else if (event.type === "returned") {
+            if (!event.kept) io.err.write(`the executor restarted and did not keep your place in the queue (you were away longer than it waits); waiting again\n`);
+          } else if (event.type === "queued") {
+            const line = `Waiting for ${event.gpus} GPU${event.gpus === 1 ? "" : "s"}: position ${event.position} in the queue (${event.free} free now)`;
+            if (progress.live) progress.update(line);
+            else if (!announcedQueue) io.err.write(`${line}\n`);
+            announcedQueue = true;
+          } else if (event.type === "pulling") {
+            progress.pull(event);
+          } else if (event.type === "error") {
+            throw errorFromCode(event.code, event.message);
+          } else if (event.type === "created") {
+            progress.done();
+            return event.session;
+          }
+        }
+        throw new ConnectionLostError("the executor closed the connection before the session was created");
+      } catch (err) {
+        const again = err instanceof RestartingError || err instanceof ConnectionLostError || (taken && err instanceof UnavailableError);
+        if (abort.signal.aborted || !again) throw err;
         progress.done();
-        return event.session;
+        if (!(await reconnect.wait(abort.signal))) {
+          if (abort.signal.aborted) throw err;
+          throw new UnavailableError(`the executor did not come back within ${reconnect.timeoutSeconds} s (reconnect_timeout); 'beaker executor status' says whether it runs`);
+        }
+        taken = true;
       }
     }
-    throw new BeakerError("the executor closed the connection before the session was created");
   } catch (err) {
     progress.done();
     if (abort.signal.aborted) throw new CancelledWhileQueued();
@@ -129,7 +156,9 @@ export const sessionCreateCommand: CommandSpec = {
       term: factory.env.TERM ?? null,
       defaultImage: config.default_image ?? null,
     });
-    const session = await requestSession(factory, request);
+    const executor = factory.executor();
+    const reconnect = createReconnect(io, executor, config);
+    const session = await requestSession(factory, request, reconnect);
     if (request.detach) {
       if (flags.json) printJson(io, { id: session.id, name: session.name, node: session.node, gpus: session.gpus, image: session.image, status: session.status });
       else {
@@ -140,11 +169,12 @@ export const sessionCreateCommand: CommandSpec = {
       return 0;
     }
     if (request.tty && request.command.length === 0) printConnectHint(factory, session);
-    const outcome = await attachTerminal(factory.executor(), io, {
+    const outcome = await attachTerminal(executor, io, {
       sessionId: session.id,
       tty: request.tty,
       start: true,
       detachKeys: parseDetachKeys(config.detach_keys ?? "ctrl-p,ctrl-q"),
+      reconnect,
     });
     return reportOutcome(io, session, outcome);
   },
@@ -189,8 +219,13 @@ export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: 
     return 0;
   }
   if (outcome.kind === "lost") {
-    io.err.write(`\nlost the connection to the executor; the session may still run: beaker session attach ${session.id}\n`);
+    const why = outcome.waited === null ? "lost the connection to the executor" : `the executor did not come back within ${outcome.waited} s (reconnect_timeout)`;
+    io.err.write(`\n${why}; the session may still run: beaker session attach ${session.id}\n`);
     return 1;
+  }
+  if (outcome.whileAway) {
+    io.err.write(`\nsession ${session.name} ended while the executor restarted (${outcome.reason}, exit code ${outcome.code})\n`);
+    return outcome.code;
   }
   if (outcome.reason === "exited") return outcome.code;
   if (outcome.reason === "executor lost the container") {
