@@ -68,6 +68,12 @@ export class TestExecutor {
     }
   }
 
+  /** Resolves when the executor process ends of its own accord (after `beaker executor restart`, as under systemd). */
+  async exited(): Promise<void> {
+    await this.proc?.exited;
+    this.proc = null;
+  }
+
   async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     this.proc?.kill(signal);
     await this.proc?.exited;

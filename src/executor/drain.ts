@@ -12,15 +12,19 @@ import type { TerminalData } from "./terminal.ts";
 
 /** How long creates in flight and sessions waiting for their terminal get to finish before the executor stops anyway. */
 export const drainTimeoutMs = 20_000;
+/** How long a new session waits for its CLI to attach (a moment, normally) before it is started without it. */
+const attachWaitMs = 2_000;
 /** How long requests that were let go get to roll back (remove a half-made container) before the executor exits. */
 const letGoMs = 10_000;
 
-/** Requests between their arrival and their container other than those waiting in the queue, and sessions not started. */
+/** Requests between their arrival and their container, other than those waiting in the queue. */
 function inFlight(m: SessionManager): number {
   const queued = new Set(m.claimState.queue.map((w) => w.sessionId));
-  const creating = [...m.pending.keys()].filter((id) => !queued.has(id)).length;
-  return creating + [...m.sessions.values()].filter((s) => s.info.status === "starting").length;
+  return [...m.pending.keys()].filter((id) => !queued.has(id)).length;
 }
+
+/** Sessions created and not started: an interactive one waits for its CLI's terminal. */
+const unstarted = (m: SessionManager) => [...m.sessions.values()].filter((s) => s.info.status === "starting");
 
 async function until(m: SessionManager, done: () => boolean, ms: number): Promise<boolean> {
   const { clock } = m.deps;
@@ -39,9 +43,8 @@ export async function drainExecutor(m: SessionManager, terminals: Iterable<Serve
   if (!(await until(m, () => inFlight(m) === 0, drainTimeoutMs))) log(`stopping: ${inFlight(m)} create(s) still in flight after ${drainTimeoutMs / 1000} s`);
   // A session still waiting for its terminal is started now (as it would be after a while anyway): after the restart
   // it is a running session its CLI reattaches to, where an unstarted one would be removed as a leftover.
-  for (const session of [...m.sessions.values()]) {
-    if (session.info.status === "starting") await m.start(session.info.id).catch((err) => log(`cannot start session ${session.info.id}: ${(err as Error).message}`));
-  }
+  await until(m, () => unstarted(m).length === 0, attachWaitMs);
+  for (const session of unstarted(m)) await m.start(session.info.id).catch((err) => log(`cannot start session ${session.info.id}: ${(err as Error).message}`));
   m.freezePlaces();
   for (const pending of m.pending.values()) pending.abort.abort(new RestartingError("the executor is restarting; send the request again with its ticket"));
   await until(m, () => m.pending.size === 0, letGoMs);

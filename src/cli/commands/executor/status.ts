@@ -28,7 +28,7 @@ export const executorStatusCommand: CommandSpec = {
     if (flags.json) return void printJson(factory.io, { running: true, socket: client.socketPath, ...health, binaryVersion: onDisk, restartNeeded });
     factory.io.out.write(`executor ${health.version} (${health.commit}) running on node ${health.node}, pid ${health.pid}, socket ${client.socketPath}\n`);
     if (restartNeeded) {
-      factory.io.out.write(`${health.binary} is now ${onDisk}, newer than the running executor: restart it with 'sudo beaker executor restart' (sessions run on; terminals reconnect)\n`);
+      factory.io.out.write(`${health.binary} is now ${onDisk}, not the version the executor runs: restart it with 'sudo beaker executor restart' (sessions run on; terminals reconnect)\n`);
     }
   },
 };
