@@ -226,7 +226,8 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
         if (path === "/v1/restart" && req.method === "POST") {
           if (uid !== 0) throw new ForbiddenError("only root may restart the executor");
           log("restart asked for by root");
-          requestStop();
+          // Once this answer has gone out: the stop may close every connection within the same tick.
+          setTimeout(requestStop, 50);
           return Response.json({ pid: process.pid }, { status: 202 });
         }
         if (path === "/v1/sessions" && req.method === "POST") {

@@ -4,7 +4,7 @@
  * after queueGrace; 20 creates racing a restart each end in a session or one clear line, with no GPU shared and no
  * container left behind; another user's ticket, forged or replayed, does not jump the queue.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { beakerBinary } from "../harness.ts";
 import { managedContainers, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { raw, uidOf, until } from "../security/harness.ts";
@@ -15,6 +15,8 @@ const executor = new TestExecutor({ nodeName: node, extra: `queueGrace: ${graceS
 
 beforeAll(() => executor.start());
 afterAll(() => executor.cleanup());
+// Each test starts on an empty node, whatever the one before left.
+beforeEach(() => stopAll());
 
 /** A CLI process whose output is collected as it comes, so a test can wait for a line without waiting for the end. */
 function cli(args: string[], user = testUser) {
@@ -93,7 +95,7 @@ describe("an attached terminal", () => {
     type("echo after-restart=$$");
     await waitFor(new RegExp(`^after-restart=${shell}\\s*$`, "m"));
 
-    expect(screen()).not.toContain("cli-exit=");
+    expect(screen()).not.toMatch(/^cli-exit=/m);
     expect(screen().match(/executor restarting; reconnecting\.\.\./g)?.length).toBe(3);
     type("exit 3");
     await waitFor(/^cli-exit=3\s*$/m);
@@ -232,6 +234,8 @@ describe("a restart during 20 concurrent creates", () => {
         expect(r.stderr).not.toContain("unexpected error");
       }
     }
+    const failed = results.filter((r) => r.code !== 0).map((r) => r.stderr.split("\n").find((l) => l.startsWith("beaker: ")));
+    console.log(`${signal} during 20 creates: ${ids.size} sessions, ${failed.length} clear errors${failed.length ? `: ${[...new Set(failed)].join(" | ")}` : ""}`);
     // No create got two sessions, and every session that exists was answered to its CLI.
     expect(ids.size).toBe(results.filter((r) => r.code === 0).length);
     await until(() => managedContainers(node).length === 0, 60_000, "every session to run its course");

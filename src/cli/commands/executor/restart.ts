@@ -17,8 +17,9 @@ export async function restartExecutor(client: ExecutorClient, say: (line: string
   try {
     await client.request("POST", "/v1/restart", {});
   } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-    process.kill(before.pid, "SIGTERM");
+    // An executor from before graceful restarts: SIGTERM. One that went away before its answer arrived: as asked.
+    if (err instanceof NotFoundError) process.kill(before.pid, "SIGTERM");
+    else if (!(err instanceof UnavailableError)) throw err;
   }
   say(`executor ${before.version} (pid ${before.pid}) is stopping: creates in flight finish, queued requests keep their places, attached terminals reconnect`);
   const deadline = Date.now() + waitSeconds * 1000;
