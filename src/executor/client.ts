@@ -16,6 +16,11 @@ export interface ExecutorHealth {
   restarting?: boolean;
 }
 
+/** No executor took the request: nothing listens on the socket (not started, or between two runs). */
+export class ExecutorUnreachableError extends UnavailableError {
+  override name = "ExecutorUnreachableError";
+}
+
 /** The connection broke after the executor had answered: it stopped or restarted in the middle of a request. */
 export class ConnectionLostError extends UnavailableError {
   override name = "ConnectionLostError";
@@ -52,10 +57,10 @@ export class ExecutorClient {
     return (await this.health()) !== null;
   }
 
-  private unreachable(err: unknown): UnavailableError {
+  private unreachable(err: unknown): ExecutorUnreachableError {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === "ENOENT" || !existsSync(this.socketPath) ? "no executor socket at" : "the executor does not answer on";
-    const error = new UnavailableError(`${reason} ${this.socketPath}: start it with 'systemctl start beaker-executor' (or set BEAKER_EXECUTOR_SOCKET)`);
+    const error = new ExecutorUnreachableError(`${reason} ${this.socketPath}: start it with 'systemctl start beaker-executor' (or set BEAKER_EXECUTOR_SOCKET)`);
     error.cause = err;
     return error;
   }

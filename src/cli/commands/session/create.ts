@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import { BeakerError, errorFromCode, RestartingError, UnavailableError, UsageError } from "../../../errors.ts";
-import { ConnectionLostError } from "../../../executor/client.ts";
+import { ConnectionLostError, ExecutorUnreachableError } from "../../../executor/client.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
@@ -87,7 +87,8 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
         }
         throw new ConnectionLostError("the executor closed the connection before the session was created");
       } catch (err) {
-        const again = err instanceof RestartingError || err instanceof ConnectionLostError || (taken && err instanceof UnavailableError);
+        // Only a connection that broke, or an executor that said it is restarting: its other answers (Docker down) stand.
+        const again = err instanceof RestartingError || err instanceof ConnectionLostError || (taken && err instanceof ExecutorUnreachableError);
         if (abort.signal.aborted || !again) throw err;
         progress.done();
         if (!(await reconnect.wait(abort.signal))) {
