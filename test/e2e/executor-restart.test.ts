@@ -102,6 +102,20 @@ describe("an attached terminal", () => {
   }, 120_000);
 });
 
+test("a session that ended while the executor was down: the CLI says so and exits with its code", async () => {
+  const c = cli(["session", "create", "--gpus", "1", "--", "sh", "-c", "while [ ! -e /tmp/end ]; do sleep 0.1; done; exit 4"]);
+  await until(() => managedContainers(node).length === 1 && /created session/.test(executor.log()), 30_000, "the session");
+  const [id] = managedContainers(node);
+  await until(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "true", 15_000, "it to run");
+  await executor.kill("SIGKILL");
+  Bun.spawnSync(["docker", "exec", id!, "touch", "/tmp/end"]);
+  await until(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "false", 15_000, "it to end");
+  await executor.start();
+  const r = await c.done;
+  expect(r.code).toBe(4);
+  expect(r.stderr).toMatch(/^executor restarting; reconnecting\.\.\.\n\nsession \S+ ended while the executor restarted \(exited, exit code 4\)\n$/);
+}, 60_000);
+
 describe("the queue", () => {
   test("three queued requests keep their order over a restart, ahead of a newer one; a caller that died loses its place after queueGrace", async () => {
     const blocker = await holdAllGpus();
