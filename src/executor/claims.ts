@@ -109,29 +109,12 @@ export type ClaimEffect =
   | { type: "lost"; sessionId: string };
 
 export function initialClaims(limits: UserLimits = { maxQueued: Infinity, maxGpus: Infinity }): ClaimState {
-  return {
-    limits,
-    ready: false,
-    inventoryKnown: false,
-    total: 0,
-    usable: [],
-    inventoryError: null,
-    holds: new Map(),
-    queue: [],
-    ended: new Map(),
-    returns: new Map(),
-    draining: false,
-    epoch: 0,
-  };
+  const collections = { holds: new Map(), queue: [], ended: new Map(), returns: new Map() };
+  return { limits, ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, ...collections, draining: false, epoch: 0 };
 }
 
 /** The state being changed inside one step: the same, with its collections writable. */
-type Draft = Omit<ClaimState, "holds" | "queue" | "ended" | "returns"> & {
-  holds: Map<string, Hold>;
-  queue: Waiting[];
-  ended: Map<string, number>;
-  returns: Map<string, "taken" | "lapsed">;
-};
+type Draft = Omit<ClaimState, "holds" | "queue" | "ended" | "returns"> & { holds: Map<string, Hold>; queue: Waiting[]; ended: Map<string, number>; returns: Map<string, "taken" | "lapsed"> };
 
 const plural = (n: number) => `${n} GPU${n === 1 ? "" : "s"}`;
 
@@ -321,14 +304,8 @@ function graceOver(s: Draft, effects: ClaimEffect[]): void {
 }
 
 export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState; effects: ClaimEffect[] } {
-  const s: Draft = {
-    ...state,
-    holds: new Map(state.holds),
-    queue: [...state.queue],
-    ended: new Map(state.ended),
-    returns: new Map(state.returns),
-    epoch: state.epoch + 1,
-  };
+  const { holds, queue, ended, returns } = state;
+  const s: Draft = { ...state, holds: new Map(holds), queue: [...queue], ended: new Map(ended), returns: new Map(returns), epoch: state.epoch + 1 };
   const effects: ClaimEffect[] = [];
   switch (event.type) {
     case "inventory":

@@ -30,6 +30,26 @@ export function parsePlaces(text: string): Place[] {
   ).map((p) => ({ sessionId: p.sessionId, uid: p.uid, count: p.count }));
 }
 
+/** Writes the places down whenever they change, until frozen (the executor is stopping: they stay as they are). */
+export class PlaceWriter {
+  private saved = "[]";
+  private frozen = false;
+
+  constructor(private readonly store: PlaceStore) {}
+
+  write(places: Place[]): void {
+    const text = JSON.stringify(places);
+    if (this.frozen || text === this.saved) return;
+    this.saved = text;
+    this.store.save(places);
+  }
+
+  freeze(places: Place[]): void {
+    this.write(places);
+    this.frozen = true;
+  }
+}
+
 export function queueFile(stateDir: string, log: (line: string) => void): PlaceStore {
   const path = join(stateDir, "queue.json");
   return {

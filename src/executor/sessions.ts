@@ -12,7 +12,7 @@ import { usableGpus } from "./inventory-cache.ts";
 import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
-import type { PlaceStore } from "./queue-file.ts";
+import { PlaceWriter, type PlaceStore } from "./queue-file.ts";
 import type { TicketBook } from "./tickets.ts";
 import type { UserDirectory } from "./users.ts";
 
@@ -91,13 +91,12 @@ export class SessionManager {
   private state: ClaimState;
   private waiters = new Map<string, ClaimWaiter>();
   private reconciling: Promise<void> | null = null;
-  /** The places as last written down ("[]" for none), and whether writing has stopped (the executor is stopping). */
-  private savedPlaces = "[]";
-  private placesFrozen = false;
+  private places: PlaceWriter;
 
   constructor(readonly deps: SessionDeps) {
     const { maxQueuedPerUser, maxGpusPerUser } = deps.config;
     this.state = initialClaims({ maxQueued: maxQueuedPerUser, maxGpus: maxGpusPerUser ?? Infinity });
+    this.places = new PlaceWriter(deps.places);
   }
 
   get claimState(): ClaimState {
@@ -113,7 +112,8 @@ export class SessionManager {
   dispatch(event: ClaimEvent): ClaimEffect[] {
     const { state, effects } = step(this.state, event);
     this.state = state;
-    this.savePlaces();
+    // Written before anything is carried out: a crash right after still finds them.
+    this.places.write(placesOf(state));
     this.deps.onClaim?.(event, effects);
     for (const effect of effects) this.apply(effect);
     return effects;
@@ -159,15 +159,6 @@ export class SessionManager {
     }
   }
 
-  /** Writes the places down when they changed (synchronously: a crash right after still finds them). */
-  private savePlaces(): void {
-    if (this.placesFrozen) return;
-    const text = JSON.stringify(placesOf(this.state));
-    if (text === this.savedPlaces) return;
-    this.savedPlaces = text;
-    this.deps.places.save(JSON.parse(text));
-  }
-
   /**
    * At start-up: the places the previous run wrote down go back to the head of the queue; those whose callers are not
    * back within `queueGrace` are given up.
@@ -187,8 +178,7 @@ export class SessionManager {
 
   /** The last word on the places before the executor exits: written now, and not rewritten as requests are let go. */
   freezePlaces(): void {
-    this.savePlaces();
-    this.placesFrozen = true;
+    this.places.freeze(placesOf(this.state));
   }
 
   /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
