@@ -48,8 +48,9 @@ export class Reconnect {
       io.err.write(this.deps.raw?.() ? "\r\nexecutor restarting; reconnecting...\r\n" : "executor restarting; reconnecting...\n");
     }
     for (;;) {
-      // Backoff from the first try on: an executor that is draining still answers, and would be asked again at once.
-      const delay = Math.min(100 * 2 ** this.attempts++, 2000);
+      // Backoff from the first try on (an executor that is draining still answers, and would be asked again at once),
+      // capped at a second: a restart should cost a user about that.
+      const delay = Math.min(100 * 2 ** this.attempts++, 1000);
       await sleep(Math.max(0, Math.min(delay, this.deadline - now())));
       if (signal?.aborted) return false;
       const answer = await health();

@@ -66,12 +66,18 @@ describe("an attached terminal", () => {
     type("echo shell=$$");
     const shell = /^shell=(\d+)\s*$/m.exec(await waitFor(/^shell=\d+\s*$/m))![1];
 
+    /** Types `echo NAME=$$` once the executor answers; how long until the same shell prints it. */
+    const back = async (name: string) => {
+      const answered = Date.now();
+      type(`echo ${name}=$$`);
+      await waitFor(new RegExp(`^${name}=${shell}\\s*$`, "m"));
+      console.log(`${name}: the shell answered ${Date.now() - answered} ms after the new executor did`);
+    };
     // kill -9: the CLI finds out when the connection breaks.
     await executor.kill("SIGKILL");
     await waitFor(/executor restarting; reconnecting\.\.\./);
     await executor.start();
-    type("echo after-kill=$$");
-    await waitFor(new RegExp(`^after-kill=${shell}\\s*$`, "m"));
+    await back("after-kill");
     // The terminal is still raw: Ctrl-C reaches the program in the session, not the CLI.
     type("sleep 100");
     await Bun.sleep(500);
@@ -82,8 +88,7 @@ describe("an attached terminal", () => {
     // SIGTERM (systemctl stop/restart): the executor drains and closes the terminal with "restarting".
     await executor.kill("SIGTERM");
     await executor.start();
-    type("echo after-term=$$");
-    await waitFor(new RegExp(`^after-term=${shell}\\s*$`, "m"));
+    await back("after-term");
 
     // `beaker executor restart` as root; the test plays systemd and starts the next executor when the old one exits.
     const restart = executor.run(["executor", "restart"]);
@@ -92,8 +97,7 @@ describe("an attached terminal", () => {
     const r = await restart;
     expect(r.stderr).toMatch(/is stopping: creates in flight finish, queued requests keep their places, attached terminals reconnect\nexecutor \S+ is running \(pid \d+\)\n$/);
     expect(r.exitCode).toBe(0);
-    type("echo after-restart=$$");
-    await waitFor(new RegExp(`^after-restart=${shell}\\s*$`, "m"));
+    await back("after-restart");
 
     expect(screen()).not.toMatch(/^cli-exit=/m);
     expect(screen().match(/executor restarting; reconnecting\.\.\./g)?.length).toBe(3);

@@ -32,7 +32,7 @@ describe("waiting for the executor", () => {
     const w = world([null, null, { ...up, restarting: true }, null, up]);
     expect(await w.reconnect.wait()).toBe(true);
     expect(w.io.stderr()).toBe("executor restarting; reconnecting...\n");
-    expect(w.asked).toEqual([100, 300, 700, 1500, 3100]);
+    expect(w.asked).toEqual([100, 300, 700, 1500, 2500]);
   });
 
   test("gives up when reconnect_timeout runs out", async () => {
