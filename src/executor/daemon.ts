@@ -16,6 +16,8 @@ import { releaseAllStaged } from "./stage.ts";
 import { parseCreateRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
+import { SlurmSessions } from "./slurm.ts";
+import { CommandSlurmRunner } from "../slurm/run.ts";
 import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
 import { UserDirectory } from "./users.ts";
 
@@ -124,6 +126,8 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const history = new SessionHistory(config.stateDir, config.historyRetention, log);
   let link: ServerLink | null = null;
+  const slurm = config.scheduler === "slurm" ? new SlurmSessions(new CommandSlurmRunner(process.env), config.slurm) : undefined;
+  if (slurm) log(`scheduler: slurm (this node is ${config.slurm.node} to Slurm); sessions run in their callers' Slurm jobs`);
   const manager = new SessionManager({
     config,
     engine,
@@ -133,7 +137,12 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     log,
     node: { beakerBinary, memlock, cpus: availableParallelism(), memoryBytes: totalmem() },
     clock: systemClock,
-    onChange: () => void link?.beat(),
+    onChange: () => {
+      void link?.beat();
+      // A session that ended gives its job back to Slurm at once.
+      if (slurm) void slurm.sync(manager);
+    },
+    slurm,
   });
   // With a server: users' tokens are checked with it, and this node reports to it.
   const tokens = config.server ? new TokenChecker(config.server, log) : null;
@@ -164,6 +173,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   const reconcileTimer = setInterval(() => {
     setUpEngine()
       .then(() => manager.stopIdle())
+      .then(() => slurm?.sync(manager))
       .catch((err) => log(`reconcile: ${errorMessage(err)}`));
   }, 5000);
   const sweepTimer = setInterval(() => {
@@ -204,7 +214,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           throw new UsageError("expected a WebSocket upgrade");
         }
         if (path === "/v1/gpus" && req.method === "GET") {
-          const report = await manager.gpuReport();
+          const report = slurm ? await slurm.annotate(await manager.gpuReport()) : await manager.gpuReport();
           if (uid === 0) return Response.json(report);
           return Response.json(redactGpuReport(report, new Set(manager.list(uid, false).map((s) => s.id))));
         }

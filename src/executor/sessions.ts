@@ -8,13 +8,14 @@ import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } f
 import { claimsByGpu, initialClaims, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
+import type { SlurmSessions } from "./slurm.ts";
 import { usableGpus } from "./inventory-cache.ts";
 import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
 import type { UserDirectory } from "./users.ts";
 
-export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
+export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container" | `slurm: ${string}`;
 
 /** A session the executor is watching: its container exists (created or running). */
 export interface LiveSession {
@@ -53,6 +54,8 @@ export interface SessionDeps {
   onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
   /** This node: the beaker binary sessions get, its locked-memory cap, CPUs and memory (bounds for requests). */
   node: { beakerBinary: string | null; memlock: number; cpus: number; memoryBytes: number };
+  /** With `scheduler: slurm`: sessions run in their callers' Slurm jobs, and get those jobs' GPUs. */
+  slurm?: SlurmSessions;
 }
 
 /** A request waiting for the state machine's answer. */
