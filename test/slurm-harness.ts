@@ -72,6 +72,7 @@ GresTypes=gpu
 SlurmdParameters=config_overrides
 ReturnToService=2
 SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=2
 MpiDefault=none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none

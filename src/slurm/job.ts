@@ -113,7 +113,8 @@ export function parseJobLine(line: string): SlurmJob | null {
     account: none(get("Account")),
     qos: none(get("QOS")),
     startTime: slurmTime(get("StartTime")),
-    endTime: slurmTime(get("EndTime")),
+    // An unlimited job's EndTime is a year after its start: no end to show.
+    endTime: get("TimeLimit") === "UNLIMITED" ? null : slurmTime(get("EndTime")),
     nodes: expandHostlist(none(get("NodeList")) ?? ""),
     gpusByNode,
   };
