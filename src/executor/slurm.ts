@@ -57,9 +57,31 @@ export class SlurmSessions {
     if (req.slurm?.job && req.gpus !== null && req.gpus !== gpus.length) {
       throw new ConflictError(`Slurm job ${job.id} has ${gpus.length} GPU${gpus.length === 1 ? "" : "s"} on this node, but --gpus ${req.gpus} was asked; leave --gpus out`);
     }
-    const refused = m.dispatch({ type: "assigned", sessionId, uid, gpus }).find((e) => e.type === "refuse" && e.sessionId === sessionId);
-    if (refused?.type === "refuse") throw new ConflictError(refused.message);
+    await this.assign(m, sessionId, uid, gpus);
     return gpus;
+  }
+
+  /**
+   * Holds the job's GPUs for the session. Slurm may already have given this job the GPUs of a job that ended a moment
+   * ago, before `sync` stopped that job's session: such a session is stopped now (Slurm confirming its job is over),
+   * and the GPUs are taken once it is gone. A GPU held by a session whose job still runs is refused.
+   */
+  private async assign(m: SessionManager, sessionId: string, uid: number, gpus: string[]): Promise<void> {
+    let refusal = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const holders = new Set(gpus.map((uuid) => m.claims().get(uuid)).filter((h): h is string => h !== undefined && h !== sessionId));
+      for (const holder of holders) {
+        const session = m.sessions.get(holder);
+        const job = session?.info.slurmJob?.id;
+        if (!session || !job) continue;
+        await this.endSession(m, holder, job);
+        if (session.info.status === "stopping") await session.exited;
+      }
+      const refused = m.dispatch({ type: "assigned", sessionId, uid, gpus }).find((e) => e.type === "refuse" && e.sessionId === sessionId);
+      if (refused?.type !== "refuse") return;
+      refusal = refused.message;
+    }
+    throw new ConflictError(refusal);
   }
 
   /** `--slurm-job J`: a job of the caller's, running, on this node, and not running another session already. */

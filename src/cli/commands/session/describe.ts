@@ -27,7 +27,7 @@ export const sessionDescribeCommand: CommandSpec = {
       ["Image", s.image],
       ["Status", formatStatus(s)],
       ["GPUs", gpus],
-      ...(s.slurmJob ? ([["Slurm job", formatSlurmJob(s.slurmJob, factory.now(), s.status === "exited")]] as Array<[string, string]>) : []),
+      ...(s.slurmJob ? ([["Slurm", formatSlurmJob(s.slurmJob, factory.now(), s.status === "exited")]] as Array<[string, string]>) : []),
       ["Mounts", s.mounts.length ? s.mounts : ["none"]],
       ["Ports", s.ports.length ? s.ports : ["none"]],
       ["Created", formatTime(s.createdAt)],
