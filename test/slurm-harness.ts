@@ -4,7 +4,7 @@
  * stopped by pid afterwards. The node offers 8 GPUs through gres.conf `File=` entries that are character devices the
  * harness makes (major 195, like /dev/nvidiaN; no driver needed), so Slurm hands out GPU indexes 0-7, which the fake
  * nvidia-smi's V100 x8 recording has as minor numbers 0-7. Starting again kills what a previous run left (by the pids
- * it wrote down) and starts clean.
+ * it wrote down) and starts clean; stopping removes the folder.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -131,6 +131,7 @@ export class TestSlurm {
     await Promise.all(this.children.map((c) => c.exited));
     this.children = [];
     await stopDaemons();
+    removeDir(slurmDir);
   }
 
   /** Runs a Slurm command as root, or as `user` (setpriv, with the user's groups), with the cluster's config. */

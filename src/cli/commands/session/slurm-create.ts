@@ -66,9 +66,11 @@ function siteConfig(): ExecutorConfig | null {
 }
 
 export async function wantsLoginFlow(factory: Factory, flags: Record<string, unknown>): Promise<boolean> {
-  if (!flags.slurm && (flags.cluster !== undefined || flags.node !== undefined || flags.slurmJob !== undefined)) return false;
-  const executor = !flags.slurm && (await factory.executor().health()) !== null;
-  return loginFlowWanted(flags, { executor, siteScheduler: siteConfig()?.scheduler ?? null });
+  if (flags.slurm) return loginFlowWanted(flags, { executor: false, siteScheduler: null });
+  const siteScheduler = siteConfig()?.scheduler ?? null;
+  // Only a site that schedules with Slurm asks whether an executor runs here (a native node is not slowed down).
+  if (siteScheduler !== "slurm" || flags.cluster !== undefined || flags.node !== undefined || flags.slurmJob !== undefined) return false;
+  return loginFlowWanted(flags, { executor: (await factory.executor().health()) !== null, siteScheduler });
 }
 
 class CancelledInSlurmQueue extends BeakerError {
