@@ -3,7 +3,7 @@ import type { Gpu, GpuProcess, Inventory } from "./types.ts";
 /** One GPU as `beaker node gpus --json` prints it (the architecture page's contract). */
 export interface GpuStatus extends Gpu {
   claimedBy: string | null;
-  /** With `scheduler: slurm`: the Slurm job this GPU is allocated to (a session's or a plain job), else null. */
+  /** Only with `scheduler: slurm`: the Slurm job this GPU is allocated to (a session's or a plain job), else null. */
   slurmJob?: { id: string; user: string } | null;
 }
 
@@ -25,7 +25,7 @@ export function unavailableReason(gpu: Gpu, ownedPids: ReadonlySet<number> = new
 }
 
 export function withClaims(inventory: Inventory, claims: ReadonlyMap<string, string>): GpuStatus[] {
-  return inventory.gpus.map((gpu) => ({ ...gpu, claimedBy: gpu.uuid ? (claims.get(gpu.uuid) ?? null) : null, slurmJob: null }));
+  return inventory.gpus.map((gpu) => ({ ...gpu, claimedBy: gpu.uuid ? (claims.get(gpu.uuid) ?? null) : null }));
 }
 
 /** The reason `beaker node gpus` gives a user who is not root for a GPU busy with processes no session owns. */
