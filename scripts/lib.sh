@@ -93,6 +93,19 @@ ensure_busybox_images() { # ensure_busybox_images BUSYBOX_TAG NOSHELL_TAG
   rm -rf "$work"
 }
 
+# Slurm and munge for the Slurm tests, which run their own daemons: the packages' system services are kept from
+# starting (and from starting at boot), so installing them leaves nothing running.
+ensure_slurm() {
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v salloc >/dev/null && return 0
+  local guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && guard=1
+  fi
+  ensure_packages slurmctld:slurmctld slurmd:slurmd munged:munge salloc:slurm-client
+  [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+  if [ -d /run/systemd/system ]; then systemctl disable --now slurmctld slurmd munge >/dev/null 2>&1 || true; fi
+}
+
 ensure_user() { # ensure_user NAME
   id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$1"
 }

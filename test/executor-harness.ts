@@ -30,12 +30,16 @@ export class TestExecutor {
 
   readonly nodeName: string;
 
+  /** Added to the executor's environment (a Slurm test cluster's SLURM_CONF). */
+  private readonly env: Record<string, string>;
+
   /**
    * `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers.
-   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs).
+   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs). `env`: added to the executor's.
    */
-  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string } = {}) {
+  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string; env?: Record<string, string> } = {}) {
     this.nodeName = options.nodeName ?? "test-node";
+    this.env = options.env ?? {};
     const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus() } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
@@ -47,6 +51,7 @@ export class TestExecutor {
 
   async start(): Promise<void> {
     this.proc = Bun.spawn([beakerBinary, "executor", "run", "--config", join(this.dir, "config.yml")], {
+      env: { ...process.env, ...this.env },
       stdout: Bun.file(this.logPath),
       stderr: Bun.file(this.logPath),
     });

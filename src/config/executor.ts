@@ -49,6 +49,22 @@ export interface ExecutorConfig {
    * off, so sessions cannot reach each other's ports; "none" gives sessions no network at all.
    */
   sessionNetwork: string;
+  /** Who decides which GPUs a session gets: Beaker's own queue, or Slurm (each session runs in its caller's Slurm job). */
+  scheduler: "native" | "slurm";
+  slurm: SlurmSettings;
+}
+
+/** The `slurm:` section: defaults for the jobs sessions ask for, and how this node pairs jobs with sessions. */
+export interface SlurmSettings {
+  partition: string | null;
+  account: string | null;
+  qos: string | null;
+  /** A time limit in Slurm's own format ("30", "4:00:00", "2-00:00:00"), passed to Slurm as it is. */
+  time: string | null;
+  /** Slurm's name for this node (NodeName in slurm.conf); default this host's short name. */
+  node: string;
+  /** Seconds a job of Beaker's may run on this node with no session before it is cancelled. */
+  orphanGrace: number;
 }
 
 export function defaultExecutorConfig(): ExecutorConfig {
@@ -76,6 +92,8 @@ export function defaultExecutorConfig(): ExecutorConfig {
     maxGpusPerUser: null,
     publishAddress: "127.0.0.1",
     sessionNetwork: defaultSessionNetwork,
+    scheduler: "native",
+    slurm: { partition: null, account: null, qos: null, time: null, node: hostname().split(".")[0]!, orphanGrace: 120 },
   };
 }
 
@@ -110,6 +128,33 @@ const seconds: Field = (v) => {
   const match = typeof v === "string" ? /^(\d+)\s*([smhd]?)$/.exec(v.trim()) : null;
   if (!match) throw new Error('must be a duration like 3600, "30m", "12h" or "7d"');
   return Number(match[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
+};
+
+/** A Slurm name (partition, account, QOS; a partition may be a comma-separated list). */
+export const slurmNamePattern = /^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/;
+/** Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED. */
+export const slurmTimePattern = /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}){0,2}|UNLIMITED|INFINITE)$/;
+
+const slurmSection: Field = (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("must be a mapping (partition, account, qos, time, node, orphanGrace)");
+  const out: SlurmSettings = { ...defaultExecutorConfig().slurm };
+  for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
+    const name = (pattern: RegExp, shape: string) =>
+      optional((x) => {
+        const text = String(x).trim();
+        if (!pattern.test(text)) throw new Error(`${key} must be ${shape}`);
+        return text;
+      })(value) as string | null;
+    if (key === "partition" || key === "account" || key === "qos") out[key] = name(slurmNamePattern, "a Slurm name");
+    else if (key === "time") out.time = name(slurmTimePattern, 'a Slurm time limit like "60", "4:00:00" or "2-00:00:00"');
+    else if (key === "node") out.node = name(/^[A-Za-z0-9_.-]+$/, "a Slurm node name") ?? out.node;
+    else if (key === "orphanGrace") out.orphanGrace = seconds(value) as number;
+    else {
+      const near = suggest(key, ["partition", "account", "qos", "time", "node", "orphanGrace"]);
+      throw new Error(`has an unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+  }
+  return out;
 };
 
 const fields: Record<keyof ExecutorConfig, Field> = {
@@ -148,6 +193,11 @@ const fields: Record<keyof ExecutorConfig, Field> = {
     return v.replace(/\/+$/, "");
   }),
   tokenFile: absolutePath,
+  scheduler: (v) => {
+    if (v !== "native" && v !== "slurm") throw new Error('must be "native" or "slurm"');
+    return v;
+  },
+  slurm: slurmSection,
   cluster: optional(nonEmpty),
   nodeName: nonEmpty,
   idleTimeout: seconds,

@@ -26,6 +26,25 @@ export interface CreateSessionRequest {
    * when there is none (an executor from before tickets refuses fields it does not know).
    */
   ticket?: string;
+  /** On a node whose scheduler is Slurm: the job to run in, or what to ask Slurm for (else the node's defaults). */
+  slurm?: SlurmRequest | null;
+}
+
+export interface SlurmRequest {
+  /** A running job of the caller's on this node (`--slurm-job`): the session gets its GPUs. */
+  job: string | null;
+  partition: string | null;
+  account: string | null;
+  qos: string | null;
+  time: string | null;
+}
+
+/** The Slurm job a session runs in (session JSON `slurmJob`). */
+export interface SlurmJobRef {
+  id: string;
+  partition: string | null;
+  /** When Slurm's time limit ends the job (ISO), or null for none. */
+  endsAt: string | null;
 }
 
 export type SessionStatus = "queued" | "starting" | "running" | "stopping" | "exited";
@@ -53,8 +72,10 @@ export interface SessionInfo {
   /** 1-based place in this node's queue while queued, else null. */
   queuePosition: number | null;
   exitCode: number | null;
-  /** Why it ended: exited, stopped by user, stopped by admin, idle, executor lost the container. */
+  /** Why it ended: exited, stopped by user, stopped by admin, idle, executor lost the container, slurm: <why>. */
   reason: string | null;
+  /** The Slurm job it runs in, on a node whose scheduler is Slurm; else null. */
+  slurmJob: SlurmJobRef | null;
 }
 
 /** `describe`: the session plus what the node knows of its GPUs. */
@@ -69,6 +90,8 @@ export type CreateEvent =
   | { type: "returned"; kept: boolean }
   /** Waiting for GPUs: the request's session ID (stop it to leave the queue) and its place in the node's queue. */
   | { type: "queued"; sessionId: string; position: number; gpus: number; free: number }
+  /** Waiting in Slurm's queue: its job, Slurm's reason, and Slurm's start estimate when it has one (ISO). */
+  | { type: "slurm"; sessionId: string; job: string; reason: string | null; startTime: string | null }
   | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }
   | { type: "created"; session: SessionInfo }
   | { type: "error"; code: string; message: string };

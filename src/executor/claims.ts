@@ -83,6 +83,11 @@ export type ClaimEvent =
   | { type: "grace-over" }
   /** The executor is about to stop (restart): grant nothing more, and turn new requests away to the next executor. */
   | { type: "drain" }
+  /**
+   * With `scheduler: slurm` Slurm decides: the session's job was given these GPUs. Held as a grant is (reserved, then
+   * confirmed); refused when a GPU is held by another session already, so no GPU is ever held twice.
+   */
+  | { type: "assigned"; sessionId: string; uid: number; gpus: string[] }
   /** The request is withdrawn before its container exists: caller gone, stopped while queued, create failed. */
   | { type: "cancel"; sessionId: string }
   /** The session's container exists: its claim is in Docker's labels now. */
@@ -315,6 +320,13 @@ export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState;
     case "request":
       request(s, event, effects);
       break;
+    case "assigned": {
+      const held = claimsByGpu(s);
+      const taken = event.gpus.find((uuid) => held.has(uuid) && held.get(uuid) !== event.sessionId);
+      if (taken) effects.push({ type: "refuse", sessionId: event.sessionId, reason: "busy", message: `Slurm gave this job GPU ${taken}, which session ${held.get(taken)} still holds` });
+      else s.holds.set(event.sessionId, { uid: event.uid, gpus: event.gpus, stage: "reserved", epoch: s.epoch });
+      break;
+    }
     case "cancel": {
       const queued = s.queue.findIndex((w) => w.sessionId === event.sessionId);
       if (queued !== -1) s.queue.splice(queued, 1);

@@ -80,12 +80,15 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       queuePosition: null,
       exitCode: null,
       reason: null,
+      slurmJob: null,
     };
     m.pending.set(sessionId, { info, abort });
     // The image is looked up (and pulled) while the request waits for GPUs; an image that cannot be had ends the wait.
     const imageReady = engine.ensureImage(image, (p) => emit({ type: "pulling", image, ...p }));
     imageReady.catch((err) => abort.abort(err));
-    info.gpus = await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
+    info.gpus = m.deps.slurm
+      ? await m.deps.slurm.claim(m, { sessionId, uid, count, req, info, emit, signal: abort.signal })
+      : await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
     const facts = await engine.imageFacts(imageId, config.nodeName);
@@ -111,6 +114,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       tty: req.tty,
       term: req.term,
       account,
+      slurmJob: info.slurmJob?.id ?? null,
     });
     containerId = await engine.create(spec);
     if (abort.signal.aborted) throw cancelled();

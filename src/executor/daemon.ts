@@ -16,6 +16,8 @@ import { releaseAllStaged } from "./stage.ts";
 import { parseCreateRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
+import { SlurmSessions } from "./slurm.ts";
+import { CommandSlurmRunner } from "../slurm/run.ts";
 import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
 import { drainExecutor } from "./drain.ts";
 import { queueFile } from "./queue-file.ts";
@@ -129,6 +131,8 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const history = new SessionHistory(config.stateDir, config.historyRetention, log);
   let link: ServerLink | null = null;
+  const slurm = config.scheduler === "slurm" ? new SlurmSessions(new CommandSlurmRunner(process.env), config.slurm) : undefined;
+  if (slurm) log(`scheduler: slurm (this node is ${config.slurm.node} to Slurm); sessions run in their callers' Slurm jobs`);
   const manager = new SessionManager({
     config,
     engine,
@@ -138,7 +142,12 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     log,
     node: { beakerBinary, memlock, cpus: availableParallelism(), memoryBytes: totalmem() },
     clock: systemClock,
-    onChange: () => void link?.beat(),
+    onChange: () => {
+      void link?.beat();
+      // A session that ended gives its job back to Slurm at once.
+      if (slurm) void slurm.sync(manager);
+    },
+    slurm,
     tickets: new TicketBook(loadTicketKey(config.stateDir, log)),
     places: queueFile(config.stateDir, log),
   });
@@ -172,6 +181,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   const reconcileTimer = setInterval(() => {
     setUpEngine()
       .then(() => manager.stopIdle())
+      .then(() => slurm?.sync(manager))
       .catch((err) => log(`reconcile: ${errorMessage(err)}`));
   }, 5000);
   const sweepTimer = setInterval(() => {
@@ -218,7 +228,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           throw new UsageError("expected a WebSocket upgrade");
         }
         if (path === "/v1/gpus" && req.method === "GET") {
-          const report = await manager.gpuReport();
+          const report = slurm ? await slurm.annotate(await manager.gpuReport()) : await manager.gpuReport();
           if (uid === 0) return Response.json(report);
           return Response.json(redactGpuReport(report, new Set(manager.list(uid, false).map((s) => s.id))));
         }

@@ -36,6 +36,12 @@ export function memoryLimitFor(config: Pick<ExecutorConfig, "defaultMemory">, no
  */
 export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: SessionUser, req: CreateSessionRequest) {
   checkEnv(req.env);
+  if (req.slurm && config.scheduler !== "slurm") {
+    throw new UsageError("this node's scheduler is Beaker's own: --slurm-job, --partition, --account, --qos and --time need scheduler: slurm in the executor's config");
+  }
+  if (req.slurm?.job && (req.slurm.partition || req.slurm.account || req.slurm.qos || req.slurm.time)) {
+    throw new UsageError("--partition, --account, --qos and --time ask Slurm for a new job; with --slurm-job the job exists already");
+  }
   if (req.cpus !== null && req.cpus > node.cpus) throw new UsageError(`--cpus ${req.cpus} is more than this node has (${node.cpus})`);
   const memoryBytes = memoryLimitFor(config, node.memoryBytes, req.memory);
   const shmCap = Math.min(config.maxShmSize ?? memoryBytes, memoryBytes);

@@ -66,6 +66,7 @@ function infoFrom(m: SessionManager, c: ManagedContainer): SessionInfo {
     queuePosition: null,
     exitCode: null,
     reason: null,
+    slurmJob: c.labels["beaker.slurm.job"] ? { id: c.labels["beaker.slurm.job"], partition: null, endsAt: null } : null,
   };
 }
 

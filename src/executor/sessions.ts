@@ -8,6 +8,7 @@ import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } f
 import { claimsByGpu, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
+import type { SlurmSessions } from "./slurm.ts";
 import { usableGpus } from "./inventory-cache.ts";
 import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
@@ -16,7 +17,7 @@ import { PlaceWriter, type PlaceStore } from "./queue-file.ts";
 import type { TicketBook } from "./tickets.ts";
 import type { UserDirectory } from "./users.ts";
 
-export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container";
+export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container" | `slurm: ${string}`;
 
 /** A session the executor is watching: its container exists (created or running). */
 export interface LiveSession {
@@ -59,6 +60,8 @@ export interface SessionDeps {
   tickets: TicketBook;
   /** Where the queue's order is written down to outlive a restart. */
   places: PlaceStore;
+  /** With `scheduler: slurm`: sessions run in their callers' Slurm jobs, and get those jobs' GPUs. */
+  slurm?: SlurmSessions;
 }
 
 /** A request waiting for the state machine's answer. */

@@ -3,7 +3,8 @@
  * shape here, before anything runs. Pure; each refusal is a UsageError (HTTP 400) that says what was wrong.
  */
 import { UsageError } from "../errors.ts";
-import type { ClientControl, CreateSessionRequest } from "./api-types.ts";
+import { slurmNamePattern, slurmTimePattern } from "../config/executor.ts";
+import type { ClientControl, CreateSessionRequest, SlurmRequest } from "./api-types.ts";
 
 export const requestLimits = {
   bodyBytes: 256 * 1024,
@@ -81,6 +82,28 @@ const strings =
     return items;
   };
 
+const slurmFields: Record<keyof SlurmRequest, Field> = {
+  job: nullable(text(32, /^\d+$/, "a Slurm job ID (a number)")),
+  partition: nullable(text(256, slurmNamePattern, "a Slurm partition name")),
+  account: nullable(text(256, slurmNamePattern, "a Slurm account name")),
+  qos: nullable(text(256, slurmNamePattern, "a Slurm QOS name")),
+  time: nullable(text(32, slurmTimePattern, 'a Slurm time limit like "60", "4:00:00" or "2-00:00:00"')),
+};
+
+/** A mapping whose every key is known and present, each checked by its field. */
+const record =
+  <T>(fields: Record<keyof T & string, Field>): Field =>
+  (v, name) => {
+    if (!isObject(v)) return fail(name, "must be an object");
+    for (const key of Object.keys(v)) if (!(key in fields)) fail(name, `has an unknown field "${key}"`);
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries<Field>(fields)) {
+      if (!(key in v)) fail(name, `has no "${key}"`);
+      out[key] = field(v[key], `${name}.${key}`);
+    }
+    return out;
+  };
+
 const sizeText = text(32, /^\d+(\.\d+)?\s*[kmgtpKMGTP]?[iI]?[bB]?$/, "a size like 64g");
 const createFields: Record<keyof CreateSessionRequest, Field> = {
   gpus: nullable(integer(0, requestLimits.gpus)),
@@ -108,10 +131,11 @@ const createFields: Record<keyof CreateSessionRequest, Field> = {
   noWait: boolean,
   detach: boolean,
   ticket: text(1024, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, "a queue ticket"),
+  slurm: nullable(record<SlurmRequest>(slurmFields)),
 };
 
 /** Fields a request may leave out (added after the first CLIs shipped). */
-const optionalCreateFields = new Set(["ticket"]);
+const optionalCreateFields = new Set(["ticket", "slurm"]);
 
 /** A create request as sent over the socket -> a request every later step can trust. Throws UsageError. */
 export function parseCreateRequest(body: unknown): CreateSessionRequest {

@@ -3,6 +3,8 @@ import type { Gpu, GpuProcess, Inventory } from "./types.ts";
 /** One GPU as `beaker node gpus --json` prints it (the architecture page's contract). */
 export interface GpuStatus extends Gpu {
   claimedBy: string | null;
+  /** Only with `scheduler: slurm`: the Slurm job this GPU is allocated to (a session's or a plain job), else null. */
+  slurmJob?: { id: string; user: string } | null;
 }
 
 /** The processes on a GPU that no session owns (someone working outside Beaker). */

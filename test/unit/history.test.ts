@@ -11,7 +11,7 @@ const day = 24 * 3600 * 1000;
 
 function record(id: string, finishedAt: number): SessionInfo {
   const at = new Date(finishedAt).toISOString();
-  return { id, name: id, node: "n", user: "u", account: null, uid: 1000, gpus: [], requestedGpus: 0, image: "i", status: "exited", tty: false, ports: [], mounts: [], createdAt: at, startedAt: at, finishedAt: at, queuePosition: null, exitCode: 0, reason: "exited" };
+  return { id, name: id, node: "n", user: "u", account: null, uid: 1000, gpus: [], requestedGpus: 0, image: "i", status: "exited", tty: false, ports: [], mounts: [], createdAt: at, startedAt: at, finishedAt: at, queuePosition: null, exitCode: 0, reason: "exited", slurmJob: null };
 }
 
 test("survives a restart, drops what is older than the retention, skips a line cut short by a crash", () => {

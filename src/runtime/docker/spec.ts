@@ -48,6 +48,8 @@ export interface SpecInput {
   term: string | null;
   /** The caller's Beaker account on a node with a server (label `beaker.account`), else null. */
   account: string | null;
+  /** The Slurm job the session runs in (label `beaker.slurm.job`), or null. */
+  slurmJob?: string | null;
   /** RLIMIT_MEMLOCK for the container, bytes; -1 is unlimited (what NCCL wants). */
   memlock: number;
   /** This beaker binary, mounted read-only at /usr/local/bin/beaker so git's credential helper works inside. */
@@ -137,6 +139,7 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       "beaker.tty": String(input.tty),
       "beaker.mounts": JSON.stringify(input.shownMounts),
       ...(input.account ? { "beaker.account": input.account } : {}),
+      ...(input.slurmJob ? { "beaker.slurm.job": input.slurmJob } : {}),
     },
     HostConfig: {
       Mounts: mounts,

@@ -29,7 +29,8 @@ export async function loadNodeGpus(factory: Factory): Promise<NodeGpusResult> {
 
 function state(gpu: GpuStatus, unavailable: Record<string, string>): string {
   if (!gpu.healthy) return `unhealthy: ${gpu.error ?? "unknown"}`;
-  if (gpu.claimedBy) return `claimed by ${gpu.claimedBy}`;
+  if (gpu.claimedBy) return `claimed by ${gpu.claimedBy}${gpu.slurmJob ? ` (Slurm job ${gpu.slurmJob.id})` : ""}`;
+  if (gpu.slurmJob) return `busy: Slurm job ${gpu.slurmJob.id} of ${gpu.slurmJob.user}`;
   const reason = unavailable[gpu.uuid ?? gpu.busId ?? "?"];
   return reason ? `unavailable: ${reason}` : "free";
 }

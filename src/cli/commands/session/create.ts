@@ -12,6 +12,9 @@ import { checkNodeName, noClusterHere } from "../../remote.ts";
 import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
 import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
 import { createReconnect, type Reconnect } from "../../reconnect.ts";
+import { createThroughSlurm, slurmOptions, slurmRequest, wantsLoginFlow } from "./slurm-create.ts";
+import { pendingLine } from "../../../slurm/job.ts";
+import { formatTime } from "./ref.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
@@ -44,6 +47,7 @@ export function buildCreateRequest(flags: Record<string, unknown>, rest: string[
     term: ctx.term,
     noWait: Boolean(flags.wait === false),
     detach: Boolean(flags.detach),
+    slurm: slurmRequest(flags),
   };
 }
 
@@ -76,6 +80,11 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
             if (progress.live) progress.update(line);
             else if (!announcedQueue) io.err.write(`${line}\n`);
             announcedQueue = true;
+          } else if (event.type === "slurm") {
+            // Sent when Slurm's reason or estimate changes: each is news to someone reading a log too.
+            const line = pendingLine({ id: event.job, reason: event.reason, startTime: event.startTime }, formatTime);
+            if (progress.live) progress.update(line);
+            else io.err.write(`${line}\n`);
           } else if (event.type === "pulling") {
             progress.pull(event);
           } else if (event.type === "error") {
@@ -135,6 +144,7 @@ export const sessionCreateCommand: CommandSpec = {
     { flags: "--cluster <name>", description: "Start it on the node of this cluster with room (default: your default_cluster, where no executor runs)", kind: "string" },
     { flags: "--node <host>", description: "Start it on this node (reached with ssh)", kind: "string" },
     { flags: "--gpu-type <type>", description: "With --cluster: GPUs whose name contains this, like H100", kind: "string" },
+    ...slurmOptions,
     jsonOption,
   ],
   examples: [
@@ -142,6 +152,7 @@ export const sessionCreateCommand: CommandSpec = {
     "beaker session create --gpus 2 --image nvcr.io/nvidia/pytorch:24.05-py3",
     "beaker session create --detach -- python3 train.py",
     "beaker session create --cluster lab --gpus 4 --gpu-type H100 --port 8888",
+    "beaker session create --slurm --gpus 2 --partition gpu --time 4:00:00",
   ],
   async run({ flags, rest, factory }) {
     const { io } = factory;
@@ -149,6 +160,7 @@ export const sessionCreateCommand: CommandSpec = {
     const config = factory.userConfig().read();
     // Flags are checked here, before a node is picked or reached.
     buildCreateRequest(flags, rest, { cwd: process.cwd(), tty: false, term: null, defaultImage: null });
+    if (await wantsLoginFlow(factory, flags)) return createThroughSlurm(factory, flags, rest);
     const target = await createTarget(factory, flags, config.default_cluster ?? null);
     if (target) return createOnNode(factory, flags, rest, target);
     const request = buildCreateRequest(flags, rest, {
@@ -229,6 +241,10 @@ export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: 
     return outcome.code;
   }
   if (outcome.reason === "exited") return outcome.code;
+  if (outcome.reason.startsWith("slurm: ")) {
+    io.err.write(`\nsession ${session.name} ended: Slurm ended its job (${outcome.reason.slice("slurm: ".length)})\n`);
+    return 143;
+  }
   if (outcome.reason === "executor lost the container") {
     io.err.write(`\nsession ${session.name} ended: its container disappeared (removed outside Beaker?)\n`);
     return outcome.code;

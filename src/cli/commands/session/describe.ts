@@ -1,7 +1,7 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printable, printJson } from "../../output.ts";
 import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
-import { formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
+import { formatSlurmJob, formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
 
 export const sessionDescribeCommand: CommandSpec = {
   name: "describe",
@@ -27,6 +27,7 @@ export const sessionDescribeCommand: CommandSpec = {
       ["Image", s.image],
       ["Status", formatStatus(s)],
       ["GPUs", gpus],
+      ...(s.slurmJob ? ([["Slurm", formatSlurmJob(s.slurmJob, factory.now(), s.status === "exited")]] as Array<[string, string]>) : []),
       ["Mounts", s.mounts.length ? s.mounts : ["none"]],
       ["Ports", s.ports.length ? s.ports : ["none"]],
       ["Created", formatTime(s.createdAt)],

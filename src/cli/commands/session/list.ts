@@ -2,7 +2,7 @@ import type { SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson, printTable } from "../../output.ts";
 import type { Factory } from "../../factory.ts";
-import { formatDuration, formatStatus, formatTime, sessionDuration } from "./ref.ts";
+import { formatDuration, formatSlurmJob, formatStatus, formatTime, sessionDuration } from "./ref.ts";
 
 export const sessionListCommand: CommandSpec = {
   name: "list",
@@ -19,9 +19,11 @@ export const sessionListCommand: CommandSpec = {
     if (flags.json) return void printJson(factory.io, sessions);
     if (sessions.length === 0) return void factory.io.err.write("no sessions\n");
     const now = factory.now();
+    // On a Slurm node each session runs in a job: its id, partition and time left get a column.
+    const slurm = sessions.some((s) => s.slurmJob);
     printTable(
       factory.io,
-      ["ID", "NAME", "USER", "IMAGE", "GPUS", "STATUS", "STARTED", "DURATION", "PORTS"],
+      ["ID", "NAME", "USER", "IMAGE", "GPUS", "STATUS", "STARTED", "DURATION", ...(slurm ? ["SLURM JOB"] : []), "PORTS"],
       sessions.map((s) => [
         s.id,
         s.name,
@@ -31,6 +33,7 @@ export const sessionListCommand: CommandSpec = {
         formatStatus(s),
         formatTime(s.startedAt ?? s.createdAt),
         sessionDuration(s, now),
+        ...(slurm ? [formatSlurmJob(s.slurmJob, now, s.status === "exited")] : []),
         s.ports.join(","),
       ]),
     );

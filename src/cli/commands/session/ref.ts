@@ -45,6 +45,14 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
 }
 
+/** "1234 (gpu, 42m left)": the Slurm job a session runs in, its partition and what its time limit leaves. */
+export function formatSlurmJob(job: SessionInfo["slurmJob"], now: Date, ended = false): string {
+  if (!job) return "-";
+  const left = ended ? null : job.endsAt ? `${formatDuration((Date.parse(job.endsAt) - now.getTime()) / 1000)} left` : "no time limit";
+  const detail = [job.partition, left].filter(Boolean).join(", ");
+  return detail ? `${job.id} (${detail})` : job.id;
+}
+
 /** How long it ran (or has been running); "-" before it started. */
 export function sessionDuration(session: SessionInfo, now: Date): string {
   if (!session.startedAt) return "-";

@@ -1,0 +1,213 @@
+/**
+ * scheduler: slurm on a real one-node Slurm (slurmctld, slurmd and munged from Debian, 8 GPUs in gres.conf), driven
+ * through dist/beaker as two non-root users: sessions run in their callers' jobs with exactly those jobs' GPUs, wait
+ * in Slurm's queue with Slurm's reason, end when Slurm ends the job, survive an executor kill -9, and a login node's
+ * CLI gets its session through salloc and srun --pty.
+ */
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { beakerBinary } from "../harness.ts";
+import { slurmNode, TestSlurm, waitForSlurm } from "../slurm-harness.ts";
+import type { SessionInfo } from "../../src/executor/api-types.ts";
+
+const slurm = new TestSlurm();
+const executor = new TestExecutor({ nodeName: "slurm-node", env: slurm.env, extra: "scheduler: slurm\nslurm:\n  orphanGrace: 10\n" });
+const env = slurm.env;
+
+beforeAll(async () => {
+  await slurm.start();
+  await executor.start();
+}, 90_000);
+afterAll(async () => {
+  await executor.cleanup();
+  await slurm.stop();
+});
+afterEach(async () => {
+  for (const user of [testUser, otherUser]) slurm.sh(["scancel", `--user=${user}`]);
+  await waitForSlurm("Slurm's queue to empty", () => slurm.queue().length === 0);
+  // Their sessions end with their jobs: the next test starts on a node with nothing running.
+  await eventually("every session to end", async () => {
+    const all = JSON.parse((await executor.run(["session", "list", "--all", "--json"], { env })).stdout) as SessionInfo[];
+    return all.every((s) => s.status === "exited");
+  });
+});
+
+const as = (user: string, args: string[]) => executor.run(args, { user, env });
+const sessions = async (user = testUser): Promise<SessionInfo[]> => JSON.parse((await as(user, ["session", "list", "--all", "--json"])).stdout);
+const session = async (id: string) => (await sessions()).find((s) => s.id === id);
+const uuidsOf = (job: string) => slurm.gpuIndexes(job).map((i) => eightUuids[i]!);
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${executor.log().slice(-3000)}`);
+    await Bun.sleep(250);
+  }
+}
+
+/** A CLI run in the background whose stderr can be watched while it runs. */
+function background(user: string, args: string[]) {
+  const proc = executor.spawn(args, { user, env });
+  let stderr = "";
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) stderr += decoder.decode(chunk, { stream: true });
+  })();
+  const stdout = new Response(proc.stdout).text();
+  return {
+    proc,
+    stderr: () => stderr,
+    waitErr: (pattern: RegExp, timeoutMs = 30_000) => eventually(`stderr to show ${pattern}`, async () => pattern.exec(stderr), timeoutMs),
+    done: async () => ({ exitCode: await proc.exited, stdout: await stdout, stderr: (await reading, stderr) }),
+  };
+}
+
+test("a session gets exactly its job's GPUs; the job is the caller's; list, describe and node gpus show it; stop gives it back", async () => {
+  const created = await as(testUser, ["session", "create", "--gpus", "3", "--time", "30", "--detach", "--json", "--", "sleep", "1000"]);
+  expect(created.stderr).toBe("");
+  const { id, gpus } = JSON.parse(created.stdout) as { id: string; gpus: string[] };
+  const info = (await session(id))!;
+  const job = info.slurmJob!.id;
+  expect(info.slurmJob).toMatchObject({ partition: "gpu" });
+  expect(slurm.job(job)).toMatchObject({ JobState: "RUNNING", JobName: `beaker-${id}`, UserId: `${testUser}(${Bun.spawnSync(["id", "-u", testUser]).stdout.toString().trim()})` });
+  // Inside the container, against what `scontrol show job -d` says the job was given.
+  expect(gpus).toEqual(uuidsOf(job));
+  const inside = await as(testUser, ["session", "exec", id, "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+  expect(inside.stdout.trim()).toBe(uuidsOf(job).join(","));
+
+  const describe = await as(testUser, ["session", "describe", id]);
+  expect(describe.stdout).toMatch(new RegExp(`^Slurm: {4}${job} \\(gpu, (29|30)m left\\)$`, "m"));
+  const list = await as(testUser, ["session", "list"]);
+  expect(list.stdout).toMatch(/SLURM JOB/);
+  const report = JSON.parse((await as(testUser, ["node", "gpus", "--json"])).stdout) as Array<{ uuid: string; claimedBy: string | null; slurmJob: { id: string } | null }>;
+  expect(report.filter((g) => g.slurmJob?.id === job).map((g) => [g.uuid, g.claimedBy])).toEqual(uuidsOf(job).map((u) => [u, id]));
+
+  expect((await as(testUser, ["session", "stop", id])).exitCode).toBe(0);
+  await eventually("the job to be given back", async () => slurm.queue(testUser).length === 0);
+  expect((await session(id))!.reason).toBe("stopped by user");
+}, 60_000);
+
+test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slurm's reason and estimate, and starts when that job ends", async () => {
+  const blocker = slurm.sbatch(otherUser, ["--gres=gpu:6", "--time=10"]);
+  await waitForSlurm("the blocker to run", () => slurm.job(blocker)?.JobState === "RUNNING");
+  const table = await as(testUser, ["node", "gpus"]);
+  expect(table.stdout.match(new RegExp(`busy: Slurm job ${blocker} of ${otherUser}`, "g"))).toHaveLength(6);
+  const report = JSON.parse((await as(testUser, ["node", "gpus", "--json"])).stdout) as Array<{ slurmJob: { id: string; user: string } | null }>;
+  expect(report.filter((g) => g.slurmJob?.id === blocker && g.slurmJob.user === otherUser)).toHaveLength(6);
+
+  const waiting = background(testUser, ["session", "create", "--gpus", "4", "--", "sh", "-c", "echo gpus=$NVIDIA_VISIBLE_DEVICES"]);
+  const [, job] = await waiting.waitErr(/Waiting for Slurm job (\d+): (Resources|Priority)/);
+  // The backfill scheduler works out when the blocker's time limit frees enough GPUs.
+  await waiting.waitErr(/Slurm expects it to start at \d{4}-\d\d-\d\d \d\d:\d\d/);
+  const queued = (await sessions()).find((s) => s.slurmJob?.id === job);
+  expect(queued).toMatchObject({ status: "queued", gpus: [] });
+  expect(slurm.job(job!)).toMatchObject({ JobState: "PENDING", UserId: expect.stringMatching(new RegExp(`^${testUser}\\(`)) });
+
+  slurm.sh(["scancel", blocker]);
+  const result = await waiting.done();
+  expect(result.exitCode).toBe(0);
+  expect(result.stdout).toBe(`gpus=${uuidsOf(job!).join(",")}\n`);
+  expect(uuidsOf(job!)).toHaveLength(4);
+}, 90_000);
+
+test("Ctrl-C while waiting in Slurm's queue leaves no job behind", async () => {
+  const blocker = slurm.sbatch(otherUser, ["--gres=gpu:8"]);
+  await waitForSlurm("the blocker to run", () => slurm.job(blocker)?.JobState === "RUNNING");
+  const waiting = background(testUser, ["session", "create", "--gpus", "2", "--", "true"]);
+  await waiting.waitErr(/Waiting for Slurm job \d+/);
+  expect(slurm.queue(testUser)).toHaveLength(1);
+  waiting.proc.kill("SIGINT");
+  const result = await waiting.done();
+  expect(result.exitCode).toBe(130);
+  await eventually("the waiting job to leave Slurm's queue", async () => slurm.queue(testUser).length === 0);
+  expect((await sessions()).filter((s) => s.status !== "exited")).toEqual([]);
+}, 60_000);
+
+test("--slurm-job: another user's job is refused; one's own gives its GPUs and stays the owner's", async () => {
+  const theirs = slurm.salloc(otherUser, ["--gres=gpu:1", "--job-name=theirs"]);
+  const refused = await as(testUser, ["session", "create", "--slurm-job", theirs, "--", "true"]);
+  expect(refused.exitCode).toBe(4);
+  expect(refused.stderr).toBe(`beaker: Slurm job ${theirs} is not yours: it belongs to ${otherUser}\n`);
+
+  const mine = slurm.salloc(testUser, ["--gres=gpu:2", "--job-name=mine"]);
+  const used = await as(testUser, ["session", "create", "--slurm-job", mine, "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+  expect(used).toEqual({ exitCode: 0, stdout: `${uuidsOf(mine).join(",")}\n`, stderr: "" });
+  // Not Beaker's to give back: the job is still there for a second session.
+  const again = await as(testUser, ["session", "create", "--slurm-job", mine, "--", "true"]);
+  expect(again.exitCode).toBe(0);
+  expect(slurm.job(mine)?.JobState).toBe("RUNNING");
+  const asked = await as(testUser, ["session", "create", "--slurm-job", mine, "--gpus", "3", "--", "true"]);
+  expect(asked.exitCode).toBe(6);
+  expect(asked.stderr).toMatch(/has 2 GPUs on this node, but --gpus 3 was asked/);
+}, 60_000);
+
+test("Slurm ending the job stops the session with its reason: scancel by root, and --time 1 (the attached CLI says so)", async () => {
+  const limited = background(testUser, ["session", "create", "--gpus", "1", "--time", "1", "--", "sleep", "1000"]);
+  const detached = await as(testUser, ["session", "create", "--gpus", "1", "--detach", "--", "sleep", "1000"]);
+  const id = detached.stdout.trim();
+  const job = (await session(id))!.slurmJob!.id;
+  slurm.sh(["scancel", job]);
+  const cancelled = await eventually("the cancelled job's session to end", async () => {
+    const s = await session(id);
+    return s?.status === "exited" && s;
+  });
+  expect(cancelled.reason).toBe("slurm: cancelled");
+
+  const result = await limited.done();
+  expect(result.exitCode).toBe(143);
+  expect(result.stderr).toMatch(/ended: Slurm ended its job \(time limit\)/);
+  expect((await sessions()).filter((s) => s.reason === "slurm: time limit")).toHaveLength(1);
+}, 180_000);
+
+test("executor kill -9 and restart: a session keeps its job, one whose job ended meanwhile stops, an unused login job is cancelled", async () => {
+  const start = async () => (await as(testUser, ["session", "create", "--gpus", "1", "--detach", "--", "sleep", "1000"])).stdout.trim();
+  const kept = await start();
+  const lost = await start();
+  const [keptJob, lostJob] = [(await session(kept))!.slurmJob!.id, (await session(lost))!.slurmJob!.id];
+  const orphan = slurm.salloc(testUser, ["--gres=gpu:1", "--job-name=beaker"]);
+
+  await executor.kill("SIGKILL");
+  slurm.sh(["scancel", lostJob]);
+  await executor.start();
+
+  await eventually("the restarted executor to stop the session whose job ended", async () => (await session(lost))?.reason === "slurm: cancelled");
+  expect(await session(kept)).toMatchObject({ status: "running", slurmJob: { id: keptJob } });
+  expect(slurm.job(keptJob)?.JobState).toBe("RUNNING");
+  await eventually("the unused login job to be cancelled", async () => !slurm.queue().includes(orphan), 60_000);
+  expect(executor.log()).toMatch(new RegExp(`cancelled Slurm job ${orphan} of ${testUser}: no session has run in it`));
+  expect(slurm.job(keptJob)?.JobState).toBe("RUNNING");
+}, 120_000);
+
+test("from a login node: salloc, then srun --pty onto the node; TTY, resize and exit code pass through; the job is given back", async () => {
+  const sock = `beaker-slurm-${process.pid}`;
+  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  const screen = () => tmux("capture-pane", "-p", "-t", "t");
+  const waitScreen = (pattern: RegExp, timeoutMs = 30_000) => eventually(`the screen to show ${pattern}`, async () => pattern.test(screen()), timeoutMs).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${screen()}`);
+  });
+  const type = (line: string) => tmux("send-keys", "-t", "t", line, "Enter");
+  try {
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=/home/${testUser}`, "TERM=xterm",
+      "PATH=/usr/local/bin:/usr/bin:/bin", `SLURM_CONF=${env.SLURM_CONF}`, `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "--norc", "-i");
+    type(`cd ~; PS1='login$ '; ${beakerBinary} session create --slurm --gpus 2 --time 5; echo beaker-exit=$?`);
+    await waitScreen(new RegExp(`Slurm job \\d+ runs on ${slurmNode}`));
+    await waitScreen(new RegExp(`${testUser}@slurm-node:~\\$`));
+    const job = slurm.sh(["squeue", "--noheader", `--user=${testUser}`, "--name=beaker", "--format=%i"]).stdout.trim();
+    type("echo gpus=$NVIDIA_VISIBLE_DEVICES; stty size");
+    await waitScreen(new RegExp(`^gpus=${uuidsOf(job).join(",")}\\s*\\n30 100\\s*$`, "m"));
+    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40");
+    await eventually("the resize to reach the session", async () => {
+      type("clear; stty size");
+      await Bun.sleep(300);
+      return /^40 120\s*$/m.test(screen());
+    });
+    type("exit 7");
+    await waitScreen(/^beaker-exit=7\s*$/m);
+    expect(screen()).not.toMatch(/srun: error/);
+    await eventually("the login job to be given back", async () => slurm.queue(testUser).length === 0);
+  } finally {
+    tmux("kill-server");
+  }
+}, 90_000);
