@@ -77,6 +77,26 @@ export async function relayLocalPort(local: number, target: { host: string; port
 }
 
 /**
+ * What a multiplexed ssh call wrote, once it has exited. Its stdout is handed to the master connection, which may hold
+ * it open after the call is over, so end-of-file is not waited for beyond a moment.
+ */
+async function drain(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const all = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      text += decoder.decode(value, { stream: true });
+    }
+  })().catch(() => {});
+  await Promise.race([all, Bun.sleep(500)]);
+  await reader.cancel().catch(() => {});
+  return text;
+}
+
+/**
  * While a remote create runs with `--port`: waits for its ssh master connection, asks the node (over that
  * connection) for the session until it runs, then adds one forward per port and says where each is. Returns the
  * function that stops the watch.
@@ -90,9 +110,9 @@ export function forwardWhenRunning(
   const run = async (argv: string[], capture: boolean) => {
     const spawned = ctx.spawn({ argv, env: childEnv(ctx.env), stdin: "ignore", stdout: capture ? "pipe" : "ignore", stderr: "ignore" });
     child = spawned;
-    const [text, code] = await Promise.all([spawned.stdout ? new Response(spawned.stdout).text() : Promise.resolve(""), spawned.exited]);
+    const code = await spawned.exited;
     child = null;
-    return { code, text };
+    return { code, text: spawned.stdout ? await drain(spawned.stdout) : "" };
   };
   const describe = async (): Promise<SessionDetails | null> => {
     const log = `${options.controlPath}.describe.log`;
@@ -112,15 +132,22 @@ export function forwardWhenRunning(
     }
   };
   const watch = async () => {
+    // A running session's published ports can lag its status by a listing; they are asked for again, for a while.
+    let unlisted = 0;
     while (!stopped) {
       await Bun.sleep(existsSync(options.controlPath) ? 1000 : 100);
       if (stopped || !existsSync(options.controlPath)) continue;
       const session = await describe();
       if (!session || session.status === "queued" || session.status === "starting") continue;
       if (session.status !== "running") return;
-      for (const port of options.ports) {
-        const target = publishedAddress(session.ports, port);
-        if (!target || stopped) continue;
+      const targets = options.ports.map((port) => ({ port, target: publishedAddress(session.ports, port) }));
+      if (targets.some((t) => !t.target) && ++unlisted < 10) continue;
+      for (const { port, target } of targets) {
+        if (stopped) return;
+        if (!target) {
+          options.announce(`could not forward port ${port} of session ${session.name}: the node lists no address for it`);
+          continue;
+        }
         const local = await freeLocalPort(port);
         const forward: Forward = { localPort: local, ...target };
         const { code } = await run(buildAddForwardArgv(options.controlPath, options.node, forward, `${options.controlPath}.forward.log`), false);
