@@ -43,7 +43,12 @@ docker_answers() { timeout 10 docker ${1:+-H "$1"} info >/dev/null 2>&1; }
 
 start_dockerd() { # start_dockerd LOG [extra dockerd flags...]
   local logfile=$1; shift
-  PATH="$BEAKER_TEST_LIB/bin:$PATH" nohup dockerd "$@" >"$logfile" 2>&1 &
+  # The engine outlives this script: it must not keep our open files (a caller's `flock` lock, a pipe that a
+  # caller reads to its end), so every descriptor past stderr is closed before it starts, in its own session.
+  (
+    for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+    PATH="$BEAKER_TEST_LIB/bin:$PATH" exec setsid dockerd "$@" </dev/null >"$logfile" 2>&1
+  ) &
   local i
   for i in $(seq 1 60); do
     if docker_answers "${DOCKER_HOST:-}"; then return 0; fi
