@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseNvidiaSmiXml } from "../src/gpu/parse-xml.ts";
 
-const file = resolve(import.meta.dir, "../../shared/fixtures/nvidia-smi/datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml");
+const file = resolve(import.meta.dir, "../test/fixtures/nvidia-smi/datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml");
 const text = readFileSync(file, "utf8");
 const json = JSON.stringify(parseNvidiaSmiXml(text));
 

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { signManifest, type ReleaseManifest } from "../src/update/manifest.ts";
+import { hostTarget } from "./host-target.ts";
 
 const root = resolve(import.meta.dir, "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -53,13 +54,6 @@ function gitCommit(): string {
   const sha = result.exitCode === 0 ? result.stdout.toString().trim() : "unknown";
   const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"], { cwd: root, stdout: "pipe" });
   return sha !== "unknown" && dirty.stdout.toString().trim() !== "" ? `${sha}-dirty` : sha;
-}
-
-function hostTarget(): string {
-  const arch = process.arch === "arm64" ? "arm64" : "x64";
-  if (process.platform === "darwin") return `darwin-${arch}`;
-  const musl = existsSync("/etc/alpine-release");
-  return `linux-${arch}${musl ? "-musl" : ""}`;
 }
 
 /** Fetches and verifies the Bun runtime of one target; returns the path of its `bun` executable. */

@@ -41,13 +41,14 @@ install_stub_hook() {
 
 docker_answers() { timeout 10 docker ${1:+-H "$1"} info >/dev/null 2>&1; }
 
-start_dockerd() { # start_dockerd LOG [extra dockerd flags...]
-  local logfile=$1; shift
+start_dockerd() { # start_dockerd LOG [in_private_netns] [extra dockerd flags...]
+  local logfile=$1 launcher=(); shift
+  if [ "${1:-}" = in_private_netns ]; then launcher=(nsenter --net="/run/netns/$PRIVATE_ENGINE_NETNS"); shift; fi
   # The engine outlives this script: it must not keep our open files (a caller's `flock` lock, a pipe that a
   # caller reads to its end), so every descriptor past stderr is closed before it starts, in its own session.
   (
     for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
-    PATH="$BEAKER_TEST_LIB/bin:$PATH" exec setsid dockerd "$@" </dev/null >"$logfile" 2>&1
+    PATH="$BEAKER_TEST_LIB/bin:$PATH" exec setsid "${launcher[@]}" dockerd "$@" </dev/null >"$logfile" 2>&1
   ) &
   local i
   for i in $(seq 1 60); do
@@ -76,13 +77,15 @@ ensure_debian_image() { # ensure_debian_image TAG
   docker import -c 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null
 }
 
-# A busybox image like Alpine's userland (a passwd with only root), and a distroless-like one with no shell at all.
-ensure_busybox_images() { # ensure_busybox_images BUSYBOX_TAG NOSHELL_TAG
-  docker image inspect "$1" >/dev/null 2>&1 && docker image inspect "$2" >/dev/null 2>&1 && return 0
+# Two rootfs tarballs from Debian's busybox-static, cached: busybox like Alpine's userland (a passwd with only root),
+# and a distroless-like one with only /app/busybox and no shell at all.
+busybox_rootfs() {
+  local bb="$BEAKER_TEST_CACHE/busybox-rootfs.tar" ns="$BEAKER_TEST_CACHE/noshell-rootfs.tar"
+  [ -s "$bb" ] && [ -s "$ns" ] && return 0
   local work; work=$(mktemp -d)
   (cd "$work" && apt-get download busybox-static >/dev/null 2>&1) || die "cannot download Debian's busybox-static"
   dpkg-deb -x "$work"/busybox-static_*.deb "$work/pkg"
-  mkdir -p "$work/bb/bin" "$work/bb/etc" "$work/bb/tmp" "$work/bb/root"
+  mkdir -p "$work/bb/bin" "$work/bb/etc" "$work/bb/tmp" "$work/bb/root" "$BEAKER_TEST_CACHE"
   chmod 1777 "$work/bb/tmp"
   cp "$work/pkg/bin/busybox" "$work/bb/bin/busybox"
   local applet
@@ -91,10 +94,10 @@ ensure_busybox_images() { # ensure_busybox_images BUSYBOX_TAG NOSHELL_TAG
   done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$work/bb/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$work/bb/etc/group"
-  tar -C "$work/bb" -c . | docker import -c 'CMD ["/bin/sh"]' - "$1" >/dev/null
+  tar -C "$work/bb" -cf "$bb.tmp" . && mv "$bb.tmp" "$bb"
   mkdir -p "$work/ns/app"
   cp "$work/pkg/bin/busybox" "$work/ns/app/busybox"
-  tar -C "$work/ns" -c . | docker import -c 'ENTRYPOINT ["/app/busybox"]' - "$2" >/dev/null
+  tar -C "$work/ns" -cf "$ns.tmp" . && mv "$ns.tmp" "$ns"
   rm -rf "$work"
 }
 
@@ -109,6 +112,13 @@ ensure_slurm() {
   ensure_packages slurmctld:slurmctld slurmd:slurmd munged:munge salloc:slurm-client
   [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
   if [ -d /run/systemd/system ]; then systemctl disable --now slurmctld slurmd munge >/dev/null 2>&1 || true; fi
+}
+
+ensure_busybox_images() { # ensure_busybox_images BUSYBOX_TAG NOSHELL_TAG
+  docker image inspect "$1" >/dev/null 2>&1 && docker image inspect "$2" >/dev/null 2>&1 && return 0
+  busybox_rootfs
+  docker import -c 'CMD ["/bin/sh"]' "$BEAKER_TEST_CACHE/busybox-rootfs.tar" "$1" >/dev/null
+  docker import -c 'ENTRYPOINT ["/app/busybox"]' "$BEAKER_TEST_CACHE/noshell-rootfs.tar" "$2" >/dev/null
 }
 
 ensure_user() { # ensure_user NAME
@@ -134,4 +144,108 @@ ensure_derived_image() {
   docker commit -c 'CMD ["/bin/bash"]' "$id" "$tag" >/dev/null
   docker rm "$id" >/dev/null
   rm -rf "$work"
+}
+
+# --- The test engine beside the machine's own -------------------------------------------------------------------
+# When the machine's engine cannot run the GPU path (no stub hook on its PATH), or BEAKER_TEST_PRIVATE_ENGINE=1,
+# scripts/test runs a private engine, and the tests beside it, in a network namespace of their own (beaker-test):
+# its own socket, data-root, exec-root, pidfile and config file, and its own bridge, addresses and iptables rules
+# inside that namespace. Nothing of it can reach the machine's engine. In the machine's namespace a second dockerd
+# could not be made safe: with `--bridge none` it deletes docker0; with iptables on it flushes the DOCKER chains that
+# the first engine's published ports live in; with iptables off it cannot keep sessions apart (icc) nor NAT them.
+# Its data root stays between runs, a cache of the test images like $BEAKER_TEST_CACHE.
+
+PRIVATE_ENGINE_DIR=/run/beaker-test
+PRIVATE_ENGINE_HOST=unix://$PRIVATE_ENGINE_DIR/docker.sock
+PRIVATE_ENGINE_NETNS=beaker-test
+
+# Runs a command in the private engine's network namespace (nsenter: `ip netns exec` would also remount /sys).
+in_private_netns() {
+  nsenter --net="/run/netns/$PRIVATE_ENGINE_NETNS" "$@"
+}
+
+# The private engine's PID, when the pidfile names a live dockerd started with that pidfile (never any other).
+private_engine_pid() {
+  local pid
+  pid=$(cat "$PRIVATE_ENGINE_DIR/docker.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--pidfile $PRIVATE_ENGINE_DIR/docker.pid" && echo "$pid"
+}
+
+start_private_engine() {
+  stop_private_engine # one a killed run left behind
+  mkdir -p "$PRIVATE_ENGINE_DIR"
+  ip netns add "$PRIVATE_ENGINE_NETNS"
+  in_private_netns ip link set lo up
+  echo '{}' >"$PRIVATE_ENGINE_DIR/daemon.json"
+  DOCKER_HOST=$PRIVATE_ENGINE_HOST start_dockerd /var/log/beaker-test-dockerd-private.log in_private_netns \
+    --config-file "$PRIVATE_ENGINE_DIR/daemon.json" --host "$PRIVATE_ENGINE_HOST" \
+    --data-root /var/lib/beaker-test/docker --exec-root "$PRIVATE_ENGINE_DIR/exec" --pidfile "$PRIVATE_ENGINE_DIR/docker.pid"
+}
+
+# Stops the private engine (it stops its containers), then deletes its namespace and run-time folder.
+stop_private_engine() {
+  local pid i point
+  if pid=$(private_engine_pid); then
+    kill "$pid"
+    for i in $(seq 1 120); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    kill -0 "$pid" 2>/dev/null && die "the private Docker engine (pid $pid) did not stop"
+  fi
+  for point in $(awk -v dir="$PRIVATE_ENGINE_DIR/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount "$point"; done
+  if [ -e "/run/netns/$PRIVATE_ENGINE_NETNS" ]; then ip netns delete "$PRIVATE_ENGINE_NETNS"; fi
+  rm -rf "$PRIVATE_ENGINE_DIR"
+}
+
+# --- The machine's own engine, before and after ----------------------------------------------------------------
+HOST_ENGINE=unix:///var/run/docker.sock
+
+# host_engine_snapshot FILE: records the machine's engine as the tests find it (its bridge interface, an image that
+# runs, its containers but the test nodes' own); fails when no engine answers there.
+host_engine_snapshot() {
+  local file=$1 image ids
+  docker_answers "$HOST_ENGINE" || return 1
+  echo "bridge $(docker -H "$HOST_ENGINE" network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || echo -)" >"$file"
+  for image in $(docker -H "$HOST_ENGINE" images --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | head -5); do
+    if timeout 60 docker -H "$HOST_ENGINE" run --rm "$image" true >/dev/null 2>&1; then echo "image $image" >>"$file"; break; fi
+    echo "broken $image" >>"$file" # the last one tried, when none ran: the engine was broken before the tests
+  done
+  ids=$(docker -H "$HOST_ENGINE" ps -aq)
+  [ -z "$ids" ] || docker -H "$HOST_ENGINE" inspect -f '{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{index .Config.Labels "beaker.node"}}' $ids |
+    awk -v prefix="$BEAKER_TEST_NODE_PREFIX-" 'index($4, prefix) != 1 { print "container " $1 " " $2 " " $3 }' >>"$file"
+}
+
+# host_engine_check FILE: the engine still works as before; one line per check, "ok" or "FAIL: why". Returns the
+# number of failed checks.
+host_engine_check() {
+  local file=$1 failed=0 bridge image id state started now out
+  bridge=$(awk '$1 == "bridge" { print $2 }' "$file")
+  if [ "$bridge" = - ] || ip link show "$bridge" >/dev/null 2>&1; then echo "ok: the engine's bridge ($bridge) is there"
+  else echo "FAIL: the engine's bridge interface $bridge is gone"; failed=$((failed + 1)); fi
+
+  image=$(awk '$1 == "image" { print $2 }' "$file")
+  if [ -z "$image" ] && grep -q '^broken ' "$file"; then
+    echo "FAIL: the engine could not run its images before the tests either (docker run --rm $(awk '$1 == "broken" { i = $2 } END { print i }' "$file") true)"
+    failed=$((failed + 1))
+  elif [ -z "$image" ]; then # it had no image: run one of ours, then remove it again
+    busybox_rootfs
+    image=beaker-test/host-probe:$$
+    docker -H "$HOST_ENGINE" import "$BEAKER_TEST_CACHE/busybox-rootfs.tar" "$image" >/dev/null
+  fi
+  if [ -n "$image" ]; then
+    if out=$(timeout 120 docker -H "$HOST_ENGINE" run --rm "$image" true 2>&1); then echo "ok: docker run --rm $image true"
+    else echo "FAIL: docker run --rm $image true: $out"; failed=$((failed + 1)); fi
+    [ "$image" != "beaker-test/host-probe:$$" ] || docker -H "$HOST_ENGINE" rmi "$image" >/dev/null
+  fi
+
+  local changed=0 count=0
+  while read -r _ id state started; do
+    count=$((count + 1))
+    now=$(docker -H "$HOST_ENGINE" inspect -f '{{.State.Status}} {{.State.StartedAt}}' "$id" 2>/dev/null) || now=gone
+    if [ "$now" != "$state $started" ]; then echo "  container ${id:0:12} was '$state $started', now '$now'"; changed=$((changed + 1)); fi
+  done < <(grep '^container ' "$file")
+  if [ "$changed" = 0 ]; then echo "ok: the $count containers it had are as they were"
+  else echo "FAIL: $changed of its $count containers changed"; failed=$((failed + 1)); fi
+  return "$failed"
 }

@@ -1,7 +1,8 @@
 /** A real executor (dist/beaker executor run) on a private socket, with a fake 8-GPU nvidia-smi and the test engine. */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beakerBinary, makeNvidiaSmiScenario, removeDir, fixture, tempDir, type RunResult } from "./harness.ts";
+import type { SessionInfo } from "../src/executor/api-types.ts";
+import { beakerBinary, eventually, makeNvidiaSmiScenario, removeDir, fixture, tempDir, type RunResult } from "./harness.ts";
 
 export const testImage = process.env.BEAKER_TEST_IMAGE ?? "beaker-test/debian:bookworm";
 export const busyboxImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox:latest";
@@ -21,7 +22,16 @@ export function eightFreeGpus(): string {
 
 export const eightUuids = [...eightFreeGpus().matchAll(/<uuid>(GPU-[^<]+)<\/uuid>/g)].map((m) => m[1]!);
 
-export class TestExecutor {
+export interface SpawnOptions {
+  user?: string;
+  cwd?: string;
+  /** Text for stdin (then end of file); `pipe` keeps stdin open for the test to write. */
+  stdin?: string | { pipe: true };
+  env?: Record<string, string>;
+}
+
+/** `await using executor = new TestExecutor(...)` stops it and removes its sessions and files at the end of the block. */
+export class TestExecutor implements AsyncDisposable {
   readonly dir = tempDir("beaker-exec-");
   readonly socket = join(this.dir, "run", "executor.sock");
   readonly logPath = join(this.dir, "executor.log");
@@ -34,11 +44,12 @@ export class TestExecutor {
   private readonly env: Record<string, string>;
 
   /**
-   * `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers.
-   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs). `env`: added to the executor's.
+   * `nodeName`: from testNodeName(import.meta.file), so that each file (and each executor in it) cleans up only its
+   * own containers. `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs). `env`: added to the
+   * executor's.
    */
-  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string; env?: Record<string, string> } = {}) {
-    this.nodeName = options.nodeName ?? "test-node";
+  constructor(options: { nodeName: string; dockerSocket?: string; extra?: string; nvidiaSmiXml?: string; env?: Record<string, string> }) {
+    this.nodeName = options.nodeName;
     this.env = options.env ?? {};
     const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus() } });
     this.smiDir = smi.dir;
@@ -55,14 +66,15 @@ export class TestExecutor {
       stdout: Bun.file(this.logPath),
       stderr: Bun.file(this.logPath),
     });
-    for (let i = 0; i < 100; i++) {
-      try {
-        const res = await fetch("http://x/v1/health", { unix: this.socket });
-        if (res.ok) return;
-      } catch {}
-      await Bun.sleep(100);
-    }
-    throw new Error(`executor did not start: ${this.log()}`);
+    const proc = this.proc;
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`executor exited ${proc.exitCode}: ${this.log()}`);
+        return (await fetch("http://x/v1/health", { unix: this.socket })).ok;
+      },
+      30_000,
+      { what: "executor health" },
+    );
   }
 
   log(): string {
@@ -85,16 +97,30 @@ export class TestExecutor {
     this.proc = null;
   }
 
+  /** The containers of this executor's node, running or not. */
+  containers(): string[] {
+    return managedContainers(this.nodeName);
+  }
+
+  /** Removes containers a crashed earlier run of this file left behind (they would hold GPUs in the ledger). */
+  removeLeftovers(): void {
+    const ids = this.containers();
+    if (ids.length) Bun.spawnSync(["docker", "rm", "-f", ...ids]);
+  }
+
   async cleanup(): Promise<void> {
     await this.kill();
-    const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${this.nodeName}`]).stdout.toString().trim();
-    if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+    this.removeLeftovers();
     removeDir(this.dir);
     removeDir(this.smiDir);
   }
 
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.cleanup();
+  }
+
   /** Runs dist/beaker against this executor, as root or as a test user (setpriv, with the user's groups and home). */
-  spawn(args: string[], options: { user?: string; cwd?: string; stdin?: string; env?: Record<string, string> } = {}) {
+  spawn(args: string[], options: SpawnOptions = {}) {
     const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", BEAKER_EXECUTOR_SOCKET: this.socket };
     let cmd = [beakerBinary, ...args];
     if (options.user) {
@@ -106,20 +132,34 @@ export class TestExecutor {
     return Bun.spawn(cmd, {
       env,
       cwd: options.cwd ?? (options.user ? `/home/${options.user}` : "/root"),
-      stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+      stdin: options.stdin === undefined ? "ignore" : typeof options.stdin === "string" ? new Blob([options.stdin]) : "pipe",
       stdout: "pipe",
       stderr: "pipe",
     });
   }
 
-  async run(args: string[], options: { user?: string; cwd?: string; stdin?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  async run(args: string[], options: SpawnOptions = {}): Promise<RunResult> {
     const proc = this.spawn(args, options);
     const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     return { exitCode, stdout, stderr };
   }
+
+  /** `session list --json` as the given user (root by default): their sessions, queued ones with their place. */
+  async list(options: SpawnOptions = {}): Promise<SessionInfo[]> {
+    const r = await this.run(["session", "list", "--json"], options);
+    if (r.exitCode !== 0) throw new Error(`session list: exit ${r.exitCode}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as SessionInfo[];
+  }
+
+  /** The session each GPU is claimed by (null: free), in index order, as `node gpus --json` says. */
+  async claims(): Promise<Array<string | null>> {
+    const r = await this.run(["node", "gpus", "--json"]);
+    if (r.exitCode !== 0) throw new Error(`node gpus: exit ${r.exitCode}: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as Array<{ claimedBy: string | null }>).map((g) => g.claimedBy);
+  }
 }
 
-export function managedContainers(node = "test-node"): string[] {
+export function managedContainers(node: string): string[] {
   const out = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
   return out ? out.split("\n") : [];
 }

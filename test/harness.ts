@@ -1,7 +1,7 @@
-/** Shared test helpers: paths, temp dirs, fake nvidia-smi scenarios, running the compiled binary. */
+/** Shared test helpers: paths, temp dirs, node names, polling, fake nvidia-smi scenarios, running the compiled binary. */
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 
 export const repoRoot = resolve(import.meta.dir, "..");
 /** Real nvidia-smi recordings, with their sources in PROVENANCE.md. */
@@ -23,6 +23,52 @@ export function tempDir(prefix = "beaker-test-"): string {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** A temp dir removed when the block that holds it ends: `using dir = scopedDir()`, then `dir.path`. */
+export function scopedDir(prefix = "beaker-test-"): { path: string } & Disposable {
+  const path = tempDir(prefix);
+  return { path, [Symbol.dispose]: () => removeDir(path) };
+}
+
+/**
+ * Executors label their containers with their node name and clean up by it, so each test file (and each clone or
+ * worktree of the repository) gets its own: one file's cleanup never removes another's sessions. scripts/test
+ * exports the prefix so its check of the machine's engine can tell test containers from the machine's own.
+ */
+const nodePrefix = process.env.BEAKER_TEST_NODE_PREFIX ?? `bt${new Bun.CryptoHasher("sha256").update(repoRoot).digest("hex").slice(0, 6)}`;
+
+/** The node name for a test file's executor (`import.meta.file`); `suffix` names a second executor in that file. */
+export function testNodeName(file: string, suffix?: string): string {
+  return [nodePrefix, basename(file).replace(/\.test\.ts$/, ""), suffix].filter(Boolean).join("-");
+}
+
+/**
+ * Polls `check` until it returns something other than false, null or undefined, and without throwing; returns
+ * that value. The only way tests wait: for observable state, never for a fixed time. On timeout it throws with
+ * the last error or value, so the failure says what was seen.
+ */
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 30_000,
+  options: { intervalMs?: number; what?: string } = {},
+): Promise<Exclude<T, false | null | undefined>> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== false && value !== null && value !== undefined) return value as Exclude<T, false | null | undefined>;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (performance.now() > deadline) {
+      const seen = last instanceof Error ? last.message : Bun.inspect(last);
+      throw new Error(`${options.what ?? "condition"} not reached within ${timeoutMs} ms; last: ${seen}`);
+    }
+    await Bun.sleep(options.intervalMs ?? 100);
+  }
 }
 
 export interface Recording {

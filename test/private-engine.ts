@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { removeDir, tempDir, type RunResult } from "./harness.ts";
+import { eventually, removeDir, tempDir, type RunResult } from "./harness.ts";
 
 const stubHookDir = "/usr/local/lib/beaker-test/bin";
 
@@ -45,17 +45,21 @@ export class PrivateEngine {
       stdout: Bun.file(join(this.dir, "dockerd.log")),
       stderr: Bun.file(join(this.dir, "dockerd.log")),
     });
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      try {
-        if ((await fetch("http://engine/_ping", { unix: this.socket })).ok) return;
-      } catch {}
-      if (this.proc.exitCode !== null) break;
-      await Bun.sleep(100);
+    const proc = this.proc;
+    try {
+      await eventually(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`dockerd exited ${proc.exitCode}`);
+          return (await fetch("http://engine/_ping", { unix: this.socket })).ok;
+        },
+        30_000,
+        { what: "the private engine's ping" },
+      );
+    } catch (err) {
+      const log = this.log;
+      await this.stop();
+      throw new Error(`the private Docker engine did not start (${(err as Error).message}):\n${log.slice(-2000)}`);
     }
-    const log = this.log;
-    await this.stop();
-    throw new Error(`the private Docker engine did not start:\n${log.slice(-2000)}`);
   }
 
   /** `docker -H <this engine> ...`. */
@@ -77,11 +81,15 @@ export class PrivateEngine {
     if (this.proc) {
       const ids = this.docker(["ps", "-aq"]).stdout.trim();
       if (ids) this.docker(["rm", "-f", ...ids.split("\n")]);
-      this.proc.kill("SIGTERM");
-      const stopped = await Promise.race([this.proc.exited.then(() => true), Bun.sleep(20_000).then(() => false)]);
+      const proc = this.proc;
+      proc.kill("SIGTERM");
+      const stopped = await eventually(() => proc.exitCode !== null || proc.signalCode !== null, 20_000).then(
+        () => true,
+        () => false,
+      );
       if (!stopped) {
-        this.proc.kill("SIGKILL");
-        await this.proc.exited;
+        proc.kill("SIGKILL");
+        await proc.exited;
       }
       this.proc = null;
     }

@@ -92,7 +92,7 @@ export class TestRegistry {
     res.writeHead(200, { "content-length": String(found.body.length), ...headers });
     for (let offset = 0; offset < found.body.length && !res.destroyed; offset += this.throttle) {
       res.write(found.body.subarray(offset, offset + this.throttle));
-      await Bun.sleep(50);
+      await Bun.sleep(50); // the throttle itself: a slow link, not a wait in a test
     }
     res.end();
   }

@@ -2,7 +2,7 @@
 import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { beakerBinary, removeDir, tempDir, type RunResult } from "./harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, type RunResult } from "./harness.ts";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,11 +54,15 @@ export class TestPostgres {
       [...asPostgres, pgBin("postgres"), "-D", data, "-p", String(this.port), "-k", this.dir, "-c", "listen_addresses=127.0.0.1", "-c", `fsync=${this.options.durable ? "on" : "off"}`, "-c", "max_connections=200"],
       { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) },
     );
-    for (let i = 0; i < 100; i++) {
-      if (Bun.spawnSync([pgBin("pg_isready"), "-h", "127.0.0.1", "-p", String(this.port)]).exitCode === 0) return;
-      await Bun.sleep(100);
-    }
-    throw new Error("PostgreSQL did not start");
+    const proc = this.proc;
+    await eventually(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`postgres exited ${proc.exitCode}`);
+        return Bun.spawnSync([pgBin("pg_isready"), "-h", "127.0.0.1", "-p", String(this.port)]).exitCode === 0;
+      },
+      30_000,
+      { what: "PostgreSQL accepting connections" },
+    );
   }
 
   async stop(): Promise<void> {
@@ -90,14 +94,16 @@ export class TestServer {
   async start(port?: number): Promise<void> {
     this.port = port ?? (await freePort());
     const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : [])];
-    this.proc = Bun.spawn(args, { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) });
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(`${this.url}/api/v1/health`)).ok) return;
-      } catch {}
-      await Bun.sleep(100);
-    }
-    throw new Error(`server did not start: ${await Bun.file(join(this.dir, "log")).text()}`);
+    const proc = Bun.spawn(args, { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) });
+    this.proc = proc;
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`server exited ${proc.exitCode}: ${await Bun.file(join(this.dir, "log")).text()}`);
+        return (await fetch(`${this.url}/api/v1/health`)).ok;
+      },
+      30_000,
+      { what: "server health" },
+    );
   }
 
   async stop(): Promise<void> {

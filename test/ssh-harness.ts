@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { beakerBinary, removeDir, tempDir } from "./harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir } from "./harness.ts";
 import { freePort } from "./server-harness.ts";
 import { testUser } from "./executor-harness.ts";
 
@@ -101,11 +101,15 @@ export class TestSshNode {
       stdout: Bun.file(join(this.dir, "sshd.log")),
       stderr: Bun.file(join(this.dir, "sshd.log")),
     });
-    const deadline = Date.now() + 10_000;
-    while (!(await listening(this.port))) {
-      if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`sshd for ${this.name} did not start: ${this.log()}`);
-      await Bun.sleep(50);
-    }
+    const proc = this.proc;
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`sshd for ${this.name} exited: ${this.log()}`);
+        return listening(this.port);
+      },
+      30_000,
+      { what: `sshd for ${this.name} listening` },
+    );
   }
 
   log(): string {

@@ -25,6 +25,8 @@ export interface TerminalData {
   resize?: (cols: number, rows: number) => Promise<void>;
   /** exec only: the process's PID on this host (Docker's exec API cannot signal it; the executor, as root, can). */
   execPid?: number;
+  /** exec only: signals that came before the PID was known (Ctrl-C right after start); sent once it is. */
+  pendingSignals?: NodeJS.Signals[];
   closed?: boolean;
   /** Messages that arrived before Docker's stream was ready; replayed in order once it is. */
   early?: Array<string | Buffer>;
@@ -128,7 +130,12 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   ws.data.resize = async (cols, rows) => {
     if (tty) await engine.execResize(execId, cols, rows).catch(() => {});
   };
-  if (!tty) void findExecPid(engine, execId).then((pid) => (ws.data.execPid = pid ?? undefined));
+  if (!tty) {
+    void findExecPid(engine, execId).then((pid) => {
+      ws.data.execPid = pid ?? undefined;
+      for (const name of ws.data.pendingSignals?.splice(0) ?? []) signalExec(ws, name);
+    });
+  }
   ws.data.stream = stream;
   // Docker reports a program it cannot start as bare text in an otherwise empty frame, which demuxing drops.
   let head = "";
@@ -193,13 +200,18 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
     stream.end();
   } else if (control.type === "signal" && session) {
     if (ws.data.mode === "attach") await engine.kill(session.containerId, control.name).catch(() => {});
-    // Root signals a host PID: only while it still is a process of this session's container (PIDs are reused).
-    else if (ws.data.execPid && pidsInContainers([ws.data.execPid], [session.containerId]).size === 1) {
-      try {
-        process.kill(ws.data.execPid, control.name as NodeJS.Signals);
-      } catch {}
-    }
+    else if (ws.data.execPid) signalExec(ws, control.name as NodeJS.Signals);
+    else (ws.data.pendingSignals ??= []).push(control.name as NodeJS.Signals);
   }
+}
+
+function signalExec(ws: ServerWebSocket<TerminalData>, name: NodeJS.Signals): void {
+  const { execPid, session } = ws.data;
+  // Root signals a host PID: only while it still is a process of this session's container (PIDs are reused).
+  if (!execPid || !session || pidsInContainers([execPid], [session.containerId]).size !== 1) return;
+  try {
+    process.kill(execPid, name);
+  } catch {}
 }
 
 export function closeTerminal(ws: ServerWebSocket<TerminalData>): void {

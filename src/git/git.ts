@@ -1,26 +1,35 @@
 import { BeakerError } from "../errors.ts";
 import { formatCredential, type Credential } from "./protocol.ts";
 
+export interface GitRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** How a child process is started: every git command goes through one, so tests can see each argv, env and stdin. */
+export type GitSpawner = (argv: string[], env: Record<string, string>, stdin: string | undefined) => GitRun;
+
+export const spawnGit: GitSpawner = (argv, env, stdin) => {
+  const proc = Bun.spawnSync(argv, { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  return { code: proc.exitCode ?? 1, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() };
+};
+
 /** The `git` program, run without prompts; secrets only ever go through stdin. */
 export class Git {
   constructor(
     private readonly env: Record<string, string | undefined>,
     private readonly binary = "git",
+    private readonly spawn: GitSpawner = spawnGit,
   ) {}
 
-  run(args: string[], stdin?: string): { code: number; stdout: string; stderr: string } {
-    let proc;
+  run(args: string[], stdin?: string): GitRun {
+    const env = { ...this.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "" } as Record<string, string>;
     try {
-      proc = Bun.spawnSync([this.binary, ...args], {
-        env: { ...this.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "" } as Record<string, string>,
-        stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      return this.spawn([this.binary, ...args], env, stdin);
     } catch {
       throw new BeakerError("git is not installed: install it first (Debian: apt install git)");
     }
-    return { code: proc.exitCode ?? 1, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() };
   }
 
   getGlobal(key: string): string | null {

@@ -1,10 +1,11 @@
 /** The compiled binary as a user meets it: version, usage errors, help, and the config store. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { program } from "../../src/cli/commands/index.ts";
 import { walkCommands } from "../../src/cli/command.ts";
-import { beakerBinary, removeDir, runBeaker, tempDir } from "../harness.ts";
+import { hostTarget } from "../../scripts/host-target.ts";
+import { beakerBinary, removeDir, runBeaker, scopedDir, tempDir } from "../harness.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -19,12 +20,12 @@ describe("version", () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dir, "../../package.json"), "utf8"));
     const result = await runBeaker(["--version"]);
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^beaker ${pkg.version.replace(/\./g, "\\.")} \\([0-9a-f]{7}(-dirty)?, linux-x64\\)\\n$`));
+    expect(result.stdout).toMatch(new RegExp(`^beaker ${pkg.version.replace(/\./g, "\\.")} \\([0-9a-f]{7}(-dirty)?, ${hostTarget()}\\)\\n$`));
   });
 
   test("version --json", async () => {
     const result = await runBeaker(["version", "--json"]);
-    expect(JSON.parse(result.stdout)).toEqual({ version: expect.any(String), commit: expect.stringMatching(/^[0-9a-f]{7}/), target: "linux-x64" });
+    expect(JSON.parse(result.stdout)).toEqual({ version: expect.any(String), commit: expect.stringMatching(/^[0-9a-f]{7}/), target: hostTarget() });
   });
 });
 
@@ -142,8 +143,32 @@ describe("config store", () => {
   });
 });
 
-test("the binary is a single self-contained file", () => {
-  expect(statSync(beakerBinary).mode & 0o111).toBeTruthy();
+test("the binary is a single self-contained file: a copy alone in an empty folder runs with an empty environment", async () => {
+  using dir = scopedDir("beaker-alone-");
+  const alone = join(dir.path, "beaker");
+  copyFileSync(beakerBinary, alone);
+  chmodSync(alone, 0o755);
+  expect(readdirSync(dir.path)).toEqual(["beaker"]);
+  // No node_modules (nor package.json) in the folder or any folder above it, where a runtime could look.
+  for (let d = dir.path; ; d = dirname(d)) {
+    expect([existsSync(join(d, "node_modules")), existsSync(join(d, "package.json"))]).toEqual([false, false]);
+    if (d === dirname(d)) break;
+  }
+  const run = async (args: string[], stdin?: string) => {
+    const proc = Bun.spawn([alone, ...args], { env: {}, cwd: dir.path, stdin: stdin === undefined ? "ignore" : new Blob([stdin]), stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { exitCode, stdout, stderr };
+  };
+  // What `env: {}` gives a child: nothing at all.
+  const env = Bun.spawn(["/usr/bin/env"], { env: {}, stdout: "pipe" });
+  expect(await new Response(env.stdout).text()).toBe("");
+
+  expect(await run(["--version"])).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(new RegExp(`^beaker \\S+ \\(\\S+, ${hostTarget()}\\)\\n$`)) });
+  expect((await run(["session", "create", "--help"])).stdout).toContain("beaker session create");
+  // A command that loads a dependency on first use (the prompt library) before it answers.
+  const git = await run(["git", "setup", "--yes", "--name", "A", "--email", "a@b.org", "--token-stdin"], "ghp_short\n");
+  expect(git).toMatchObject({ exitCode: 2, stderr: expect.stringMatching(/^beaker: --token-stdin: GitHub tokens start with ghp_/) });
+  expect(readdirSync(dir.path)).toEqual(["beaker"]);
 });
 
 describe("executor install", () => {

@@ -5,11 +5,12 @@
  * container left behind; another user's ticket, forged or replayed, does not jump the queue.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { beakerBinary } from "../harness.ts";
+import { beakerBinary, eventually, testNodeName } from "../harness.ts";
 import { managedContainers, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { raw, uidOf, until } from "../security/harness.ts";
+import { raw, uidOf } from "../security/harness.ts";
+import { Tmux } from "../tmux.ts";
 
-const node = "restart-node";
+const node = testNodeName(import.meta.file);
 const graceSeconds = 8;
 const executor = new TestExecutor({ nodeName: node, extra: `queueGrace: ${graceSeconds}\nmaxQueuedPerUser: 32\n` });
 
@@ -37,7 +38,7 @@ function cli(args: string[], user = testUser) {
 async function stopAll(): Promise<void> {
   const ids = managedContainers(node);
   if (ids.length > 0) Bun.spawnSync(["docker", "rm", "-f", ...ids]);
-  await until(() => managedContainers(node).length === 0, 30_000, "no container left");
+  await eventually(() => managedContainers(node).length === 0, 30_000, { what: "no container left" });
 }
 
 /** Holds all 8 GPUs with a long detached session; returns its id. */
@@ -48,19 +49,16 @@ async function holdAllGpus(): Promise<string> {
 }
 
 describe("an attached terminal", () => {
-  const sock = `beaker-restart-${process.pid}`;
-  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-  const screen = () => tmux("capture-pane", "-p", "-S", "-200", "-t", "t");
-  const type = (line: string) => {
-    tmux("send-keys", "-t", "t", "-l", line);
-    tmux("send-keys", "-t", "t", "Enter");
-  };
-  const waitFor = (pattern: RegExp, timeoutMs = 30_000) => until(() => pattern.test(screen()) && screen(), timeoutMs, `${pattern} on the screen:\n${screen()}`);
-  afterAll(() => tmux("kill-server"));
+  const tmux = new Tmux("restart");
+  // With 200 lines of scrollback: the test counts lines the whole session long.
+  const screen = () => tmux.run("capture-pane", "-p", "-S", "-200", "-t", "t");
+  const type = (line: string) => tmux.line("t", line);
+  const waitFor = (pattern: RegExp, timeoutMs = 30_000) => eventually(() => pattern.test(screen()) && screen(), timeoutMs, { what: `${pattern} on the screen` });
+  afterAll(() => tmux.kill());
 
   test("survives kill -9, SIGTERM and `beaker executor restart`: the same shell runs on, the CLI never exits", async () => {
     const env = ["env", `HOME=/home/${testUser}`, "TERM=xterm", `PATH=${process.env.PATH}`, `BEAKER_EXECUTOR_SOCKET=${executor.socket}`];
-    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", ...env, "bash", "--norc", "-i");
+    tmux.start("t", ["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", ...env, "bash", "--norc", "-i"]);
     type(`cd ~; PS1='host$ '; ${beakerBinary} session create --gpus 1; echo "cli-exit=$?"`);
     await waitFor(new RegExp(`${testUser}@${node}:~\\$`));
     type("echo shell=$$");
@@ -80,8 +78,9 @@ describe("an attached terminal", () => {
     await back("after-kill");
     // The terminal is still raw: Ctrl-C reaches the program in the session, not the CLI.
     type("sleep 100");
-    await Bun.sleep(500);
-    tmux("send-keys", "-t", "t", "C-c");
+    const sleeping = async () => (await executor.run(["session", "exec", "--", "pgrep", "-x", "sleep"], { user: testUser })).exitCode === 0;
+    await eventually(sleeping, 30_000, { what: "sleep 100 to run in the session" });
+    tmux.keys("t", "C-c");
     type("echo after-sleep=$?");
     await waitFor(/^after-sleep=130\s*$/m);
 
@@ -108,12 +107,12 @@ describe("an attached terminal", () => {
 
 test("a session that ended while the executor was down: the CLI says so and exits with its code", async () => {
   const c = cli(["session", "create", "--gpus", "1", "--", "sh", "-c", "while [ ! -e /tmp/end ]; do sleep 0.1; done; exit 4"]);
-  await until(() => managedContainers(node).length === 1 && /created session/.test(executor.log()), 30_000, "the session");
+  await eventually(() => managedContainers(node).length === 1 && /created session/.test(executor.log()), 30_000, { what: "the session" });
   const [id] = managedContainers(node);
-  await until(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "true", 15_000, "it to run");
+  await eventually(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "true", 15_000, { what: "it to run" });
   await executor.kill("SIGKILL");
   Bun.spawnSync(["docker", "exec", id!, "touch", "/tmp/end"]);
-  await until(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "false", 15_000, "it to end");
+  await eventually(() => Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Running}}", id!]).stdout.toString().trim() === "false", 15_000, { what: "it to end" });
   await executor.start();
   const r = await c.done;
   expect(r.code).toBe(4);
@@ -125,7 +124,7 @@ describe("the queue", () => {
     const blocker = await holdAllGpus();
     const request = () => cli(["session", "create", "--detach", "--gpus", "8", "--", "sleep", "2"]);
     const queued = async (c: ReturnType<typeof cli>, position: number) =>
-      until(() => c.out.stderr.includes(`position ${position} in the queue`), 15_000, `position ${position}: ${c.out.stderr}`);
+      eventually(() => c.out.stderr.includes(`position ${position} in the queue`), 15_000, { what: `position ${position}: ${c.out.stderr}` });
     // A, then D (whose CLI will die), then B and C.
     const a = request();
     await queued(a, 1);
@@ -141,7 +140,7 @@ describe("the queue", () => {
     await executor.start();
     const restartedAt = Date.now();
     const e = request();
-    for (const x of [a, b, c]) await until(() => x.out.stderr.includes("executor restarting; reconnecting..."), 15_000, "the reconnect line");
+    for (const x of [a, b, c]) await eventually(() => x.out.stderr.includes("executor restarting; reconnecting..."), 15_000, { what: "the reconnect line" });
     await queued(e, 5);
     expect((await executor.run(["session", "stop", blocker], { user: otherUser })).exitCode).toBe(0);
 
@@ -182,7 +181,7 @@ describe("the queue", () => {
         } catch {}
         return events;
       });
-      const next = (type: string) => until(() => events.find((e) => e.type === type), 15_000, `a ${type} event: ${JSON.stringify(events)}`);
+      const next = (type: string) => eventually(() => events.find((e) => e.type === type), 15_000, { what: `a ${type} event: ${JSON.stringify(events)}` });
       return { events, done, next, abort };
     };
 
@@ -238,7 +237,7 @@ describe("a restart during 20 concurrent creates", () => {
         await Bun.sleep(100);
       }
     })();
-    await until(() => creates.filter((c) => c.out.code !== null).length >= 3, 60_000, "the first sessions");
+    await eventually(() => creates.filter((c) => c.out.code !== null).length >= 3, 60_000, { what: "the first sessions" });
     await executor.kill(signal);
     await executor.start();
     const results = await Promise.all(creates.map((c) => c.done));
@@ -256,7 +255,7 @@ describe("a restart during 20 concurrent creates", () => {
     console.log(`${signal} during 20 creates: ${ids.size} sessions, ${failed.length} clear errors${failed.length ? `: ${[...new Set(failed)].join(" | ")}` : ""}`);
     // No create got two sessions, and every session that exists was answered to its CLI.
     expect(ids.size).toBe(results.filter((r) => r.code === 0).length);
-    await until(() => managedContainers(node).length === 0, 60_000, "every session to run its course");
+    await eventually(() => managedContainers(node).length === 0, 60_000, { what: "every session to run its course" });
     sampling = false;
     await sampler;
     expect(sharing).toBeNull();

@@ -1,16 +1,25 @@
 /** The executor and `beaker session create` on the real Docker engine, run as users run them. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { busyboxImage, eightUuids, managedContainers, noShellImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { removeDir, tempDir } from "../harness.ts";
+import { busyboxImage, eightUuids, noShellImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { eventually, removeDir, scopedDir, testNodeName } from "../harness.ts";
 
-const executor = new TestExecutor();
+const node = testNodeName(import.meta.file);
+const executor = new TestExecutor({ nodeName: node });
 beforeAll(async () => {
-  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  executor.removeLeftovers();
   await executor.start();
 });
 afterAll(() => executor.cleanup());
+
+/** Waits until root's queued requests stand in the executor's queue at the given places, oldest first. */
+async function queuedAt(positions: number[]) {
+  return eventually(async () => {
+    const queued = (await executor.list()).filter((s) => s.status === "queued");
+    return JSON.stringify(queued.map((s) => s.queuePosition)) === JSON.stringify(positions) && queued;
+  });
+}
 
 describe("a session as a non-root user", () => {
   test("their uid, name, home and GPUs inside; the exit code comes back; nothing is left", async () => {
@@ -24,7 +33,7 @@ describe("a session as a non-root user", () => {
     const [name, id, gpus, home, pwd, owner] = result.stdout.trim().split("\n");
     expect([name, id, home, pwd, owner]).toEqual([testUser, uid, `home=/home/${testUser}`, `/home/${testUser}`, testUser]);
     expect(gpus).toBe(`gpus=${eightUuids.slice(0, 2).join(",")}`);
-    expect(managedContainers()).toEqual([]);
+    expect(executor.containers()).toEqual([]);
   });
 
   test("--gpus 0 sees no GPU; stdin and stderr pass through separately", async () => {
@@ -51,15 +60,15 @@ describe("a session as a non-root user", () => {
     expect(noShell.stderr).toMatch(/has no shell \(\/bin\/sh\); give a command/);
     const command = await executor.run(["session", "create", "--gpus", "0", "--image", noShellImage, "--", "/app/busybox", "whoami"], { user: testUser });
     expect(command).toEqual({ exitCode: 0, stdout: `${testUser}\n`, stderr: "" });
-    expect(managedContainers()).toEqual([]);
+    expect(executor.containers()).toEqual([]);
   });
 
   test("mounts: the caller's readable paths only, never the node's control paths", async () => {
-    const secret = tempDir("beaker-secret-");
-    chmodSync(secret, 0o700);
-    const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret}:/s`, "--", "true"], { user: testUser });
+    using secret = scopedDir("beaker-secret-");
+    chmodSync(secret.path, 0o700);
+    const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret.path}:/s`, "--", "true"], { user: testUser });
     expect(denied.exitCode).toBe(2);
-    expect(denied.stderr).toBe(`beaker: --mount ${secret}: no such file or directory that you (${testUser}) can read\n`);
+    expect(denied.stderr).toBe(`beaker: --mount ${secret.path}: no such file or directory that you (${testUser}) can read\n`);
     const mine = `/home/${testUser}/mount-me`;
     mkdirSync(mine, { recursive: true });
     Bun.spawnSync(["chown", testUser, mine]);
@@ -69,7 +78,6 @@ describe("a session as a non-root user", () => {
     const etc = await executor.run(["session", "create", "--gpus", "0", "--mount", "/etc:/host-etc", "--", "true"], { user: testUser });
     expect(etc.exitCode).toBe(4);
     expect(etc.stderr).toMatch(/not allowed/);
-    removeDir(secret);
   });
 
   test("a missing image that cannot be pulled says which and why, exit 125", async () => {
@@ -87,7 +95,8 @@ describe("GPUs are exclusive and the queue is fair", () => {
   });
 
   test("40 concurrent creates of 1..3 GPUs all complete, and no two running sessions share a GPU", async () => {
-    const shared = tempDir("beaker-shared-");
+    using sharedDir = scopedDir("beaker-shared-");
+    const shared = sharedDir.path;
     const started = Date.now();
     const runs = Array.from({ length: 40 }, (_, i) =>
       executor.run([
@@ -117,9 +126,8 @@ describe("GPUs are exclusive and the queue is fair", () => {
         expect(a.gpus.filter((g) => b.gpus.includes(g))).toEqual([]);
       }
     expect(results.some((r) => /Waiting for \d GPUs?: position \d+ in the queue/.test(r.stderr))).toBe(true);
-    expect(managedContainers()).toEqual([]);
+    expect(executor.containers()).toEqual([]);
     console.log(`40 concurrent creates on 8 GPUs: ${wall} ms wall`);
-    removeDir(shared);
   }, 180_000);
 
   test("--no-wait fails with exit 6 when the node is full; stop frees GPUs for a queued session", async () => {
@@ -136,11 +144,8 @@ describe("GPUs are exclusive and the queue is fair", () => {
     expect(full.stderr).toMatch(/not enough free GPUs: 0 free, 1 asked/);
 
     const queued = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
-    await Bun.sleep(1000);
-    const gpus = JSON.parse((await executor.run(["node", "gpus", "--json"])).stdout);
-    expect(gpus.filter((g: { claimedBy: string | null }) => g.claimedBy !== null).map((g: { claimedBy: string }) => g.claimedBy).sort()).toEqual(
-      ids.flatMap((id) => [id, id]).sort(),
-    );
+    await queuedAt([1]);
+    expect((await executor.claims()).sort()).toEqual(ids.flatMap((id) => [id, id]).sort());
     const stop = await executor.run(["session", "stop", "--timeout", "1", ids[0]!]);
     expect(stop.exitCode).toBe(0);
     const [out, err, code] = await Promise.all([new Response(queued.stdout).text(), new Response(queued.stderr).text(), queued.exited]);
@@ -148,7 +153,7 @@ describe("GPUs are exclusive and the queue is fair", () => {
     expect(code).toBe(0);
     expect(eightUuids.slice(0, 2)).toContain(out.trim());
     for (const id of ids.slice(1)) expect((await executor.run(["session", "stop", "--timeout", "0", id])).exitCode).toBe(0);
-    expect(managedContainers()).toEqual([]);
+    expect(executor.containers()).toEqual([]);
   }, 60_000);
 
   test("executor kill -9 and restart loses no claim and double-books nothing", async () => {
@@ -173,13 +178,16 @@ describe("GPUs are exclusive and the queue is fair", () => {
 });
 
 describe("one user never touches another's session", () => {
-  test("list, stop and attach are refused across users; root may act on all", async () => {
+  test("list, stop, attach and exec are refused across users; root may act on all", async () => {
     const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "1", "--", "sleep", "300"], { user: testUser });
     const id = JSON.parse(created.stdout).id as string;
     expect(JSON.parse((await executor.run(["session", "list", "--json"], { user: otherUser })).stdout)).toEqual([]);
     const stop = await executor.run(["session", "stop", id], { user: otherUser });
     expect(stop.exitCode).toBe(5);
     expect(stop.stderr).toBe(`beaker: no session ${id} of yours on this node\n`);
+    for (const verb of ["attach", "exec"]) {
+      expect(await executor.run(["session", verb, id], { user: otherUser, stdin: "id\n" })).toEqual({ exitCode: 5, stdout: "", stderr: `beaker: no session ${id} of yours on this node\n` });
+    }
     const mine = JSON.parse((await executor.run(["session", "list", "--json"], { user: testUser })).stdout);
     expect(mine.map((s: { id: string }) => s.id)).toEqual([id]);
     const all = JSON.parse((await executor.run(["session", "list", "--all", "--json"])).stdout);
@@ -196,31 +204,35 @@ describe("one user never touches another's session", () => {
 });
 
 test("Docker down: one line and exit 1", async () => {
-  const down = new TestExecutor({ dockerSocket: "/nonexistent/docker.sock", nodeName: "test-node-down" });
-  try {
-    await down.start();
-    const result = await down.run(["session", "create", "--gpus", "0", "--", "true"]);
-    expect(result).toEqual({ exitCode: 1, stdout: "", stderr: "beaker: Docker is not running on this node: start it with 'systemctl start docker'\n" });
-  } finally {
-    await down.cleanup();
-  }
+  await using down = new TestExecutor({ dockerSocket: "/nonexistent/docker.sock", nodeName: testNodeName(import.meta.file, "down") });
+  await down.start();
+  const result = await down.run(["session", "create", "--gpus", "0", "--", "true"]);
+  expect(result).toEqual({ exitCode: 1, stdout: "", stderr: "beaker: Docker is not running on this node: start it with 'systemctl start docker'\n" });
 });
 
-test("no executor: one line naming the socket and how to start it", async () => {
-  const dir = tempDir();
-  mkdirSync(join(dir, "run"));
-  const result = await new TestExecutor().run(["session", "list"], {});
-  expect(result.exitCode).toBe(1);
-  expect(result.stderr).toMatch(/^beaker: no executor socket at .*: start it with 'systemctl start beaker-executor'/);
-  expect(readdirSync(dir)).toEqual(["run"]);
-  removeDir(dir);
+test("no executor: one line naming the socket and how to start it; nothing is created", async () => {
+  // Configured, never started: its socket does not exist.
+  await using absent = new TestExecutor({ nodeName: testNodeName(import.meta.file, "absent") });
+  const before = readdirSync(absent.dir).sort();
+  const result = await absent.run(["session", "list"]);
+  expect(result).toEqual({ exitCode: 1, stdout: "", stderr: expect.stringMatching(/^beaker: no executor socket at .*: start it with 'systemctl start beaker-executor'/) });
+  expect(result.stderr).toContain(absent.socket);
+  expect(existsSync(absent.socket)).toBe(false);
+  expect(readdirSync(absent.dir).sort()).toEqual(before);
 });
 
-test("published ports are printed as HOST:PORT->PORT/tcp", async () => {
-  const detached = await executor.run(["session", "create", "--detach", "--gpus", "0", "--port", "8888", "--", "sleep", "300"]);
+test("published ports are printed as HOST:PORT->PORT/tcp and reach the session", async () => {
+  const serve = "mkdir -p /tmp/www && echo hello-from-the-session > /tmp/www/index.html && exec httpd -f -p 8888 -h /tmp/www";
+  const detached = await executor.run(["session", "create", "--detach", "--gpus", "0", "--image", busyboxImage, "--port", "8888", "--", "sh", "-c", serve], { user: testUser });
   expect(detached.exitCode).toBe(0);
-  expect(detached.stderr).toMatch(/^port 127\.0\.0\.1:\d+->8888\/tcp$/m);
-  expect((await executor.run(["session", "stop", "--timeout", "0", detached.stdout.trim()])).exitCode).toBe(0);
+  const hostPort = /^port 127\.0\.0\.1:(\d+)->8888\/tcp$/m.exec(detached.stderr)?.[1];
+  expect(hostPort).toBeDefined();
+  const body = await eventually(async () => {
+    const res = await fetch(`http://127.0.0.1:${hostPort}/`);
+    return res.ok && (await res.text());
+  });
+  expect(body).toBe("hello-from-the-session\n");
+  expect((await executor.run(["session", "stop", "--timeout", "0", detached.stdout.trim()], { user: testUser })).exitCode).toBe(0);
   const attached = await executor.run(["session", "create", "--gpus", "0", "--port", "9999", "--", "sleep", "1"]);
   expect(attached.exitCode).toBe(0);
   expect(attached.stderr).toMatch(/^port 127\.0\.0\.1:\d+->9999\/tcp$/m);
@@ -232,15 +244,19 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
     const r = await executor.run(["session", "create", "--detach", "--gpus", "2", "--", "sleep", "300"]);
     holders.push(r.stdout.trim());
   }
-  const big = executor.spawn(["session", "create", "--gpus", "3", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
-  await Bun.sleep(700);
-  const small = executor.spawn(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
-  await Bun.sleep(700);
-  await executor.run(["session", "stop", "--timeout", "0", holders[0]!]);
-  await Bun.sleep(1500);
+  const big = executor.spawn(["session", "create", "--gpus", "3", "--name", "big", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+  await queuedAt([1]);
+  const small = executor.spawn(["session", "create", "--gpus", "1", "--name", "small", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+  await queuedAt([1, 2]);
+  // stop returns once the session has ended and the queue has been served from the GPUs it freed.
+  expect((await executor.run(["session", "stop", "--timeout", "0", holders[0]!])).exitCode).toBe(0);
   // Two GPUs are free: enough for the small request, not the large one at the head. Nobody may start yet.
-  expect(small.exitCode).toBeNull();
-  expect(big.exitCode).toBeNull();
+  expect((await executor.claims()).filter((c) => c === null)).toHaveLength(2);
+  const waiting = (await executor.list()).filter((s) => s.status === "queued");
+  expect(waiting.map((s) => [s.name, s.queuePosition])).toEqual([
+    ["big", 1],
+    ["small", 2],
+  ]);
   await executor.run(["session", "stop", "--timeout", "0", holders[1]!]);
   const [bigOut, smallOut] = await Promise.all([new Response(big.stdout).text(), new Response(small.stdout).text()]);
   expect(await big.exited).toBe(0);
@@ -249,39 +265,29 @@ test("FIFO: a small request waits behind a large one even when it would fit", as
   expect(bigOut.trim()).toBe(eightUuids.slice(0, 3).join(","));
   expect(smallOut.trim()).toBe(eightUuids[3]!);
   for (const id of holders.slice(2)) await executor.run(["session", "stop", "--timeout", "0", id]);
-  expect(managedContainers()).toEqual([]);
+  expect(executor.containers()).toEqual([]);
 }, 60_000);
 
 test("Docker comes back: the executor reconnects without a restart", async () => {
-  const dir = tempDir("beaker-docker-link-");
-  const link = join(dir, "docker.sock");
-  const flaky = new TestExecutor({ dockerSocket: link, nodeName: "test-node-flaky" });
-  try {
-    await flaky.start();
-    const down = await flaky.run(["session", "create", "--gpus", "0", "--", "true"]);
-    expect(down.exitCode).toBe(1);
-    expect(down.stderr).toMatch(/Docker is not running on this node/);
-    symlinkSync(process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock", link);
-    const up = await flaky.run(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
-    expect(up).toMatchObject({ exitCode: 0, stdout: `${eightUuids[0]}\n` });
-  } finally {
-    await flaky.cleanup();
-    removeDir(dir);
-  }
+  using dir = scopedDir("beaker-docker-link-");
+  const link = join(dir.path, "docker.sock");
+  await using flaky = new TestExecutor({ dockerSocket: link, nodeName: testNodeName(import.meta.file, "flaky") });
+  await flaky.start();
+  const down = await flaky.run(["session", "create", "--gpus", "0", "--", "true"]);
+  expect(down.exitCode).toBe(1);
+  expect(down.stderr).toMatch(/Docker is not running on this node/);
+  symlinkSync(process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock", link);
+  const up = await flaky.run(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);
+  expect(up).toMatchObject({ exitCode: 0, stdout: `${eightUuids[0]}\n` });
 }, 30_000);
 
 test("sessionHome: the user's home is <sessionHome>/<user>, created 0700 and theirs", async () => {
-  const homes = tempDir("beaker-homes-");
-  const withHomes = new TestExecutor({ extra: `sessionHome: ${homes}\n`, nodeName: "test-node-homes" });
-  try {
-    await withHomes.start();
-    const r = await withHomes.run(["session", "create", "--gpus", "0", "--", "sh", "-c", 'echo $HOME; pwd; stat -c "%a %U" "$HOME"; touch ~/made-here'], { user: testUser });
-    const home = join(homes, testUser);
-    expect(r).toEqual({ exitCode: 0, stdout: `${home}\n${home}\n700 ${testUser}\n`, stderr: "" });
-    const st = statSync(join(home, "made-here"));
-    expect(st.uid).toBe(Number(Bun.spawnSync(["id", "-u", testUser]).stdout.toString()));
-  } finally {
-    await withHomes.cleanup();
-    removeDir(homes);
-  }
+  using homes = scopedDir("beaker-homes-");
+  await using withHomes = new TestExecutor({ extra: `sessionHome: ${homes.path}\n`, nodeName: testNodeName(import.meta.file, "homes") });
+  await withHomes.start();
+  const r = await withHomes.run(["session", "create", "--gpus", "0", "--", "sh", "-c", 'echo $HOME; pwd; stat -c "%a %U" "$HOME"; touch ~/made-here'], { user: testUser });
+  const home = join(homes.path, testUser);
+  expect(r).toEqual({ exitCode: 0, stdout: `${home}\n${home}\n700 ${testUser}\n`, stderr: "" });
+  const st = statSync(join(home, "made-here"));
+  expect(st.uid).toBe(Number(Bun.spawnSync(["id", "-u", testUser]).stdout.toString()));
 }, 30_000);

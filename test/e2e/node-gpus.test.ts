@@ -87,9 +87,8 @@ describe("node-level failures: one line and exit 1; no GPUs: exit 0", () => {
   });
 
   test("a hung nvidia-smi is killed after the timeout", async () => {
-    const started = Date.now();
+    // Left alone it would answer "x" after 20 s; this answer can only come from beaker killing it at its 1 s timeout.
     const result = await nodeGpus({ q_x: { out: "x", sleep: 20 } }, ["--json"], { BEAKER_NVIDIA_SMI_TIMEOUT: "1" });
-    expect(Date.now() - started).toBeLessThan(8000);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toBe("beaker: nvidia-smi did not answer within 1s and was killed; a GPU or the driver may be hung\n");
   });
@@ -131,9 +130,9 @@ test("beaker node info: the node at a glance, without an executor", async () => 
   const json = await runBeaker(["node", "info", "--json"], { env });
   expect(json.exitCode).toBe(0);
   const info = JSON.parse(json.stdout);
-  expect(info).toMatchObject({ executor: null, server: null, gpus: { total: 8, types: ["Tesla V100S-PCIE-32GB"] }, driverVersion: "460.73.01" });
-  expect(info.gpus.free).toBeLessThan(8);
+  // Every GPU of this recording runs a process no session owns, so none is free.
+  expect(info).toMatchObject({ executor: null, server: null, gpus: { total: 8, free: 0, types: ["Tesla V100S-PCIE-32GB"] }, driverVersion: "460.73.01" });
   const text = await runBeaker(["node", "info"], { env });
   expect(text.stdout).toMatch(/^executor: {2}not running$/m);
-  expect(text.stdout).toMatch(/^gpus: {6}\d free of 8 \(Tesla V100S-PCIE-32GB\), driver 460\.73\.01$/m);
+  expect(text.stdout).toMatch(/^gpus: {6}0 free of 8 \(Tesla V100S-PCIE-32GB\), driver 460\.73\.01$/m);
 });

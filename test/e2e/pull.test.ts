@@ -1,16 +1,18 @@
 /** Pulling a missing image from a real registry protocol: a progress bar on a TTY, quiet otherwise, clear failures. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { beakerBinary } from "../harness.ts";
+import { beakerBinary, eventually, testNodeName } from "../harness.ts";
 import { busyboxImage, TestExecutor, testUser } from "../executor-harness.ts";
 import { TestRegistry } from "../registry.ts";
+import { Tmux } from "../tmux.ts";
 
-const executor = new TestExecutor();
+const executor = new TestExecutor({ nodeName: testNodeName(import.meta.file) });
 const registry = new TestRegistry();
 const removeImage = (image: string) => Bun.spawnSync(["docker", "rmi", "-f", image], { stdout: "ignore", stderr: "ignore" });
 
 beforeAll(async () => {
   registry.addImage(busyboxImage, "beaker/pulltest", "1", { extraLayerBytes: 1_500_000 });
   await registry.start();
+  executor.removeLeftovers();
   await executor.start();
 });
 afterAll(async () => {
@@ -30,16 +32,22 @@ test("on a TTY a progress bar shows bytes and layers while it pulls", async () =
   const image = `${registry.host}/beaker/pulltest:1`;
   removeImage(image);
   registry.throttle = 64 * 1024;
-  const sock = `beaker-pull-${process.pid}`;
-  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe" }).stdout.toString();
+  using tmux = new Tmux("pull");
   try {
-    tmux("new-session", "-d", "-s", "p", "-x", "150", "-y", "20", "env", `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "-c",
-      `${beakerBinary} session create --gpus 0 --image ${image} -- echo done-pulling; echo rc=$?; sleep 60`);
+    tmux.start("p", ["env", `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "-c", `${beakerBinary} session create --gpus 0 --image ${image} -- echo done-pulling; echo rc=$?; sleep 60`], {
+      cols: 150,
+      rows: 20,
+    });
+    // Every frame until the CLI has exited, so the frames mid-download can be checked.
     const seen: string[] = [];
-    for (let i = 0; i < 300 && !/rc=\d+/.test(seen.at(-1) ?? ""); i++) {
-      seen.push(tmux("capture-pane", "-p", "-t", "p"));
-      await Bun.sleep(50);
-    }
+    await eventually(
+      () => {
+        seen.push(tmux.screen("p"));
+        return /rc=\d+/.test(seen.at(-1)!);
+      },
+      60_000,
+      { intervalMs: 50, what: "the pull to finish" },
+    );
     // Some frame mid-download: part of the bar filled, bytes counted against a known total, the layer not done yet.
     const bar = seen
       .map((s) => /Pulling \S+\/beaker\/pulltest:1 {2}\[(#*)(-*)\] (\d+\.\d)\/(\d+\.\d) MB {2}[01]\/2 layers/.exec(s))
@@ -51,7 +59,6 @@ test("on a TTY a progress bar shows bytes and layers while it pulls", async () =
     expect(seen.at(-1)).not.toMatch(/Pulling/);
   } finally {
     registry.throttle = 0;
-    tmux("kill-server");
   }
 }, 60_000);
 

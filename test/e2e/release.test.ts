@@ -2,7 +2,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { removeDir, repoRoot, tempDir } from "../harness.ts";
+import { removeDir, repoRoot, scopedDir, tempDir } from "../harness.ts";
 import { makeReleaseKeys } from "../release-keys.ts";
 import { parseManifest, verifySignature } from "../../src/update/manifest.ts";
 
@@ -51,7 +51,8 @@ test("release builds every target with checksums and a signed manifest; each bin
       expect(e.file).toEndWith(`beaker-${t}`);
     }
   }
-  const other = await makeReleaseKeys(tempDir());
+  using otherDir = scopedDir("beaker-other-key-");
+  const other = await makeReleaseKeys(otherDir.path);
   const body = new Uint8Array(readFileSync(join(dir, "manifest.json")));
   expect(await verifySignature(body, readFileSync(join(dir, "manifest.json.sig"), "utf8"), other.publicKey)).toBe(false);
 

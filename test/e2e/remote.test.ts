@@ -5,10 +5,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { beakerBinary, removeDir, tempDir } from "../harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir } from "../harness.ts";
 import { busyboxImage, managedContainers, TestExecutor, testUser } from "../executor-harness.ts";
 import { TestServer } from "../server-harness.ts";
 import { TestLaptop, TestSshNode } from "../ssh-harness.ts";
+import { Tmux } from "../tmux.ts";
 
 const server = new TestServer();
 const laptop = new TestLaptop();
@@ -24,14 +25,18 @@ interface Placed {
   queued: number;
 }
 
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await Bun.sleep(200);
-  }
+/** Probes until `ok` holds; returns the value that satisfied it. */
+async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string): Promise<T> {
+  const found = await eventually(
+    async () => {
+      const value = await probe();
+      if (ok(value)) return { value };
+      throw new Error(JSON.stringify(value));
+    },
+    30_000,
+    { what },
+  );
+  return found.value;
 }
 
 const placement = async () => (await (await server.api("/clusters/lab/nodes?placement=1", alice)).json()) as Placed[];
@@ -158,34 +163,28 @@ test("default_cluster: arguments with quotes, spaces, $, ; and newlines arrive u
 }, 60_000);
 
 test("under tmux through SSH: the prompt, a resize, Ctrl-C, and the exit code", async () => {
-  const sock = `beaker-remote-${process.pid}`;
-  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-  const screen = () => tmux("capture-pane", "-p", "-t", "r");
-  const waitFor = (re: RegExp) => until(screen, (s) => re.test(s), `the screen to show ${re}`);
-  try {
-    tmux("new-session", "-d", "-s", "r", "-x", "100", "-y", "30", ...laptop.asUser(["bash", "-c", `cd ~; ${beakerBinary} session create --gpus 1; echo beaker-exit=$?; sleep 600`], { TERM: "xterm" }));
-    await waitFor(new RegExp(`${testUser}@gpu-[ab]:~\\$`));
-    expect(screen()).toContain("on gpu-a (1 of 8 GPUs free)");
-    tmux("send-keys", "-t", "r", "stty size", "Enter");
-    await waitFor(/^30 100$/m);
-    tmux("resize-window", "-t", "r", "-x", "120", "-y", "40");
-    await until(() => {
-      tmux("send-keys", "-t", "r", "clear; stty size", "Enter");
-      return Bun.sleep(300).then(screen);
-    }, (s) => /^40 120$/m.test(s), "the new size inside");
-    tmux("send-keys", "-t", "r", "sleep 100", "Enter");
-    const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ id: string; name: string }>;
-    const id = listed.find((s) => s.name !== "hold-a")!.id;
-    await until(() => onNode("gpu-a", ["session", "exec", id, "--", "ps", "-e", "-o", "comm="]), (r) => r.stdout.includes("sleep"), "sleep running in the session");
-    tmux("send-keys", "-t", "r", "C-c", "");
-    await waitFor(/^\^C\n.*\$ *$/m);
-    tmux("send-keys", "-t", "r", "echo after-sleep=$?", "Enter");
-    await waitFor(/^after-sleep=130$/m);
-    tmux("send-keys", "-t", "r", "exit 7", "Enter");
-    await waitFor(/beaker-exit=7/);
-  } finally {
-    tmux("kill-server");
-  }
+  using tmux = new Tmux("remote");
+  tmux.start("r", laptop.asUser(["bash", "-c", `cd ~; ${beakerBinary} session create --gpus 1; echo beaker-exit=$?; sleep 600`], { TERM: "xterm" }));
+  await tmux.waitFor("r", new RegExp(`${testUser}@gpu-[ab]:~\\$`));
+  expect(tmux.screen("r")).toContain("on gpu-a (1 of 8 GPUs free)");
+  tmux.line("r", "stty size");
+  await tmux.waitFor("r", /^30 100$/m);
+  tmux.resize("r", 120, 40);
+  // The new size travels tmux -> CLI -> SSH -> executor -> Docker; ask again until the shell inside reports it.
+  await eventually(async () => {
+    tmux.line("r", "clear; stty size");
+    return /^40 120$/m.test(await tmux.waitFor("r", /^\d+ \d+$/m));
+  });
+  tmux.line("r", "sleep 100");
+  const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ id: string; name: string }>;
+  const id = listed.find((s) => s.name !== "hold-a")!.id;
+  await until(() => onNode("gpu-a", ["session", "exec", id, "--", "ps", "-e", "-o", "comm="]), (r) => r.stdout.includes("sleep"), "sleep running in the session");
+  tmux.keys("r", "C-c");
+  await tmux.waitFor("r", /^\^C\n.*\$ *$/m);
+  tmux.line("r", "echo after-sleep=$?");
+  await tmux.waitFor("r", /^after-sleep=130$/m);
+  tmux.line("r", "exit 7");
+  await tmux.waitFor("r", /beaker-exit=7/);
 }, 60_000);
 
 test("attach, exec, describe and stop a remote session by its name", async () => {

@@ -2,10 +2,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { beakerBinary, removeDir, tempDir } from "../harness.ts";
-import { managedContainers, TestExecutor, testUser } from "../executor-harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
+import { TestExecutor, testUser } from "../executor-harness.ts";
 import { TestServer } from "../server-harness.ts";
+import { Tmux } from "../tmux.ts";
 
+const node = testNodeName(import.meta.file);
 const server = new TestServer();
 const tokenDir = tempDir("beaker-node-token-");
 let executor: TestExecutor;
@@ -18,25 +20,25 @@ async function nodeNow(token = alice) {
   return ((await (await server.api("/clusters/lab/nodes", token)).json()) as Array<{ hostname: string; gpusFree: number; gpusTotal: number; status: string }>)[0]!;
 }
 
-async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/** Probes until `ok` holds; returns the value that satisfied it. */
+function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  return eventually(async () => {
     const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
-    await Bun.sleep(200);
-  }
+    if (ok(value)) return { value };
+    throw new Error(`last seen: ${JSON.stringify(value)}`);
+  }).then((r) => r.value);
 }
 
 const withToken = (token: string) => ({ user: testUser, env: { BEAKER_TOKEN: token } });
 
 beforeAll(async () => {
-  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
   alice = await server.createUser("alice");
   bob = await server.createUser("bob");
   await server.admin(["cluster", "create", "lab"]);
-  const tokenFile = await server.addNode("test-node", "lab", tokenDir);
+  const tokenFile = await server.addNode(node, "lab", tokenDir);
   await server.start();
-  executor = new TestExecutor({ extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
+  executor = new TestExecutor({ nodeName: node, extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
+  executor.removeLeftovers();
   await executor.start();
   Bun.spawnSync(["rm", "-rf", join(home, ".beaker")]);
 });
@@ -48,13 +50,13 @@ afterAll(async () => {
 });
 
 test("the node registers and its free GPUs follow the sessions; the session is the Beaker account's", async () => {
-  expect(await until(nodeNow, (n) => n?.gpusTotal === 8)).toMatchObject({ hostname: "test-node", gpusFree: 8, gpusTotal: 8, status: "online" });
+  expect(await until(nodeNow, (n) => n?.gpusTotal === 8)).toMatchObject({ hostname: node, gpusFree: 8, gpusTotal: 8, status: "online" });
   const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "2", "--", "sleep", "300"], withToken(alice));
   expect(created.exitCode).toBe(0);
   const id = JSON.parse(created.stdout).id;
   expect((await until(nodeNow, (n) => n.gpusFree === 6)).gpusFree).toBe(6);
   const mine = await executor.run(["session", "list", "--cluster", "lab", "--json"], { ...withToken(alice), env: { BEAKER_TOKEN: alice, BEAKER_SERVER: server.url } });
-  expect(JSON.parse(mine.stdout)).toMatchObject([{ id, user: "alice", node: "test-node" }]);
+  expect(JSON.parse(mine.stdout)).toMatchObject([{ id, user: "alice", node }]);
   const theirs = await executor.run(["session", "list", "--cluster", "lab", "--json"], { user: testUser, env: { BEAKER_TOKEN: bob, BEAKER_SERVER: server.url } });
   expect(JSON.parse(theirs.stdout)).toEqual([]);
   await executor.run(["session", "stop", "--timeout", "0", id], withToken(alice));
@@ -66,8 +68,8 @@ test("cluster list, cluster nodes, node list and account whoami from the CLI", a
   const clusters = await executor.run(["cluster", "list"], env);
   expect(clusters.stdout).toMatch(/^NAME\s+NODES ONLINE\s+GPUS FREE\/TOTAL\nlab\s+1\/1\s+8\/8\n$/);
   const nodes = await executor.run(["cluster", "nodes", "lab"], env);
-  expect(nodes.stdout).toMatch(/^HOSTNAME\s+GPU TYPE\s+GPUS FREE\/TOTAL\s+STATUS\s+LAST SEEN\ntest-node\s+Tesla V100S-PCIE-32GB\s+8\/8\s+online\s+\d+s ago\n$/);
-  expect(JSON.parse((await executor.run(["node", "list", "--json"], env)).stdout)).toMatchObject([{ hostname: "test-node", cluster: "lab" }]);
+  expect(nodes.stdout).toMatch(new RegExp(String.raw`^HOSTNAME\s+GPU TYPE\s+GPUS FREE\/TOTAL\s+STATUS\s+LAST SEEN\n${node}\s+Tesla V100S-PCIE-32GB\s+8\/8\s+online\s+\d+s ago\n$`));
+  expect(JSON.parse((await executor.run(["node", "list", "--json"], env)).stdout)).toMatchObject([{ hostname: node, cluster: "lab" }]);
   expect((await executor.run(["account", "whoami"], env)).stdout).toBe(`bob on ${server.url}\n`);
   const missing = await executor.run(["cluster", "nodes", "nope"], env);
   expect(missing).toEqual({ exitCode: 5, stdout: "", stderr: "beaker: no cluster nope\n" });
@@ -88,34 +90,19 @@ test("without a token and without a terminal: a clear error naming BEAKER_TOKEN 
 });
 
 test("first use on a terminal: asks for the token (three tries), says Logged in as NAME, saves it 0600, carries on", async () => {
-  const sock = `beaker-login-${process.pid}`;
-  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe" }).stdout.toString();
-  const screen = () => tmux("capture-pane", "-p", "-t", "l");
-  const waitFor = async (re: RegExp) => {
-    for (let i = 0; i < 150; i++) {
-      if (re.test(screen())) return;
-      await Bun.sleep(100);
-    }
-    throw new Error(`never saw ${re}:\n${screen()}`);
-  };
-  try {
-    tmux("new-session", "-d", "-s", "l", "-x", "160", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", "-u", "CI", `HOME=${home}`, "TERM=xterm",
-      `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "-c", `cd ~; ${beakerBinary} session create --gpus 0 -- sh -c 'echo inside-as-$(id -un)'; echo rc=$?; sleep 60`);
-    await waitFor(/needs your user token[\s\S]*Beaker user token/);
-    tmux("send-keys", "-t", "l", "-l", "bkr_0123456789_" + "B".repeat(43));
-    tmux("send-keys", "-t", "l", "Enter");
-    await waitFor(/That token was not accepted; try again/);
-    tmux("send-keys", "-t", "l", "-l", alice);
-    tmux("send-keys", "-t", "l", "Enter");
-    await waitFor(/Logged in as alice[\s\S]*inside-as-beaker-test-user[\s\S]*rc=0/);
-    expect(screen()).not.toContain(alice.slice(15));
-    expect(statSync(userConfig).mode & 0o777).toBe(0o600);
-    expect(readFileSync(userConfig, "utf8")).toContain(alice);
-    const again = await executor.run(["session", "create", "--gpus", "0", "--", "true"], { user: testUser });
-    expect(again).toEqual({ exitCode: 0, stdout: "", stderr: "" });
-  } finally {
-    tmux("kill-server");
-  }
+  using tmux = new Tmux("login");
+  tmux.start("l", ["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", "-u", "CI", `HOME=${home}`, "TERM=xterm",
+    `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "-c", `cd ~; ${beakerBinary} session create --gpus 0 -- sh -c 'echo inside-as-$(id -un)'; echo rc=$?; sleep 60`], { cols: 160, rows: 30 });
+  await tmux.waitFor("l", /needs your user token[\s\S]*Beaker user token/);
+  tmux.line("l", "bkr_0123456789_" + "B".repeat(43));
+  await tmux.waitFor("l", /That token was not accepted; try again/);
+  tmux.line("l", alice);
+  await tmux.waitFor("l", /Logged in as alice[\s\S]*inside-as-beaker-test-user[\s\S]*rc=0/);
+  expect(tmux.screen("l")).not.toContain(alice.slice(15));
+  expect(statSync(userConfig).mode & 0o777).toBe(0o600);
+  expect(readFileSync(userConfig, "utf8")).toContain(alice);
+  const again = await executor.run(["session", "create", "--gpus", "0", "--", "true"], { user: testUser });
+  expect(again).toEqual({ exitCode: 0, stdout: "", stderr: "" });
 }, 60_000);
 
 test("account login --token-stdin, token rotate, logout", async () => {
@@ -134,14 +121,14 @@ test("account login --token-stdin, token rotate, logout", async () => {
 });
 
 test("a cordoned node refuses new sessions (exit 6); uncordoned it takes them again", async () => {
-  await server.admin(["node", "cordon", "test-node"]);
+  await server.admin(["node", "cordon", node]);
   const refused = await until(
     () => executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice)),
     (r) => r.exitCode === 6,
   );
   expect(refused.stderr).toBe("beaker: this node is cordoned by an admin: no new sessions start here (running ones go on)\n");
   expect((await nodeNow()).status).toBe("cordoned");
-  await server.admin(["node", "uncordon", "test-node"]);
+  await server.admin(["node", "uncordon", node]);
   expect((await until(() => executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice)), (r) => r.exitCode === 0)).exitCode).toBe(0);
 }, 30_000);
 

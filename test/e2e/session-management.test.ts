@@ -1,19 +1,21 @@
 /** list, describe, attach, exec and stop through the compiled binary, against a real executor and Docker engine. */
+import type { FileSink } from "bun";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { eightUuids, managedContainers, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { eventually, testNodeName } from "../harness.ts";
 
-const executor = new TestExecutor();
+const node = testNodeName(import.meta.file);
+const executor = new TestExecutor({ nodeName: node });
 beforeAll(async () => {
-  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  executor.removeLeftovers();
   await executor.start();
 });
 afterAll(() => executor.cleanup());
-// A failed test must not leave GPUs claimed for the next one.
+// A failed test must not leave GPUs claimed for the next one: remove what is left and wait until the executor sees it.
 afterEach(async () => {
-  const left = managedContainers();
-  if (left.length === 0) return;
-  Bun.spawnSync(["docker", "rm", "-f", ...left]);
-  await Bun.sleep(500);
+  if (executor.containers().length === 0) return;
+  executor.removeLeftovers();
+  await eventually(async () => (await executor.claims()).every((c) => c === null), 30_000, { what: "all GPUs free" });
 });
 
 const asUser = { user: testUser };
@@ -37,7 +39,7 @@ describe("list and describe", () => {
     expect(list).toHaveLength(1);
     const [s] = list;
     const labels = inspect(id).Config.Labels;
-    expect(s).toMatchObject({ id, name: "train", user: testUser, node: "test-node", status: "running", requestedGpus: 2, queuePosition: null, exitCode: null, reason: null });
+    expect(s).toMatchObject({ id, name: "train", user: testUser, node, status: "running", requestedGpus: 2, queuePosition: null, exitCode: null, reason: null });
     expect(s.gpus.join(",")).toBe(labels["beaker.gpus"]!);
     expect(s.gpus).toEqual(eightUuids.slice(0, 2));
     expect(s.mounts).toContain(`/home/${testUser}:/home/${testUser}`);
@@ -59,7 +61,7 @@ describe("list and describe", () => {
 
     const stop = await executor.run(["session", "stop", "--timeout", "0", "train"], asUser);
     expect(stop).toMatchObject({ exitCode: 0, stderr: `stopped session train (${id})\n` });
-    expect(managedContainers()).toEqual([]);
+    expect(executor.containers()).toEqual([]);
     const again = await executor.run(["session", "stop", id], asUser);
     expect(again).toEqual({ exitCode: 6, stdout: "", stderr: "beaker: session train has already ended (stopped by user, exit code 143)\n" });
   }, 60_000);
@@ -103,7 +105,7 @@ describe("exec and attach", () => {
     const reader = proc.stdout.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first).toBe("ready\n");
-    await Bun.sleep(300);
+    // The trap is set (ready was printed after it); the executor delivers the signal once it knows the PID.
     proc.kill("SIGINT");
     let rest = "";
     for (;;) {
@@ -116,15 +118,21 @@ describe("exec and attach", () => {
     await executor.run(["session", "stop", "--timeout", "0", id], asUser);
   }, 30_000);
 
-  test("attach without a TTY streams the output and returns the exit code; stop makes an attached CLI exit 143", async () => {
-    const id = await createDetached(["--gpus", "0", "--", "sh", "-c", "sleep 2; echo late; exit 4"]);
-    expect(await executor.run(["session", "attach", id], asUser)).toEqual({ exitCode: 4, stdout: "late\n", stderr: "" });
+  test("attach without a TTY carries stdin and output and returns the exit code; stop makes an attached CLI exit 143", async () => {
+    // The session waits for a line on its stdin, which only an attached terminal can give it.
+    const id = await createDetached(["--gpus", "0", "--", "sh", "-c", 'read line; echo "late $line"; exit 4']);
+    expect(await executor.run(["session", "attach", id], { ...asUser, stdin: "go\n" })).toEqual({ exitCode: 4, stdout: "late go\n", stderr: "" });
 
-    const long = await createDetached(["--gpus", "0", "--name", "long", "--", "sleep", "300"]);
-    const attached = executor.spawn(["session", "attach", "long"], asUser);
-    await Bun.sleep(700);
+    const long = await createDetached(["--gpus", "0", "--name", "long", "--", "sh", "-c", 'read line; echo "attached $line"; exec sleep 300']);
+    const attached = executor.spawn(["session", "attach", "long"], { ...asUser, stdin: { pipe: true } });
+    const input = attached.stdin as FileSink;
+    input.write("go\n");
+    input.flush();
+    const reader = attached.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("attached go\n");
     expect((await executor.run(["session", "stop", "--timeout", "1", long], asUser)).exitCode).toBe(0);
     const [stderr, code] = await Promise.all([new Response(attached.stderr).text(), attached.exited]);
+    reader.releaseLock();
     expect(code).toBe(143);
     expect(stderr).toBe("\nsession long was stopped by user\n");
   }, 60_000);
@@ -166,11 +174,10 @@ describe("one user never touches another's session", () => {
 test("a queued session shows its place in list, and starts once stop frees the GPUs", async () => {
   const big = await createDetached(["--gpus", "8", "--", "sleep", "300"]);
   const queued = executor.spawn(["session", "create", "--gpus", "2", "--name", "waiting", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"], asUser);
-  let list: Array<{ name: string; status: string; queuePosition: number | null; requestedGpus: number }> = [];
-  for (let i = 0; i < 50 && !list.some((s) => s.status === "queued"); i++) {
-    await Bun.sleep(100);
-    list = JSON.parse((await executor.run(["session", "list", "--json"], asUser)).stdout);
-  }
+  const list = await eventually(async () => {
+    const sessions = await executor.list(asUser);
+    return sessions.some((s) => s.status === "queued") && sessions;
+  });
   expect(list.find((s) => s.name === "waiting")).toMatchObject({ status: "queued", queuePosition: 1, requestedGpus: 2 });
   expect((await executor.run(["session", "list"], asUser)).stdout).toMatch(/waiting\s.*\s2\s+queued \(#1\)/);
   expect((await executor.run(["session", "stop", "--timeout", "0", big], asUser)).exitCode).toBe(0);
@@ -182,46 +189,35 @@ test("a queued session shows its place in list, and starts once stop frees the G
 test("a queued request can be stopped; it never starts", async () => {
   const big = await createDetached(["--gpus", "8", "--", "sleep", "300"]);
   const queued = executor.spawn(["session", "create", "--gpus", "1", "--name", "never", "--", "true"], asUser);
-  for (let i = 0; i < 50; i++) {
-    const list = JSON.parse((await executor.run(["session", "list", "--json"], asUser)).stdout) as Array<{ status: string }>;
-    if (list.some((s) => s.status === "queued")) break;
-    await Bun.sleep(100);
-  }
+  await eventually(async () => (await executor.list(asUser)).some((s) => s.name === "never" && s.status === "queued"));
   expect((await executor.run(["session", "stop", "never"], asUser)).exitCode).toBe(0);
   const [err, code] = await Promise.all([new Response(queued.stderr).text(), queued.exited]);
   expect(code).toBe(6);
   expect(err).toMatch(/beaker: session never was stopped by user before it started\n$/);
   await executor.run(["session", "stop", "--timeout", "0", big], asUser);
-  expect(managedContainers()).toEqual([]);
+  expect(executor.containers()).toEqual([]);
 }, 60_000);
 
 test("idleTimeout stops a session nobody attached to, with a line in the log", async () => {
-  const idle = new TestExecutor({ extra: "idleTimeout: 1\n", nodeName: "test-node-idle" });
-  try {
-    await idle.start();
-    const r = await idle.run(["session", "create", "--detach", "--json", "--gpus", "0", "--", "sleep", "300"], asUser);
-    const id = JSON.parse(r.stdout).id as string;
-    let info = { status: "running", reason: null as string | null };
-    for (let i = 0; i < 100 && info.status !== "exited"; i++) {
-      await Bun.sleep(200);
-      info = JSON.parse((await idle.run(["session", "describe", id, "--json"], asUser)).stdout);
-    }
-    expect(info).toMatchObject({ status: "exited", reason: "idle" });
-    expect(idle.log()).toContain(`stopping session ${id} of ${testUser}: nobody attached for 1 s (idleTimeout)`);
-  } finally {
-    await idle.cleanup();
-  }
+  await using idle = new TestExecutor({ extra: "idleTimeout: 1\n", nodeName: testNodeName(import.meta.file, "idle") });
+  await idle.start();
+  const r = await idle.run(["session", "create", "--detach", "--json", "--gpus", "0", "--", "sleep", "300"], asUser);
+  const id = JSON.parse(r.stdout).id as string;
+  const info = await eventually(async () => {
+    const described = JSON.parse((await idle.run(["session", "describe", id, "--json"], asUser)).stdout) as { status: string };
+    return described.status === "exited" && described;
+  });
+  expect(info).toMatchObject({ status: "exited", reason: "idle" });
+  expect(idle.log()).toContain(`stopping session ${id} of ${testUser}: nobody attached for 1 s (idleTimeout)`);
 }, 60_000);
 
 test("a container removed behind the executor's back is recorded as lost, and its GPUs are freed", async () => {
   const id = await createDetached(["--gpus", "2", "--", "sleep", "300"]);
   Bun.spawnSync(["docker", "rm", "-f", `beaker-${id}`]);
-  let info = { status: "running", reason: null as string | null };
-  for (let i = 0; i < 60 && info.status !== "exited"; i++) {
-    await Bun.sleep(200);
-    info = JSON.parse((await executor.run(["session", "describe", id, "--json"], asUser)).stdout);
-  }
+  const info = await eventually(async () => {
+    const described = JSON.parse((await executor.run(["session", "describe", id, "--json"], asUser)).stdout) as { status: string };
+    return described.status === "exited" && described;
+  });
   expect(info).toMatchObject({ status: "exited", reason: "executor lost the container" });
-  const gpus = JSON.parse((await executor.run(["node", "gpus", "--json"])).stdout) as Array<{ claimedBy: string | null }>;
-  expect(gpus.every((g) => g.claimedBy === null)).toBe(true);
+  expect((await executor.claims()).every((c) => c === null)).toBe(true);
 }, 30_000);

@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { beakerBinary, removeDir, tempDir, type RunResult } from "../harness.ts";
-import { busyboxImage, managedContainers, otherUser, sshImage, TestExecutor, testUser } from "../executor-harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, testNodeName, type RunResult } from "../harness.ts";
+import { busyboxImage, otherUser, sshImage, TestExecutor, testUser } from "../executor-harness.ts";
+import { Tmux } from "../tmux.ts";
 
-const executor = new TestExecutor();
+const node = testNodeName(import.meta.file);
+const executor = new TestExecutor({ nodeName: node });
 const homes: Record<string, string> = {};
 const configs: Record<string, string> = {};
 const hosts = [
@@ -44,19 +46,8 @@ async function runAs(user: string, cmd: string[], options: { stdin?: string | Ui
 const ssh = (args: string[], options: { user?: string; stdin?: string; env?: Record<string, string> } = {}) =>
   runAs(options.user ?? testUser, ["ssh", "-F", configs[options.user ?? testUser]!, "-o", "BatchMode=yes", ...args], options);
 
-/** Polls until `probe` gives a value; `what` (read at the deadline) says what never happened. */
-async function until<T>(what: () => string, probe: () => T | null | Promise<T | null>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await Bun.sleep(100);
-  }
-}
-
 beforeAll(async () => {
-  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
+  executor.removeLeftovers();
   await executor.start();
   for (const user of [testUser, otherUser]) {
     homes[user] = tempDir("beaker-ssh-home-");
@@ -109,39 +100,37 @@ for (const { image, host, name } of hosts) describe(image, () => {
   }, 60_000);
 
   test("a terminal under tmux: prompt, stty size after a resize, Ctrl-C stops sleep 100 and not the shell", async () => {
-    const sock = `beaker-ssh-${name}-${process.pid}`;
-    const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-    const screen = () => tmux("capture-pane", "-p", "-t", "s");
-    const shows = (pattern: RegExp, timeoutMs?: number) => until(() => `the screen to show ${pattern}:\n${screen()}`, () => pattern.test(screen()) || null, timeoutMs);
-    const type = (line: string) => tmux("send-keys", "-t", "s", line, "Enter");
+    using tmux = new Tmux(`ssh-${name}`);
+    const shows = (pattern: RegExp) => tmux.waitFor("s", pattern);
+    const type = (line: string) => tmux.line("s", line);
     const home = homes[testUser]!;
     const command = `ssh -F ${configs[testUser]} ${host}; echo ssh-exit=$?; sleep 600`;
-    tmux("new-session", "-d", "-s", "s", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
-      `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "PATH=/usr/local/bin:/usr/bin:/bin", "bash", "-c", command);
-    try {
-      await shows(name === "train" ? new RegExp(`${testUser}@test-node:~\\$\\s*$`, "m") : /\$\s*$/m);
-      type("PS1='in-session> '");
-      await shows(/^in-session>\s*$/m);
-      type("stty size");
-      await shows(/^30 100$/m);
-      tmux("resize-window", "-t", "s", "-x", "120", "-y", "40");
-      // The new size travels as a window-change request: ask again until it has landed.
-      await until(() => "stty size to say 40 120", async () => {
+    tmux.start("s", ["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=${home}`, "TERM=xterm",
+      `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "PATH=/usr/local/bin:/usr/bin:/bin", "bash", "-c", command]);
+    await shows(name === "train" ? new RegExp(`${testUser}@${node}:~\\$\\s*$`, "m") : /\$\s*$/m);
+    type("PS1='in-session> '");
+    await shows(/^in-session>\s*$/m);
+    type("stty size");
+    await shows(/^30 100$/m);
+    tmux.resize("s", 120, 40);
+    // The new size travels as a window-change request: ask again until it has landed.
+    await eventually(
+      async () => {
         type("clear; stty size");
-        return (await shows(/^(30 100|40 120)$/m).then(() => /^40 120$/m.test(screen()))) || null;
-      });
-      type("sleep 100");
-      const sleeping = () => Bun.spawnSync(["pgrep", "-f", "-x", "sleep 100"]).exitCode === 0;
-      await until(() => "sleep 100 to run in the session", () => sleeping() || null);
-      tmux("send-keys", "-t", "s", "C-c", "");
-      await until(() => "Ctrl-C to stop sleep 100", () => !sleeping() || null);
-      type("echo after-sleep=$?; tty");
-      await shows(/^after-sleep=130\n\/dev\/pts\/\d+$/m);
-      type("exit 3");
-      await shows(/^ssh-exit=3$/m);
-    } finally {
-      tmux("kill-server");
-    }
+        return /^40 120$/m.test(await shows(/^(30 100|40 120)$/m));
+      },
+      30_000,
+      { what: "stty size to say 40 120" },
+    );
+    type("sleep 100");
+    const sleeping = () => Bun.spawnSync(["pgrep", "-f", "-x", "sleep 100"]).exitCode === 0;
+    await eventually(sleeping, 30_000, { what: "sleep 100 to run in the session" });
+    tmux.keys("s", "C-c");
+    await eventually(() => !sleeping(), 30_000, { what: "Ctrl-C to stop sleep 100" });
+    type("echo after-sleep=$?; tty");
+    await shows(/^after-sleep=130\n\/dev\/pts\/\d+$/m);
+    type("exit 3");
+    await shows(/^ssh-exit=3$/m);
   }, 60_000);
 });
 
@@ -168,12 +157,12 @@ async function forwardAndFetch(args: string[], script: string): Promise<string> 
   try {
     const reader = proc.stdout.getReader();
     let out = "";
-    await until(() => "the server inside to say it listens", async () => {
+    // Reads until the line; a read waits for output, so this never spins.
+    while (!out.includes("listening")) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`ssh ended: ${out}${await new Response(proc.stderr).text()}`);
       out += new TextDecoder().decode(value);
-      return out.includes("listening") || null;
-    });
+    }
     return await (await fetch(`http://127.0.0.1:${port}/`)).text();
   } finally {
     proc.kill();
@@ -198,7 +187,7 @@ test("ssh -A: ssh-add -l inside lists the laptop agent's key; without -A there i
   const agentSocket = join(home, "agent.sock");
   const agent = spawnAs(testUser, ["ssh-agent", "-D", "-a", agentSocket]);
   try {
-    await until(() => "ssh-agent to listen", () => existsSync(agentSocket) || null);
+    await eventually(() => existsSync(agentSocket), 30_000, { what: "ssh-agent to listen" });
     expect((await runAs(testUser, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop-key", "-f", join(home, "laptop_key")])).exitCode).toBe(0);
     const env = { SSH_AUTH_SOCK: agentSocket };
     expect((await runAs(testUser, ["ssh-add", join(home, "laptop_key")], { env })).exitCode).toBe(0);

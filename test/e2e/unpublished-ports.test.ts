@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { busyboxImage, TestExecutor, testUser } from "../executor-harness.ts";
+import { testNodeName } from "../harness.ts";
 import { PrivateEngine } from "../private-engine.ts";
 
 const engine = new PrivateEngine(["--bridge", "none"]);
@@ -16,7 +17,7 @@ beforeAll(async () => {
   await engine.start();
   engine.loadImage(busyboxImage);
   // Sessions there get no network at all, as on a node whose admin turned it off.
-  executor = new TestExecutor({ dockerSocket: engine.socket, nodeName: "no-bridge-node", extra: "sessionNetwork: none\n" });
+  executor = new TestExecutor({ dockerSocket: engine.socket, nodeName: testNodeName(import.meta.file), extra: "sessionNetwork: none\n" });
   await executor.start();
 }, 60_000);
 afterAll(async () => {

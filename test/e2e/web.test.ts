@@ -1,10 +1,13 @@
 /** The server's web pages in headless Chromium (Debian's), as a researcher uses them to pick a node. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { fixture, removeDir, tempDir } from "../harness.ts";
-import { managedContainers, TestExecutor } from "../executor-harness.ts";
+import { eventually, fixture, removeDir, tempDir, testNodeName } from "../harness.ts";
+import { TestExecutor } from "../executor-harness.ts";
 import { TestServer } from "../server-harness.ts";
+
+const node = testNodeName(import.meta.file);
 
 const server = new TestServer();
 const tokenDir = tempDir("beaker-web-");
@@ -13,12 +16,12 @@ let browser: Browser;
 let alice: string;
 
 beforeAll(async () => {
-  for (const id of managedContainers()) Bun.spawnSync(["docker", "rm", "-f", id]);
   alice = await server.createUser("alice");
   await server.admin(["cluster", "create", "lab"]);
-  const tokenFile = await server.addNode("test-node", "lab", tokenDir);
+  const tokenFile = await server.addNode(node, "lab", tokenDir);
   await server.start();
-  executor = new TestExecutor({ extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
+  executor = new TestExecutor({ nodeName: node, extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
+  executor.removeLeftovers();
   await executor.start();
   browser = await chromium.launch({
     executablePath: process.env.BEAKER_TEST_CHROMIUM ?? "/usr/bin/chromium",
@@ -51,27 +54,21 @@ test("sign in with a token (no JavaScript needed), see the cluster, and the node
 
   const freeGpus = async () => {
     await page.goto(`${server.url}/clusters/lab`);
-    return (await page.textContent("tr[data-node=test-node] td.gpus"))?.trim();
+    return (await page.textContent(`tr[data-node=${node}] td.gpus`))?.trim();
   };
   await page.click("text=lab");
   expect(page.url()).toBe(`${server.url}/clusters/lab`);
-  for (let i = 0; i < 50 && (await freeGpus()) !== "8 / 8"; i++) await Bun.sleep(200);
-  expect(await freeGpus()).toBe("8 / 8");
-  const row = page.locator("tr[data-node=test-node]");
+  await eventually(async () => (await freeGpus()) === "8 / 8", 30_000, { what: "8 / 8 free on the page" });
+  const row = page.locator(`tr[data-node=${node}]`);
   expect(await row.locator("td").nth(3).textContent()).toBe("online");
-  expect(await row.locator("textarea").inputValue()).toBe("ssh test-node\nbeaker session create --gpus 1");
+  expect(await row.locator("textarea").inputValue()).toBe(`ssh ${node}\nbeaker session create --gpus 1`);
 
   const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "3", "--", "sleep", "300"], { env: { BEAKER_TOKEN: alice } });
   expect(created.exitCode).toBe(0);
-  let free = await freeGpus();
-  for (let i = 0; i < 50 && free !== "5 / 8"; i++) {
-    await Bun.sleep(200);
-    free = await freeGpus();
-  }
-  expect(free).toBe("5 / 8");
+  await eventually(async () => (await freeGpus()) === "5 / 8", 30_000, { what: "5 / 8 free on the page" });
 
-  await page.click("text=test-node");
-  expect(await page.textContent("h1")).toBe("Node test-node");
+  await page.click(`text=${node}`);
+  expect(await page.textContent("h1")).toBe(`Node ${node}`);
   const held = await page.locator("td", { hasText: "session" }).count();
   expect(held).toBe(3);
   await page.click("text=My sessions");
@@ -88,7 +85,9 @@ test("sign in with a token (no JavaScript needed), see the cluster, and the node
 
 test("what nodes report is escaped on the pages; the copy button works with JavaScript", async () => {
   const evil = `<img src=x onerror="document.title='pwned'">`;
-  const nodeToken = (await Bun.file(await server.addNode("evil-node", "lab", tempDir("beaker-evil-"))).text()).trim();
+  const evilDir = join(tokenDir, "evil-node");
+  mkdirSync(evilDir);
+  const nodeToken = (await Bun.file(await server.addNode("evil-node", "lab", evilDir)).text()).trim();
   const beat = {
     cpus: 1,
     memoryBytes: 1,
@@ -110,8 +109,8 @@ test("what nodes report is escaped on the pages; the copy button works with Java
   }
   expect(await page.content()).toContain("&lt;img src=x");
   await page.goto(`${server.url}/clusters/lab`);
-  await page.locator("tr[data-node=test-node] button[data-copy]").click();
-  expect(await page.evaluate("navigator.clipboard.readText()")).toBe("ssh test-node\nbeaker session create --gpus 1");
+  await page.locator(`tr[data-node=${node}] button[data-copy]`).click();
+  expect(await page.evaluate("navigator.clipboard.readText()")).toBe(`ssh ${node}\nbeaker session create --gpus 1`);
   await context.close();
 }, 60_000);
 
@@ -123,10 +122,11 @@ test("a node's page says why a GPU is unavailable: busy with no session (process
   const xml = recording.replace(/<processes>[\s\S]*?<\/processes>/g, (block) => (seen++ === 0 ? block : "<processes>\n\t\t</processes>"));
   const [busy, lost] = [...xml.matchAll(/<uuid>(GPU-[^<]+)<\/uuid>/g)].map((m) => m[1]!);
   const dir = tempDir("beaker-busy-");
+  const busyNode = testNodeName(import.meta.file, "busy");
   const side = new TestExecutor({
-    nodeName: "busy-node",
+    nodeName: busyNode,
     nvidiaSmiXml: `Unable to determine the device handle for GPU00000000:00:0E.0: GPU is lost.  Reboot the system to recover this GPU\n${xml}`,
-    extra: `server: ${server.url}\ntokenFile: ${await server.addNode("busy-node", "lab", dir)}\n`,
+    extra: `server: ${server.url}\ntokenFile: ${await server.addNode(busyNode, "lab", dir)}\n`,
   });
   const ops = await server.createUser("ops", true);
   await side.start();
@@ -137,10 +137,14 @@ test("a node's page says why a GPU is unavailable: busy with no session (process
       await page.goto(`${server.url}/login`);
       await page.fill("input[name=token]", token);
       await page.click("button[type=submit]");
-      for (const deadline = Date.now() + 15_000; Date.now() < deadline; await Bun.sleep(200)) {
-        await page.goto(`${server.url}/nodes/busy-node`);
-        if ((await page.locator("tr[data-gpu]").count()) === 8) break;
-      }
+      await eventually(
+        async () => {
+          await page.goto(`${server.url}/nodes/${busyNode}`);
+          return (await page.locator("tr[data-gpu]").count()) === 8;
+        },
+        30_000,
+        { what: "the node page with its 8 GPUs" },
+      );
       const state = async (uuid: string) => page.locator(`tr[data-gpu="${uuid}"] td.state`).textContent();
       const result = { busy: await state(busy!), lost: await state(lost!), free: await page.locator("td.state", { hasText: /^free$/ }).count(), html: await page.content() };
       await context.close();

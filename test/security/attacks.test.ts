@@ -9,10 +9,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { beakerBinary, removeDir, tempDir } from "../harness.ts";
-import { asUser, executorPid, raw, rssMiB, terminalSocket, uidOf, until } from "./harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
+import { asUser, executorPid, raw, rssMiB, terminalSocket, uidOf } from "./harness.ts";
 
-const node = "sec-node";
+const node = testNodeName(import.meta.file);
 const executor = new TestExecutor({ nodeName: node });
 const hostFiles = ["/etc/passwd", "/etc/group", "/etc/shadow"];
 const digest = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -22,6 +22,7 @@ let attacker = 0;
 let victim = 0;
 
 beforeAll(async () => {
+  executor.removeLeftovers();
   await executor.start();
   pid = await executorPid(executor);
   attacker = uidOf(testUser);
@@ -39,10 +40,10 @@ async function detached(user: string, args: string[]): Promise<string> {
 async function stopAll(): Promise<void> {
   const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
   if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
-  await until(async () => {
+  await eventually(async () => {
     const all = (await (await raw(executor, 0, "GET", "/v1/sessions?all=1")).json()) as Array<{ status: string }>;
     return all.every((s) => s.status === "exited") || undefined;
-  }, 20_000, "every session to end");
+  }, 20_000, { what: "every session to end" });
 }
 
 /** Starts a loop, as the attacker, that keeps swapping `dir/d` between a real directory and a symlink to /etc. */
@@ -89,11 +90,11 @@ describe("1. --mount binds exactly the directory that was checked", () => {
       // Each request is either refused at once (the check saw the symlink, or no directory) or waits in the queue.
       let finished = 0;
       const runs = Array.from({ length: 24 }, () => executor.run(["session", "create", "--gpus", "1", ...swapProbe(dir)], { user: testUser }).finally(() => finished++));
-      await until(async () => {
+      await eventually(async () => {
         const mine = (await (await raw(executor, attacker, "GET", "/v1/sessions")).json()) as Array<{ status: string }>;
         const queued = mine.filter((s) => s.status === "queued").length;
         return (queued > 0 && queued + finished === runs.length) || undefined;
-      }, 120_000, "every request queued behind the holder or refused");
+      }, 120_000, { what: "every request queued behind the holder or refused" });
       await executor.run(["session", "stop", holder], { user: otherUser });
       const results = await Promise.all(runs);
       expect(results.filter((r) => r.stdout.includes("root:"))).toEqual([]);
@@ -148,7 +149,7 @@ describe("3. no input ends the daemon", () => {
     // Once output flows, the executor's side of the terminal is attached: frames now reach its handler directly.
     await new Promise<void>((resolve) => (ws.onmessage = () => resolve()));
     ws.send("null");
-    await until(async () => (await executorPid(executor).catch(() => 0)) === pid || undefined, 10_000, "the executor answering after the null frame");
+    await eventually(async () => (await executorPid(executor).catch(() => 0)) === pid || undefined, 10_000, { what: "the executor answering after the null frame" });
     const shapes: unknown[] = [null, 1, "x", [], {}, { type: null }, { type: "resize" }, { type: "resize", cols: "a", rows: {} }, { type: "resize", cols: 1e12, rows: -5 }, { type: "signal" }, { type: "signal", name: 5 }, { type: "stdin-eof", x: [1] }, { type: { toString: 1 } }];
     for (let i = 0; i < 5000; i++) {
       const r = Math.random();
@@ -157,7 +158,7 @@ describe("3. no input ends the daemon", () => {
       else ws.send(randomBytes(1 + (i % 64)));
     }
     ws.close();
-    await until(async () => (await executorPid(executor).catch(() => 0)) === pid || undefined, 10_000, "the executor answering");
+    await eventually(async () => (await executorPid(executor).catch(() => 0)) === pid || undefined, 10_000, { what: "the executor answering" });
     await stopAll();
   }, 120_000);
 
@@ -210,10 +211,10 @@ describe("4b. queued requests are tied to their caller, and limited per user", (
           await raw(executor, attacker, "POST", "/v1/sessions", body, AbortSignal.timeout(ms)).catch(() => null);
         }),
       );
-      await until(async () => {
+      await eventually(async () => {
         const mine = (await (await raw(executor, attacker, "GET", "/v1/sessions")).json()) as unknown[];
         return mine.length === 0 || undefined;
-      }, 10_000, "the abandoned requests to leave the queue");
+      }, 10_000, { what: "the abandoned requests to leave the queue" });
       await executor.run(["session", "stop", holder], { user: otherUser });
     } finally {
       await stopAll();
@@ -343,10 +344,10 @@ describe("8. nothing is buffered without bound", () => {
   test("proofs/ is swept: stale, oversized and surplus files go", async () => {
     const proofs = join(executor.dir, "run", "proofs");
     expect(asUser(testUser, `cd ${proofs} && for i in $(seq 1 300); do : > junk$i; done && head -c 67108864 /dev/zero > big`).exitCode).toBe(0);
-    await until(() => {
+    await eventually(() => {
       const mine = readdirSync(proofs).filter((f) => statSync(join(proofs, f), { throwIfNoEntry: false })?.uid === attacker);
       return (mine.length <= 64 && !mine.includes("big")) || undefined;
-    }, 30_000, "the proofs directory to be swept");
+    }, 30_000, { what: "the proofs directory to be swept" });
   }, 60_000);
 });
 
@@ -414,9 +415,12 @@ describe("10. every request body is checked before anything runs", () => {
     const second = new TestExecutor({ nodeName: node });
     try {
       const proc = Bun.spawn([beakerBinary, "executor", "run", "--config", join(second.dir, "config.yml")], { stdout: "pipe", stderr: "pipe" });
-      const exited = await Promise.race([proc.exited, Bun.sleep(5000).then(() => null)]);
-      if (exited === null) proc.kill();
-      expect(exited).not.toBeNull();
+      const exited = await eventually(() => proc.exitCode !== null, 30_000).then(
+        () => true,
+        () => false,
+      );
+      if (!exited) proc.kill();
+      expect(exited).toBe(true);
       expect(await new Response(proc.stderr).text()).toMatch(/another executor/);
     } finally {
       // Not cleanup(): that removes the containers of its node name, which is the main executor's.

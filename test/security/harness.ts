@@ -44,18 +44,6 @@ export async function terminalSocket(executor: TestExecutor, uid: number, path: 
   return ws;
 }
 
-/** Polls `check` until it returns a value that is not undefined/false, or fails with the last value after `timeoutMs`. */
-export async function until<T>(check: () => Promise<T> | T, timeoutMs: number, what: string): Promise<Exclude<T, false | undefined>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await check();
-    if (last !== undefined && last !== false) return last as Exclude<T, false | undefined>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await Bun.sleep(50);
-  }
-}
-
 /** The executor's pid, from its health answer (the same process before and after an attack). */
 export async function executorPid(executor: TestExecutor): Promise<number> {
   const res = await fetch("http://beaker/v1/health", { unix: executor.socket });

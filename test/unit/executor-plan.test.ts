@@ -8,8 +8,18 @@ import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts"
 import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
 import { createProof, verifyProof } from "../../src/executor/proof.ts";
 import { resolveRef } from "../../src/executor/lookup.ts";
-import { NotFoundError } from "../../src/errors.ts";
-import { tempDir } from "../harness.ts";
+import { NotFoundError, UsageError } from "../../src/errors.ts";
+import { scopedDir } from "../harness.ts";
+
+/** The error `fn` throws (failing the test when it throws nothing), to check its class and message. */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected an error, none was thrown");
+}
 
 const user = { name: "ada", uid: 1234, gid: 1234, groups: [1234, 27, 100], home: "/home/ada", gecos: "Ada L" };
 const base: SpecInput = {
@@ -94,13 +104,19 @@ describe("buildContainerSpec", () => {
     expect((buildContainerSpec({ ...base, command: ["python3", "x.py"] }) as any).Cmd).toEqual(["python3", "x.py"]);
     expect(spec.Cmd.join(" ")).toContain("exec /bin/bash -l");
   });
-  test.each(["NVIDIA_VISIBLE_DEVICES=all", "CUDA_VISIBLE_DEVICES=0,1,2", "NVIDIA_DRIVER_CAPABILITIES=all", "GPU_DEVICE_ORDINAL=3", "bad"])(
-    "--env %s is refused",
-    (entry) => {
-      expect(() => checkEnv([entry])).toThrow();
-      expect(() => buildContainerSpec({ ...base, env: [entry] })).toThrow();
-    },
-  );
+  test.each([
+    ["NVIDIA_VISIBLE_DEVICES=all", "--env NVIDIA_VISIBLE_DEVICES is not allowed: Beaker sets the GPU variables from the GPUs it claims"],
+    ["CUDA_VISIBLE_DEVICES=0,1,2", "--env CUDA_VISIBLE_DEVICES is not allowed: Beaker sets the GPU variables from the GPUs it claims"],
+    ["NVIDIA_DRIVER_CAPABILITIES=all", "--env NVIDIA_DRIVER_CAPABILITIES is not allowed: Beaker sets the GPU variables from the GPUs it claims"],
+    ["GPU_DEVICE_ORDINAL=3", "--env GPU_DEVICE_ORDINAL is not allowed: Beaker sets the GPU variables from the GPUs it claims"],
+    ["bad", '--env "bad" must be KEY=VALUE'],
+  ])("--env %s is refused: %s", (entry, message) => {
+    for (const attempt of [() => checkEnv([entry]), () => buildContainerSpec({ ...base, env: [entry] })]) {
+      const err = thrown(attempt);
+      expect(err).toBeInstanceOf(UsageError);
+      expect(err.message).toBe(message);
+    }
+  });
   test.each([
     ["/home/ada/x/y", "/home/ada", null, "/home/ada/x/y"],
     ["/home/ada", "/home/ada", null, "/home/ada"],
@@ -135,8 +151,17 @@ describe("mounts", () => {
   test.each(["/data:/data", "/data:/mnt/data:ro"])("%s parses", (flag) => {
     expect(parseMountFlag(flag).source).toBe("/data");
   });
-  test.each(["data:/data", "/data", "/data:/", "/a:/b:rx", "/a:b"])("%s is refused", (flag) => {
-    expect(() => parseMountFlag(flag)).toThrow();
+  test.each([
+    ["data:/data", '--mount "data:/data": both paths must be absolute'],
+    ["/data", '--mount "/data" must be SRC:DST or SRC:DST:ro'],
+    ["/data:/", '--mount "/data:/": cannot mount over /'],
+    ["/a:/b:rx", '--mount "/a:/b:rx" must be SRC:DST or SRC:DST:ro'],
+    ["/a:/b:ro:x", '--mount "/a:/b:ro:x" must be SRC:DST or SRC:DST:ro'],
+    ["/a:b", '--mount "/a:b": both paths must be absolute'],
+  ])("%s is refused: %s", (flag, message) => {
+    const err = thrown(() => parseMountFlag(flag));
+    expect(err).toBeInstanceOf(UsageError);
+    expect(err.message).toBe(message);
   });
   test.each([["/", true], ["/etc", true], ["/etc/shadow", true], ["/run/beaker", true], ["/var/run/docker.sock", true], ["/var/lib/docker/x", true], ["/data", false], ["/etcetera", false]])(
     "%s forbidden: %p",
@@ -146,7 +171,8 @@ describe("mounts", () => {
 
 describe("caller proofs", () => {
   test("a fresh proof names its owner once; forgeries and replays are refused", () => {
-    const dir = tempDir("beaker-proof-");
+    using proofs = scopedDir("beaker-proof-");
+    const dir = proofs.path;
     chmodSync(dir, 0o1733);
     const proof = createProof(dir);
     expect(verifyProof(dir, proof.header)).toBe(process.getuid!());

@@ -7,7 +7,7 @@ import { openSourceAs, parseMountFlag, permits } from "../../src/executor/mounts
 import { createProof, sweepProofs, verifyProof } from "../../src/executor/proof.ts";
 import { isImageReference, parseControl, parseCreateRequest, parseStopRequest } from "../../src/executor/validate.ts";
 import { redactGpuReport } from "../../src/gpu/report.ts";
-import { removeDir, tempDir } from "../harness.ts";
+import { removeDir, scopedDir, tempDir } from "../harness.ts";
 
 const good = { gpus: 1, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [8888], env: ["A=b"], mounts: [], workdir: null, command: ["python3", "x.py"], cwd: "/home/ada", tty: true, term: "xterm-256color", noWait: false, detach: false };
 
@@ -105,7 +105,8 @@ describe("mounts", () => {
 
 describe("caller proofs", () => {
   test("a proof others could have written is refused, whoever owns it", () => {
-    const dir = tempDir("beaker-proof-");
+    using proofs = scopedDir("beaker-proof-");
+    const dir = proofs.path;
     chmodSync(dir, 0o1733);
     const proof = createProof(dir);
     chmodSync(proof.path, 0o620);

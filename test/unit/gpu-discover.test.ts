@@ -33,9 +33,8 @@ describe("node-level failures give one reason and no GPUs", () => {
   });
 
   test("a hang is killed at the deadline and said so", async () => {
-    const started = Date.now();
+    // Left alone it would print a good T4 after 30 s; the error can only come from the 500 ms deadline.
     const inventory = await discover({ q_x: { out: { file: t4 }, sleep: 30 } }, 500);
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(inventory.error).toMatch(/did not answer within 1s and was killed/);
     expect(inventory.gpus).toEqual([]);
   });
