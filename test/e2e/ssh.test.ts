@@ -219,7 +219,7 @@ test("another user's ssh to the session is refused and learns nothing; a wrong U
   // NAME.NODE.beaker for another node goes there over ssh (tested with real nodes in remote.test.ts); here there is none.
   const elsewhere = await ssh(["train.gpu-99.beaker", "--", "id"]);
   expect(elsewhere.stderr).toMatch(/^beaker: cannot reach gpu-99 over SSH: /m);
-  expect((await ssh(["train.test-node.beaker", "--", "id", "-un"])).stdout).toBe(`${testUser}\n`);
+  expect((await ssh([`train.${node}.beaker`, "--", "id", "-un"])).stdout).toBe(`${testUser}\n`);
 }, 30_000);
 
 test("ssh-config --write adds the block to ~/.ssh/config once; the host key is the user's, 0600, and pinned", async () => {
