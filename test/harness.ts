@@ -46,12 +46,12 @@ export function testNodeName(file: string, suffix?: string): string {
 /**
  * Polls `check` until it returns something other than false, null or undefined, and without throwing; returns
  * that value. The only way tests wait: for observable state, never for a fixed time. On timeout it throws with
- * the last error or value, so the failure says what was seen.
+ * the last error or value, so the failure says what was seen; `detail` adds what else helps (a log's tail).
  */
 export async function eventually<T>(
   check: () => T | Promise<T>,
   timeoutMs = 30_000,
-  options: { intervalMs?: number; what?: string } = {},
+  options: { intervalMs?: number; what?: string; detail?: () => string } = {},
 ): Promise<Exclude<T, false | null | undefined>> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
@@ -65,7 +65,8 @@ export async function eventually<T>(
     }
     if (performance.now() > deadline) {
       const seen = last instanceof Error ? last.message : Bun.inspect(last);
-      throw new Error(`${options.what ?? "condition"} not reached within ${timeoutMs} ms; last: ${seen}`);
+      const detail = options.detail ? `\n${options.detail()}` : "";
+      throw new Error(`${options.what ?? "condition"} not reached within ${timeoutMs} ms; last: ${seen}${detail}`);
     }
     await Bun.sleep(options.intervalMs ?? 100);
   }

@@ -9,7 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { removeDir } from "./harness.ts";
+import { eventually, removeDir } from "./harness.ts";
 
 export const slurmDir = "/tmp/beaker-test-slurm";
 export const slurmConf = join(slurmDir, "slurm.conf");
@@ -27,22 +27,12 @@ function alive(pid: number): boolean {
   }
 }
 
-async function waitFor<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(200);
-  }
-}
-
 /** Stops the daemons a run of this harness started (by the pids it wrote), and waits until they are gone. */
 async function stopDaemons(): Promise<void> {
   const pids = pidFiles.filter(existsSync).map((f) => Number(readFileSync(f, "utf8").trim())).filter((pid) => pid > 1 && alive(pid));
   for (const pid of pids) process.kill(pid, "SIGTERM");
   try {
-    await waitFor("the Slurm test daemons to stop", () => pids.every((pid) => !alive(pid)), 15_000);
+    await eventually(() => pids.every((pid) => !alive(pid)), 15_000, { what: "the Slurm test daemons to stop" });
   } catch {
     for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
   }
@@ -105,12 +95,10 @@ export class TestSlurm {
 
     const munge = join(slurmDir, "munge");
     this.spawn(["munged", "-F", "--force", `--key-file=${key}`, `--socket=${munge}/munge.socket.2`, `--pid-file=${slurmDir}/munged.pid`, `--seed-file=${munge}/seed`], "munged.out");
-    await waitFor("munged's socket", () => existsSync(`${munge}/munge.socket.2`));
+    await eventually(() => existsSync(`${munge}/munge.socket.2`), 30_000, { what: "munged's socket" });
     this.spawn(["slurmctld", "-D", "-c", "-f", slurmConf], "slurmctld.out");
     this.spawn(["slurmd", "-D", "-f", slurmConf], "slurmd.out");
-    await waitFor("the Slurm node to be idle", () => this.sh(["sinfo", "--noheader", "--format=%T"]).stdout.trim() === "idle", 60_000).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${this.logs()}`);
-    });
+    await eventually(() => this.sh(["sinfo", "--noheader", "--format=%T"]).stdout.trim() === "idle", 60_000, { what: "the Slurm node to be idle", detail: () => this.logs() });
   }
 
   private spawn(cmd: string[], out: string): void {
@@ -180,4 +168,3 @@ export class TestSlurm {
   }
 }
 
-export { waitFor as waitForSlurm };

@@ -138,7 +138,6 @@ describe("the queue", () => {
     await executor.kill("SIGKILL");
     d.proc.kill("SIGKILL");
     await executor.start();
-    const restartedAt = Date.now();
     const e = request();
     for (const x of [a, b, c]) await eventually(() => x.out.stderr.includes("executor restarting; reconnecting..."), 15_000, { what: "the reconnect line" });
     await queued(e, 5);
@@ -150,10 +149,11 @@ describe("the queue", () => {
       expect(r.stdout).toMatch(/^[0-9a-f]{12}\n$/);
     }
     expect([ra, rb, rc, re].map((r) => r.exitedAt)).toEqual([ra, rb, rc, re].map((r) => r.exitedAt).toSorted((x, y) => x - y));
-    // D's place, second, held B back until the grace period was over, then was given up.
-    // (The grace period starts a little before the executor answers: it is counted from its start.)
-    expect(rb.exitedAt).toBeGreaterThanOrEqual(restartedAt + graceSeconds * 1000 - 2000);
-    expect(executor.log()).toMatch(/the place in the queue of [0-9a-f]{12} was given up: its caller did not come back within queueGrace/);
+    // D's place, second, held B back until queueGrace was over and the place was given up: only then did B get GPUs.
+    const log = executor.log();
+    const givenUp = log.search(/the place in the queue of [0-9a-f]{12} was given up: its caller did not come back within queueGrace/);
+    expect(givenUp).toBeGreaterThan(-1);
+    expect(log.indexOf(`created session ${rb.stdout.trim()} `)).toBeGreaterThan(givenUp);
     for (const x of [ra, rb, rc]) expect(x.stderr.match(/executor restarting; reconnecting\.\.\./g)?.length).toBe(1);
     expect(ra.stderr).not.toContain("did not keep your place");
     await stopAll();
@@ -234,7 +234,7 @@ describe("a restart during 20 concurrent creates", () => {
             owner.set(gpu, id!);
           }
         }
-        await Bun.sleep(100);
+        await Bun.sleep(100); // how often it samples, not a wait for anything
       }
     })();
     await eventually(() => creates.filter((c) => c.out.code !== null).length >= 3, 60_000, { what: "the first sessions" });

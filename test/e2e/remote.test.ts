@@ -25,22 +25,14 @@ interface Placed {
   queued: number;
 }
 
-/** Probes until `ok` holds; returns the value that satisfied it. */
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string): Promise<T> {
-  const found = await eventually(
-    async () => {
-      const value = await probe();
-      if (ok(value)) return { value };
-      throw new Error(JSON.stringify(value));
-    },
-    30_000,
-    { what },
-  );
-  return found.value;
-}
-
 const placement = async () => (await (await server.api("/clusters/lab/nodes?placement=1", alice)).json()) as Placed[];
-const free = (nodes: Placed[], name: string) => nodes.find((n) => n.hostname === name)?.gpusFree;
+/** Waits until the server's placement view shows both nodes online with these free GPUs; a failure shows the last view. */
+const freeOnServer = (want: Record<string, number>) =>
+  eventually(async () => {
+    const seen = Object.fromEntries((await placement()).map((n) => [n.hostname, n.status === "online" ? n.gpusFree : n.status]));
+    expect(seen).toEqual(want);
+    return true;
+  }, 30_000, { what: `free GPUs on the server: ${JSON.stringify(want)}` });
 const serverSessions = async () => (await (await server.api("/sessions?cluster=lab", alice)).json()) as Array<{ name: string; node: string; status: string }>;
 const onNode = (node: string, args: string[]) => executors[node]!.run(args, { user: testUser, env: { BEAKER_TOKEN: alice } });
 
@@ -74,7 +66,7 @@ beforeAll(async () => {
   laptop.writeSshConfig([nodes["gpu-a"]!, nodes["gpu-b"]!], nodes["gpu-a"]!);
   const login = await laptop.run(["account", "login", "--server", server.url, "--token-stdin"], { stdin: `${alice}\n` });
   expect(login).toMatchObject({ exitCode: 0, stderr: "Logged in as alice\n" });
-  await until(placement, (p) => p.length === 2 && p.every((n) => n.status === "online" && n.gpusFree === 8), "both nodes online");
+  await freeOnServer({ "gpu-a": 8, "gpu-b": 8 });
 }, 120_000);
 
 afterAll(async () => {
@@ -122,7 +114,7 @@ test("first contact with a node: the token goes once over the SSH connection's s
 test("placement: --gpus 2 lands on the node it fits best, --gpus 7 queues on the right one and says so, --no-wait exits 6", async () => {
   expect((await onNode("gpu-a", ["session", "create", "--detach", "--gpus", "7", "--name", "hold-a", "--", "sleep", "600"])).exitCode).toBe(0);
   expect((await onNode("gpu-b", ["session", "create", "--detach", "--gpus", "2", "--name", "hold-b", "--", "sleep", "600"])).exitCode).toBe(0);
-  await until(placement, (p) => free(p, "gpu-a") === 1 && free(p, "gpu-b") === 6, "7 GPUs held on gpu-a and 2 on gpu-b");
+  await freeOnServer({ "gpu-a": 1, "gpu-b": 6 });
 
   const two = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "2", "--detach", "--json", "--name", "two", "--", "sleep", "600"]);
   expect(two.exitCode).toBe(0);
@@ -131,15 +123,18 @@ test("placement: --gpus 2 lands on the node it fits best, --gpus 7 queues on the
     `on gpu-b (6 of 8 GPUs free)\nbeaker: this node uses the Beaker server at ${server.url}: a user token is needed\nsending your Beaker token to gpu-b (once, on the SSH connection's stdin)\nLogged in as alice\n`,
   );
   expect(JSON.parse(two.stdout)).toMatchObject({ name: "two", node: "gpu-b", status: "running" });
-  await until(placement, (p) => free(p, "gpu-b") === 4, "gpu-b with 4 free");
+  await freeOnServer({ "gpu-a": 1, "gpu-b": 4 });
 
   const refused = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "7", "--no-wait", "--detach", "--", "true"]);
   expect(refused).toEqual({ exitCode: 6, stdout: "", stderr: "beaker: no node of lab has 7 free GPUs now (the most: gpu-b, 4 of 8); without --no-wait it would queue there\n" });
 
   const seven = laptop.spawn(["session", "create", "--cluster", "lab", "--gpus", "7", "--detach", "--json", "--name", "seven", "--", "sleep", "600"]);
   const sevenErr = collect(seven.stderr);
-  await until(() => onNode("gpu-b", ["session", "list", "--json"]), (r) => r.stdout.includes('"name": "seven"') && r.stdout.includes('"status": "queued"'), "seven queued on gpu-b");
-  await until(serverSessions, (s) => s.some((x) => x.name === "two"), "the server to know session two");
+  await eventually(async () => {
+    const listed = JSON.parse((await onNode("gpu-b", ["session", "list", "--json"])).stdout) as Array<{ name: string; status: string }>;
+    return listed.some((x) => x.name === "seven" && x.status === "queued");
+  }, 30_000, { what: "seven queued on gpu-b" });
+  await eventually(async () => (await serverSessions()).some((x) => x.name === "two"), 30_000, { what: "the server to know session two" });
   const stopped = await laptop.run(["session", "stop", "two", "--cluster", "lab", "--timeout", "0"]);
   expect(stopped.exitCode).toBe(0);
   expect(stopped.stderr).toMatch(/^stopped session two \(\w+\)\n$/);
@@ -178,7 +173,7 @@ test("under tmux through SSH: the prompt, a resize, Ctrl-C, and the exit code", 
   tmux.line("r", "sleep 100");
   const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ id: string; name: string }>;
   const id = listed.find((s) => s.name !== "hold-a")!.id;
-  await until(() => onNode("gpu-a", ["session", "exec", id, "--", "ps", "-e", "-o", "comm="]), (r) => r.stdout.includes("sleep"), "sleep running in the session");
+  await eventually(async () => (await onNode("gpu-a", ["session", "exec", id, "--", "ps", "-e", "-o", "comm="])).stdout.includes("sleep"), 30_000, { what: "sleep running in the session" });
   tmux.keys("r", "C-c");
   await tmux.waitFor("r", /^\^C\n.*\$ *$/m);
   tmux.line("r", "echo after-sleep=$?");
@@ -190,7 +185,7 @@ test("under tmux through SSH: the prompt, a resize, Ctrl-C, and the exit code", 
 test("attach, exec, describe and stop a remote session by its name", async () => {
   const created = await laptop.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--name", "ticker", "--detach", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"]);
   expect(created.exitCode).toBe(0);
-  await until(serverSessions, (s) => s.some((x) => x.name === "ticker"), "the server to know ticker");
+  await eventually(async () => (await serverSessions()).some((x) => x.name === "ticker"), 30_000, { what: "the server to know ticker" });
   const described = await laptop.run(["session", "describe", "ticker", "--json"]);
   expect(described.exitCode).toBe(0);
   const node = JSON.parse(described.stdout).node as string;
@@ -201,7 +196,7 @@ test("attach, exec, describe and stop a remote session by its name", async () =>
   const attach = laptop.spawn(["session", "attach", "ticker"]);
   const out = collect(attach.stdout);
   const err = collect(attach.stderr);
-  await until(() => out.text, (t) => t.includes("tick"), "ticks through the attach");
+  await eventually(() => out.text.includes("tick"), 30_000, { what: "ticks through the attach" });
   const stop = await laptop.run(["session", "stop", "ticker", "--timeout", "0"]);
   expect(stop.exitCode).toBe(0);
   expect(await attach.exited).toBe(143);
@@ -215,7 +210,7 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
   const web = laptop.spawn(["session", "create", "--gpus", "0", "--image", busyboxImage, "--name", "web", "--port", "8888", "--", "sh", "-c", serve]);
   const webErr = collect(web.stderr);
   try {
-    const line = await until(() => webErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "the forward's line");
+    const line = await eventually(() => /is at http:\/\/localhost:\d+/.test(webErr.text) && webErr.text, 30_000, { what: "the forward's line" });
     expect(line).toMatch(/port 8888 of session web is at http:\/\/localhost:\d+; localhost:8888 is taken here/);
     const [, port] = /is at http:\/\/localhost:(\d+)/.exec(line)!;
     expect(Number(port)).toBeGreaterThan(8888);
@@ -224,17 +219,21 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
 
     const forward = laptop.spawn(["session", "port-forward", "web", "9000:8888"]);
     const fwdErr = collect(forward.stderr);
-    const fwdLine = await until(() => fwdErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "port-forward's line");
+    const fwdLine = await eventually(() => /is at http:\/\/localhost:\d+/.test(fwdErr.text) && fwdErr.text, 30_000, { what: "port-forward's line" });
     expect(fwdLine).toMatch(new RegExp(`^port 8888 of session web on ${node} is at http://localhost:\\d+(; localhost:9000 is taken here)?; Ctrl-C stops it\n$`));
     const fwdPort = /is at http:\/\/localhost:(\d+)/.exec(fwdLine)![1];
-    expect((await until(() => curlAsLaptop(`http://localhost:${fwdPort}/`), (r) => r.code === 0, "port-forward to answer")).body).toBe(`hello-from-${node}\n`);
+    const answer = await eventually(() => {
+      const r = curlAsLaptop(`http://localhost:${fwdPort}/`);
+      return r.code === 0 && r;
+    }, 30_000, { what: "port-forward to answer" });
+    expect(answer.body).toBe(`hello-from-${node}\n`);
     forward.kill("SIGINT");
     expect(await forward.exited).toBe(0);
 
     // On the node itself, a relay from localhost to the session's published port.
     const local = executors[node!]!.spawn(["session", "port-forward", "web", "9100:8888"], { user: testUser, env: { BEAKER_TOKEN: alice } });
     const localErr = collect(local.stderr);
-    const localLine = await until(() => localErr.text, (t) => /is at http:\/\/localhost:\d+/.test(t), "the local forward's line");
+    const localLine = await eventually(() => /is at http:\/\/localhost:\d+/.test(localErr.text) && localErr.text, 30_000, { what: "the local forward's line" });
     expect(localLine).toMatch(/^port 8888 of session web is at http:\/\/localhost:\d+(; localhost:9100 is taken here)?; Ctrl-C stops it\n$/);
     const localPort = /is at http:\/\/localhost:(\d+)/.exec(localLine)![1];
     expect(curlAsLaptop(`http://localhost:${localPort}/`).body).toBe(`hello-from-${node}\n`);
@@ -251,7 +250,9 @@ test("ssh into a session on another node from the laptop: NAME.NODE.beaker, and 
   expect((await laptop.run(["config", "set", "default_cluster", "lab"])).exitCode).toBe(0);
   const made = await onNode("gpu-b", ["session", "create", "--detach", "--name", "far", "--gpus", "0", "--image", busyboxImage, "--", "sleep", "300"]);
   expect(made.exitCode).toBe(0);
-  await until(serverSessions, (s) => s.some((x) => x.name === "far" && x.node === "gpu-b" && x.status === "running"), "the server to list the session");
+  await eventually(async () => (await serverSessions()).some((x) => x.name === "far" && x.node === "gpu-b" && x.status === "running"), 30_000, {
+    what: "the server to list the session",
+  });
   expect((await laptop.run(["session", "ssh-config", "--write"])).exitCode).toBe(0);
   try {
     for (const host of ["far.gpu-b.beaker", "far.beaker"]) {

@@ -20,15 +20,6 @@ async function nodeNow(token = alice) {
   return ((await (await server.api("/clusters/lab/nodes", token)).json()) as Array<{ hostname: string; gpusFree: number; gpusTotal: number; status: string }>)[0]!;
 }
 
-/** Probes until `ok` holds; returns the value that satisfied it. */
-function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  return eventually(async () => {
-    const value = await probe();
-    if (ok(value)) return { value };
-    throw new Error(`last seen: ${JSON.stringify(value)}`);
-  }).then((r) => r.value);
-}
-
 const withToken = (token: string) => ({ user: testUser, env: { BEAKER_TOKEN: token } });
 
 beforeAll(async () => {
@@ -50,17 +41,21 @@ afterAll(async () => {
 });
 
 test("the node registers and its free GPUs follow the sessions; the session is the Beaker account's", async () => {
-  expect(await until(nodeNow, (n) => n?.gpusTotal === 8)).toMatchObject({ hostname: node, gpusFree: 8, gpusTotal: 8, status: "online" });
+  const registered = await eventually(async () => {
+    const n = await nodeNow();
+    return n?.gpusTotal === 8 && n;
+  }, 30_000, { what: "the node to report 8 GPUs" });
+  expect(registered).toMatchObject({ hostname: node, gpusFree: 8, gpusTotal: 8, status: "online" });
   const created = await executor.run(["session", "create", "--detach", "--json", "--gpus", "2", "--", "sleep", "300"], withToken(alice));
   expect(created.exitCode).toBe(0);
   const id = JSON.parse(created.stdout).id;
-  expect((await until(nodeNow, (n) => n.gpusFree === 6)).gpusFree).toBe(6);
+  await eventually(async () => (await nodeNow()).gpusFree === 6, 30_000, { what: "the server to count 6 free GPUs" });
   const mine = await executor.run(["session", "list", "--cluster", "lab", "--json"], { ...withToken(alice), env: { BEAKER_TOKEN: alice, BEAKER_SERVER: server.url } });
   expect(JSON.parse(mine.stdout)).toMatchObject([{ id, user: "alice", node }]);
   const theirs = await executor.run(["session", "list", "--cluster", "lab", "--json"], { user: testUser, env: { BEAKER_TOKEN: bob, BEAKER_SERVER: server.url } });
   expect(JSON.parse(theirs.stdout)).toEqual([]);
   await executor.run(["session", "stop", "--timeout", "0", id], withToken(alice));
-  expect((await until(nodeNow, (n) => n.gpusFree === 8)).gpusFree).toBe(8);
+  await eventually(async () => (await nodeNow()).gpusFree === 8, 30_000, { what: "the server to count 8 free GPUs again" });
 }, 60_000);
 
 test("cluster list, cluster nodes, node list and account whoami from the CLI", async () => {
@@ -122,14 +117,16 @@ test("account login --token-stdin, token rotate, logout", async () => {
 
 test("a cordoned node refuses new sessions (exit 6); uncordoned it takes them again", async () => {
   await server.admin(["node", "cordon", node]);
-  const refused = await until(
-    () => executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice)),
-    (r) => r.exitCode === 6,
-  );
+  const refused = await eventually(async () => {
+    const r = await executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice));
+    return r.exitCode === 6 && r;
+  }, 30_000, { what: "the cordon to reach the executor" });
   expect(refused.stderr).toBe("beaker: this node is cordoned by an admin: no new sessions start here (running ones go on)\n");
   expect((await nodeNow()).status).toBe("cordoned");
   await server.admin(["node", "uncordon", node]);
-  expect((await until(() => executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice)), (r) => r.exitCode === 0)).exitCode).toBe(0);
+  await eventually(async () => (await executor.run(["session", "create", "--gpus", "0", "--", "true"], withToken(alice))).exitCode === 0, 30_000, {
+    what: "the uncordon to reach the executor",
+  });
 }, 30_000);
 
 test("server down: known users keep working, unknown tokens get a clear error; the node reports again when it is back", async () => {
@@ -142,8 +139,7 @@ test("server down: known users keep working, unknown tokens get a clear error; t
   expect(unknown.stderr).toMatch(/^beaker: cannot check your token: cannot reach the Beaker server at http:\/\/127\.0\.0\.1:\d+/);
   expect(executor.log()).toMatch(/cannot report to the server/);
   await server.start(port);
-  expect((await until(() => executor.run(["session", "list"], withToken(bob)), (r) => r.exitCode === 0)).exitCode).toBe(0);
-  await until(() => Promise.resolve(executor.log()), (log) => /reporting to .* again/.test(log));
-  expect(executor.log()).toMatch(/reporting to .* again/);
+  await eventually(async () => (await executor.run(["session", "list"], withToken(bob))).exitCode === 0, 30_000, { what: "bob's token to be accepted again" });
+  await eventually(() => /reporting to .* again/.test(executor.log()), 30_000, { what: "the executor to report again" });
   expect(executor.log()).not.toContain(alice.slice(15));
 }, 60_000);

@@ -6,13 +6,17 @@
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { beakerBinary } from "../harness.ts";
-import { slurmNode, TestSlurm, waitForSlurm } from "../slurm-harness.ts";
+import { beakerBinary, eventually, testNodeName } from "../harness.ts";
+import { slurmNode, TestSlurm } from "../slurm-harness.ts";
+import { Tmux } from "../tmux.ts";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
 
 const slurm = new TestSlurm();
-const executor = new TestExecutor({ nodeName: "slurm-node", env: slurm.env, extra: "scheduler: slurm\nslurm:\n  orphanGrace: 10\n" });
+const node = testNodeName(import.meta.file);
+const executor = new TestExecutor({ nodeName: node, env: slurm.env, extra: "scheduler: slurm\nslurm:\n  orphanGrace: 10\n" });
 const env = slurm.env;
+/** What a wait that timed out adds to its failure. */
+const executorLog = () => executor.log().slice(-3000);
 
 beforeAll(async () => {
   await slurm.start();
@@ -24,28 +28,18 @@ afterAll(async () => {
 });
 afterEach(async () => {
   for (const user of [testUser, otherUser]) slurm.sh(["scancel", `--user=${user}`]);
-  await waitForSlurm("Slurm's queue to empty", () => slurm.queue().length === 0);
+  await eventually(() => slurm.queue().length === 0, 30_000, { what: "Slurm's queue to empty", detail: executorLog });
   // Their sessions end with their jobs: the next test starts on a node with nothing running.
-  await eventually("every session to end", async () => {
+  await eventually(async () => {
     const all = JSON.parse((await executor.run(["session", "list", "--all", "--json"], { env })).stdout) as SessionInfo[];
     return all.every((s) => s.status === "exited");
-  });
+  }, 30_000, { what: "every session to end", detail: executorLog });
 });
 
 const as = (user: string, args: string[]) => executor.run(args, { user, env });
 const sessions = async (user = testUser): Promise<SessionInfo[]> => JSON.parse((await as(user, ["session", "list", "--all", "--json"])).stdout);
 const session = async (id: string) => (await sessions()).find((s) => s.id === id);
 const uuidsOf = (job: string) => slurm.gpuIndexes(job).map((i) => eightUuids[i]!);
-
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${executor.log().slice(-3000)}`);
-    await Bun.sleep(250);
-  }
-}
 
 /** A CLI run in the background whose stderr can be watched while it runs. */
 function background(user: string, args: string[]) {
@@ -59,7 +53,7 @@ function background(user: string, args: string[]) {
   return {
     proc,
     stderr: () => stderr,
-    waitErr: (pattern: RegExp, timeoutMs = 30_000) => eventually(`stderr to show ${pattern}`, async () => pattern.exec(stderr), timeoutMs),
+    waitErr: (pattern: RegExp, timeoutMs = 30_000) => eventually(async () => pattern.exec(stderr), timeoutMs, { what: `stderr to show ${pattern}`, detail: executorLog }),
     done: async () => ({ exitCode: await proc.exited, stdout: await stdout, stderr: (await reading, stderr) }),
   };
 }
@@ -85,13 +79,13 @@ test("a session gets exactly its job's GPUs; the job is the caller's; list, desc
   expect(report.filter((g) => g.slurmJob?.id === job).map((g) => [g.uuid, g.claimedBy])).toEqual(uuidsOf(job).map((u) => [u, id]));
 
   expect((await as(testUser, ["session", "stop", id])).exitCode).toBe(0);
-  await eventually("the job to be given back", async () => slurm.queue(testUser).length === 0);
+  await eventually(async () => slurm.queue(testUser).length === 0, 30_000, { what: "the job to be given back", detail: executorLog });
   expect((await session(id))!.reason).toBe("stopped by user");
 }, 60_000);
 
 test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slurm's reason and estimate, and starts when that job ends", async () => {
   const blocker = slurm.sbatch(otherUser, ["--gres=gpu:6", "--time=10"]);
-  await waitForSlurm("the blocker to run", () => slurm.job(blocker)?.JobState === "RUNNING");
+  await eventually(() => slurm.job(blocker)?.JobState === "RUNNING", 30_000, { what: "the blocker to run", detail: executorLog });
   const table = await as(testUser, ["node", "gpus"]);
   expect(table.stdout.match(new RegExp(`busy: Slurm job ${blocker} of ${otherUser}`, "g"))).toHaveLength(6);
   const report = JSON.parse((await as(testUser, ["node", "gpus", "--json"])).stdout) as Array<{ slurmJob: { id: string; user: string } | null }>;
@@ -114,14 +108,14 @@ test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slu
 
 test("Ctrl-C while waiting in Slurm's queue leaves no job behind", async () => {
   const blocker = slurm.sbatch(otherUser, ["--gres=gpu:8"]);
-  await waitForSlurm("the blocker to run", () => slurm.job(blocker)?.JobState === "RUNNING");
+  await eventually(() => slurm.job(blocker)?.JobState === "RUNNING", 30_000, { what: "the blocker to run", detail: executorLog });
   const waiting = background(testUser, ["session", "create", "--gpus", "2", "--", "true"]);
   await waiting.waitErr(/Waiting for Slurm job \d+/);
   expect(slurm.queue(testUser)).toHaveLength(1);
   waiting.proc.kill("SIGINT");
   const result = await waiting.done();
   expect(result.exitCode).toBe(130);
-  await eventually("the waiting job to leave Slurm's queue", async () => slurm.queue(testUser).length === 0);
+  await eventually(async () => slurm.queue(testUser).length === 0, 30_000, { what: "the waiting job to leave Slurm's queue", detail: executorLog });
   expect((await sessions()).filter((s) => s.status !== "exited")).toEqual([]);
 }, 60_000);
 
@@ -149,10 +143,10 @@ test("Slurm ending the job stops the session with its reason: scancel by root, a
   const id = detached.stdout.trim();
   const job = (await session(id))!.slurmJob!.id;
   slurm.sh(["scancel", job]);
-  const cancelled = await eventually("the cancelled job's session to end", async () => {
+  const cancelled = await eventually(async () => {
     const s = await session(id);
     return s?.status === "exited" && s;
-  });
+  }, 30_000, { what: "the cancelled job's session to end", detail: executorLog });
   expect(cancelled.reason).toBe("slurm: cancelled");
 
   const result = await limited.done();
@@ -172,42 +166,32 @@ test("executor kill -9 and restart: a session keeps its job, one whose job ended
   slurm.sh(["scancel", lostJob]);
   await executor.start();
 
-  await eventually("the restarted executor to stop the session whose job ended", async () => (await session(lost))?.reason === "slurm: cancelled");
+  await eventually(async () => (await session(lost))?.reason === "slurm: cancelled", 30_000, { what: "the restarted executor to stop the session whose job ended", detail: executorLog });
   expect(await session(kept)).toMatchObject({ status: "running", slurmJob: { id: keptJob } });
   expect(slurm.job(keptJob)?.JobState).toBe("RUNNING");
-  await eventually("the unused login job to be cancelled", async () => !slurm.queue().includes(orphan), 60_000);
+  await eventually(async () => !slurm.queue().includes(orphan), 60_000, { what: "the unused login job to be cancelled", detail: executorLog });
   expect(executor.log()).toMatch(new RegExp(`cancelled Slurm job ${orphan} of ${testUser}: no session has run in it`));
   expect(slurm.job(keptJob)?.JobState).toBe("RUNNING");
 }, 120_000);
 
 test("from a login node: salloc, then srun --pty onto the node; TTY, resize and exit code pass through; the job is given back", async () => {
-  const sock = `beaker-slurm-${process.pid}`;
-  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", sock, ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-  const screen = () => tmux("capture-pane", "-p", "-t", "t");
-  const waitScreen = (pattern: RegExp, timeoutMs = 30_000) => eventually(`the screen to show ${pattern}`, async () => pattern.test(screen()), timeoutMs).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${screen()}`);
+  using tmux = new Tmux("slurm");
+  tmux.start("t", ["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=/home/${testUser}`, "TERM=xterm",
+    "PATH=/usr/local/bin:/usr/bin:/bin", `SLURM_CONF=${env.SLURM_CONF}`, `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "--norc", "-i"]);
+  tmux.line("t", `cd ~; PS1='login$ '; ${beakerBinary} session create --slurm --gpus 2 --time 5; echo beaker-exit=$?`);
+  await tmux.waitFor("t", new RegExp(`Slurm job \\d+ runs on ${slurmNode}`));
+  await tmux.waitFor("t", new RegExp(`${testUser}@${node}:~\\$`));
+  const job = slurm.sh(["squeue", "--noheader", `--user=${testUser}`, "--name=beaker", "--format=%i"]).stdout.trim();
+  tmux.line("t", "echo gpus=$NVIDIA_VISIBLE_DEVICES; stty size");
+  await tmux.waitFor("t", new RegExp(`^gpus=${uuidsOf(job).join(",")}\\s*\\n30 100\\s*$`, "m"));
+  tmux.resize("t", 120, 40);
+  // The new size travels tmux -> CLI -> srun -> executor -> Docker; ask again until the shell inside reports it.
+  await eventually(async () => {
+    tmux.line("t", "clear; stty size");
+    return /^40 120\s*$/m.test(await tmux.waitFor("t", /^\d+ \d+\s*$/m));
   });
-  const type = (line: string) => tmux("send-keys", "-t", "t", line, "Enter");
-  try {
-    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "env", `HOME=/home/${testUser}`, "TERM=xterm",
-      "PATH=/usr/local/bin:/usr/bin:/bin", `SLURM_CONF=${env.SLURM_CONF}`, `BEAKER_EXECUTOR_SOCKET=${executor.socket}`, "bash", "--norc", "-i");
-    type(`cd ~; PS1='login$ '; ${beakerBinary} session create --slurm --gpus 2 --time 5; echo beaker-exit=$?`);
-    await waitScreen(new RegExp(`Slurm job \\d+ runs on ${slurmNode}`));
-    await waitScreen(new RegExp(`${testUser}@slurm-node:~\\$`));
-    const job = slurm.sh(["squeue", "--noheader", `--user=${testUser}`, "--name=beaker", "--format=%i"]).stdout.trim();
-    type("echo gpus=$NVIDIA_VISIBLE_DEVICES; stty size");
-    await waitScreen(new RegExp(`^gpus=${uuidsOf(job).join(",")}\\s*\\n30 100\\s*$`, "m"));
-    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40");
-    await eventually("the resize to reach the session", async () => {
-      type("clear; stty size");
-      await Bun.sleep(300);
-      return /^40 120\s*$/m.test(screen());
-    });
-    type("exit 7");
-    await waitScreen(/^beaker-exit=7\s*$/m);
-    expect(screen()).not.toMatch(/srun: error/);
-    await eventually("the login job to be given back", async () => slurm.queue(testUser).length === 0);
-  } finally {
-    tmux("kill-server");
-  }
+  tmux.line("t", "exit 7");
+  await tmux.waitFor("t", /^beaker-exit=7\s*$/m);
+  expect(tmux.screen("t")).not.toMatch(/srun: error/);
+  await eventually(async () => slurm.queue(testUser).length === 0, 30_000, { what: "the login job to be given back", detail: executorLog });
 }, 90_000);
