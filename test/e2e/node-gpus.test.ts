@@ -23,8 +23,10 @@ describe("beaker node gpus --json", () => {
     const gpus = JSON.parse(result.stdout);
     expect(gpus).toHaveLength(8);
     expect(Object.keys(gpus[0]).sort()).toEqual(
-      ["index", "uuid", "name", "busId", "memoryTotalMiB", "migMode", "migDevices", "processes", "claimedBy", "healthy", "error"].sort(),
+      ["index", "uuid", "name", "busId", "memoryTotalMiB", "memoryUsedMiB", "utilization", "migMode", "migDevices", "processes", "claimedBy", "healthy", "error"].sort(),
     );
+    // The recording's own <utilization> and <fb_memory_usage>: GPU 0 was 97 % busy with 31689 MiB in use.
+    expect(gpus[0]).toMatchObject({ utilization: 97, memoryUsedMiB: 31689 });
     expect(gpus.map((g: { index: number }) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(gpus[7]).toMatchObject({ uuid: "GPU-1d955959-c95b-4f40-2cac-100d3006ffe2", claimedBy: null, healthy: true, error: null });
   });

@@ -125,7 +125,7 @@ describe("caller proofs", () => {
 
 describe("what a user may see of the GPUs", () => {
   test("no other user's session IDs, process names or pids", () => {
-    const gpu = (uuid: string, claimedBy: string | null) => ({ index: 0, uuid, name: "x", busId: null, memoryTotalMiB: 1, migMode: null, migDevices: [], processes: [{ pid: 4242, name: "train.py", usedMemoryMiB: 1 }], healthy: true, error: null, claimedBy });
+    const gpu = (uuid: string, claimedBy: string | null) => ({ index: 0, uuid, name: "x", busId: null, memoryTotalMiB: 1, memoryUsedMiB: 1, utilization: 0, migMode: null, migDevices: [], processes: [{ pid: 4242, name: "train.py", usedMemoryMiB: 1 }], healthy: true, error: null, claimedBy });
     const unavailable: Record<string, string> = { "GPU-c": "busy with processes no session owns: train.py (pid 4242)" };
     const report = { gpus: [gpu("GPU-a", "mine"), gpu("GPU-b", "theirs"), gpu("GPU-c", null)], unavailable };
     const seen = redactGpuReport(report, new Set(["mine"]));
