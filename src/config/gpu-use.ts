@@ -29,9 +29,16 @@ export function configSeconds(v: unknown): number {
   throw new Error('must be a duration like 3600, "30m", "12h" or "7d"');
 }
 
-const positiveSeconds = (v: unknown, what: string): number => {
-  const s = configSeconds(v);
-  if (s <= 0) throw new Error(`${what} must be longer than 0`);
+/** A duration above 0; `key` names the nested key in the message. */
+const positiveSeconds = (v: unknown, key = ""): number => {
+  const prefix = key ? `${key} ` : "";
+  let s: number;
+  try {
+    s = configSeconds(v);
+  } catch (err) {
+    throw new Error(`${prefix}${(err as Error).message}`);
+  }
+  if (s <= 0) throw new Error(`${prefix}must be longer than 0`);
   return s;
 };
 
@@ -72,5 +79,5 @@ export function parseSampleInterval(v: unknown): number {
 /** `maxDuration`: no limit when absent. */
 export function parseMaxDuration(v: unknown): number | null {
   if (v === null || v === undefined || v === "") return null;
-  return positiveSeconds(v, "maxDuration");
+  return positiveSeconds(v);
 }

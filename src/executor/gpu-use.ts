@@ -109,12 +109,25 @@ export class GpuUseMonitor {
       this.inventory = inventory;
       for (const g of inventory.gpus) if (g.uuid) values.set(g.uuid, { utilization: g.utilization, memoryUsedMiB: g.memoryUsedMiB });
       const uuids = [...values.keys()];
-      if (!this.history?.covers(uuids)) this.history = uuids.length > 0 ? new GpuHistory(uuids, this.intervalMs) : null;
+      if (!this.history?.covers(uuids)) this.history = this.newHistory(uuids);
     }
     this.history?.record(at, values);
     await this.observe(at, values);
     this.enforce(at);
     this.retellQueue(at);
+  }
+
+  private newHistory(uuids: string[]): GpuHistory | null {
+    if (uuids.length === 0) return null;
+    const history = new GpuHistory(uuids, this.intervalMs);
+    const most = (history.capacity * (8 + uuids.length * 5)) / 1024;
+    this.m.deps.log(`GPU history: ${uuids.length} GPU(s) sampled every ${this.m.deps.config.gpuSampleInterval} s, 24 h kept (${Math.ceil(most)} KiB at most)`);
+    return history;
+  }
+
+  /** Bytes the GPU history holds now (its bound is logged when it is made). */
+  historyBytes(): number {
+    return this.history?.bytes() ?? 0;
   }
 
   private async observe(at: number, values: ReadonlyMap<string, { utilization: number | null }>): Promise<void> {
