@@ -125,6 +125,13 @@ export class GpuUseMonitor {
     return history;
   }
 
+  /** A GPU's 5-minute means (utilization and memory), or null before a sample. */
+  nodeGpuMeans(uuid: string): { utilization: number | null; memoryUsedMiB: number | null } | null {
+    if (!this.history) return null;
+    const means = this.history.means(uuid, this.m.deps.clock.now(), 0);
+    return { utilization: means.utilization.mean5m, memoryUsedMiB: means.memoryUsedMiB.mean5m };
+  }
+
   /** Bytes the GPU history holds now (its bound is logged when it is made). */
   historyBytes(): number {
     return this.history?.bytes() ?? 0;

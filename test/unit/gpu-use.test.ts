@@ -8,6 +8,7 @@ import { defaultExecutorConfig, type ExecutorConfig } from "../../src/config/exe
 import { defaultGpuIdlePolicy, type GpuIdlePolicy } from "../../src/config/gpu-use.ts";
 import type { CreateEvent, SessionInfo } from "../../src/executor/api-types.ts";
 import { GpuUseMonitor } from "../../src/executor/gpu-use.ts";
+import { ServerLink, steadyFigure } from "../../src/executor/server-link.ts";
 import { gate, SessionManager, type LiveSession } from "../../src/executor/sessions.ts";
 import { TicketBook } from "../../src/executor/tickets.ts";
 import type { Gpu, Inventory } from "../../src/gpu/types.ts";
@@ -252,6 +253,37 @@ describe("idle reclaim in virtual time", () => {
     expect(node.stopped).toEqual([]);
     expect(node.notices).toEqual([]);
     expect(node.manager.list(0, true)[0]).toMatchObject({ idleAction: null, idleSince: new Date(start + 1000).toISOString() });
+  });
+});
+
+describe("what the server is told", () => {
+  test("figures are steady: rounded to a step, kept while within a step of the last one reported", () => {
+    expect(steadyFigure(undefined, 93, 10)).toBe(90);
+    expect(steadyFigure(90, 97, 10)).toBe(90);
+    expect(steadyFigure(90, 100, 10)).toBe(100);
+    expect(steadyFigure(90, 81, 10)).toBe(90);
+    expect(steadyFigure(90, 79, 10)).toBe(80);
+    expect(steadyFigure(90, null, 10)).toBeNull();
+    expect(steadyFigure(null, 4, 10)).toBe(0);
+  });
+
+  test("a report is byte for byte the last one while use jitters, and changes when it really changes", async () => {
+    const node = fakeNode({ gpus: 2, config: { gpuIdle: idle({ after: 3600 }) } });
+    node.run("s", [node.uuids[0]!]);
+    const link = new ServerLink({ serverUrl: "http://127.0.0.1:9", tokenFile: "/nonexistent", nodeName: "fake", cluster: null, intervalMs: 5000 }, node.manager, () => {});
+    node.util.set(node.uuids[0]!, 93);
+    await node.advance(30);
+    const first = JSON.stringify(await link.report());
+    for (const u of [97, 88, 95, 91]) {
+      node.util.set(node.uuids[0]!, u);
+      await node.advance(5);
+      expect(JSON.stringify(await link.report())).toBe(first);
+    }
+    node.util.set(node.uuids[0]!, 20);
+    await node.advance(600);
+    const later = await link.report();
+    expect(later.gpus[0]).toMatchObject({ utilization: 20, memoryUsedMiB: 1024 });
+    expect(later.sessions[0]).toMatchObject({ id: "s", utilization: [20], idleSince: null, deadline: null });
   });
 });
 
