@@ -26,7 +26,8 @@ export class TestExecutor {
   readonly socket = join(this.dir, "run", "executor.sock");
   readonly logPath = join(this.dir, "executor.log");
   private proc: ReturnType<typeof Bun.spawn> | null = null;
-  private smiDir: string;
+  /** The fake nvidia-smi's scenario folder (setUtilization plays a script there). */
+  readonly smiDir: string;
 
   readonly nodeName: string;
 
@@ -35,12 +36,13 @@ export class TestExecutor {
 
   /**
    * `nodeName`: an executor beside the file's main one needs its own, or each would clean up the other's containers.
-   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs). `env`: added to the executor's.
+   * `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs); `utilization`: a script for it.
+   * `env`: added to the executor's.
    */
-  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string; env?: Record<string, string> } = {}) {
+  constructor(options: { dockerSocket?: string; extra?: string; nodeName?: string; nvidiaSmiXml?: string; utilization?: string[]; env?: Record<string, string> } = {}) {
     this.nodeName = options.nodeName ?? "test-node";
     this.env = options.env ?? {};
-    const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus() } });
+    const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus(), util: options.utilization } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
     writeFileSync(
