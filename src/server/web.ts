@@ -22,7 +22,7 @@ meter.use{width:4.5em;height:.9em;vertical-align:middle;margin-right:.3em}.use-c
 /** A small bar for one GPU's utilization (a native <meter>: no script, no image), with the figure beside it. */
 function useBar(utilization: number | null | undefined): Html {
   if (utilization === null || utilization === undefined) return html`<span class="use-none">-</span>`;
-  return html`<meter class="use" min="0" max="100" low="5" high="101" optimum="100" value="${utilization}" title="${utilization}%">${utilization}%</meter>${utilization}%`;
+  return html`<meter class="use" min="0" max="100" low="5" high="101" optimum="100" value="${utilization}" title="${utilization}%"></meter>${utilization}%`;
 }
 
 /** How long a session's GPUs have been idle and how long it has left, as `session list` says it: "idle 2h05m, 1h10m left". */
