@@ -36,7 +36,8 @@ export class TestExecutor implements AsyncDisposable {
   readonly socket = join(this.dir, "run", "executor.sock");
   readonly logPath = join(this.dir, "executor.log");
   private proc: ReturnType<typeof Bun.spawn> | null = null;
-  private smiDir: string;
+  /** The fake nvidia-smi's scenario folder (setUtilization plays a script there). */
+  readonly smiDir: string;
 
   readonly nodeName: string;
 
@@ -45,13 +46,13 @@ export class TestExecutor implements AsyncDisposable {
 
   /**
    * `nodeName`: from testNodeName(import.meta.file), so that each file (and each executor in it) cleans up only its
-   * own containers. `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs). `env`: added to the
-   * executor's.
+   * own containers. `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs); `utilization`: a
+   * script for it. `env`: added to the executor's.
    */
-  constructor(options: { nodeName: string; dockerSocket?: string; extra?: string; nvidiaSmiXml?: string; env?: Record<string, string> }) {
+  constructor(options: { nodeName: string; dockerSocket?: string; extra?: string; nvidiaSmiXml?: string; utilization?: string[]; env?: Record<string, string> }) {
     this.nodeName = options.nodeName;
     this.env = options.env ?? {};
-    const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus() } });
+    const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus(), util: options.utilization } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
     writeFileSync(

@@ -1,5 +1,5 @@
 /** Shared test helpers: paths, temp dirs, node names, polling, fake nvidia-smi scenarios, running the compiled binary. */
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 
@@ -78,6 +78,8 @@ export interface Recording {
   err?: string;
   rc?: number;
   sleep?: number;
+  /** A utilization script: one line per call (the last repeats), per GPU "U" or "U/M" (MiB in use) or "-". */
+  util?: string[];
 }
 
 /** A folder holding an `nvidia-smi` that replays the given recordings, keyed like "q_x" and "L". */
@@ -92,8 +94,16 @@ export function makeNvidiaSmiScenario(recordings: Record<string, Recording>): { 
     if (r.err !== undefined) writeFileSync(join(dir, `${key}.err`), r.err);
     if (r.rc !== undefined) writeFileSync(join(dir, `${key}.rc`), String(r.rc));
     if (r.sleep !== undefined) writeFileSync(join(dir, `${key}.sleep`), String(r.sleep));
+    if (r.util !== undefined) setUtilization(dir, r.util, key);
   }
   return { dir, executable };
+}
+
+/** Replaces a scenario's utilization script; the next call plays its first line. */
+export function setUtilization(dir: string, lines: string[], key = "q_x"): void {
+  writeFileSync(join(dir, `.${key}.util`), `${lines.join("\n")}\n`);
+  renameSync(join(dir, `.${key}.util`), join(dir, `${key}.util`));
+  rmSync(join(dir, `${key}.calls`), { force: true });
 }
 
 export interface RunResult {

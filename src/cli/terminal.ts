@@ -173,6 +173,9 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
           if (message.type === "started") {
             started = true;
             printPorts(io, message.ports);
+          } else if (message.type === "notice") {
+            // A raw terminal does not turn "\n" into a new line at the left margin: say it in full.
+            io.err.write(rawTty ? `\r\nbeaker: ${message.message}\r\n` : `beaker: ${message.message}\n`);
           } else if (message.type === "exit") {
             if (message.message) io.err.write(`beaker: ${message.message}\n`);
             done({ kind: "exit", code: message.code, reason: message.reason });

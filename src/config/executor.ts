@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { suggest } from "../util/suggest.ts";
 import { parseSize } from "./size.ts";
+import { configSeconds, parseGpuIdle, parseMaxDuration, parseSampleInterval, type GpuIdlePolicy } from "./gpu-use.ts";
 import { parseYamlMapping } from "./yaml-file.ts";
 
 export const defaultExecutorConfigPath = "/etc/beaker/config.yml";
@@ -52,6 +53,12 @@ export interface ExecutorConfig {
   /** Who decides which GPUs a session gets: Beaker's own queue, or Slurm (each session runs in its caller's Slurm job). */
   scheduler: "native" | "slurm";
   slurm: SlurmSettings;
+  /** Seconds between two samples of every GPU's utilization and memory (one nvidia-smi call each). */
+  gpuSampleInterval: number;
+  /** Reclaiming sessions whose GPUs stay idle; null = off. */
+  gpuIdle: GpuIdlePolicy | null;
+  /** Seconds any session may run; null = no limit. `session create --time` asks for less. */
+  maxDuration: number | null;
 }
 
 /** The `slurm:` section: defaults for the jobs sessions ask for, and how this node pairs jobs with sessions. */
@@ -94,6 +101,9 @@ export function defaultExecutorConfig(): ExecutorConfig {
     sessionNetwork: defaultSessionNetwork,
     scheduler: "native",
     slurm: { partition: null, account: null, qos: null, time: null, node: hostname().split(".")[0]!, orphanGrace: 120 },
+    gpuSampleInterval: 30,
+    gpuIdle: null,
+    maxDuration: null,
   };
 }
 
@@ -123,12 +133,7 @@ const optional =
   (field: Field): Field =>
   (v) =>
     v === null || v === undefined || v === "" ? null : field(v);
-const seconds: Field = (v) => {
-  if (typeof v === "number" && v >= 0) return v;
-  const match = typeof v === "string" ? /^(\d+)\s*([smhd]?)$/.exec(v.trim()) : null;
-  if (!match) throw new Error('must be a duration like 3600, "30m", "12h" or "7d"');
-  return Number(match[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
-};
+const seconds: Field = configSeconds;
 
 /** A Slurm name (partition, account, QOS; a partition may be a comma-separated list). */
 export const slurmNamePattern = /^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/;
@@ -201,6 +206,9 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   cluster: optional(nonEmpty),
   nodeName: nonEmpty,
   idleTimeout: seconds,
+  gpuSampleInterval: parseSampleInterval,
+  gpuIdle: parseGpuIdle,
+  maxDuration: parseMaxDuration,
   historyRetention: seconds,
   updateUrl: optional((v) => {
     if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");

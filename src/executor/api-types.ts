@@ -28,6 +28,11 @@ export interface CreateSessionRequest {
   ticket?: string;
   /** On a node whose scheduler is Slurm: the job to run in, or what to ask Slurm for (else the node's defaults). */
   slurm?: SlurmRequest | null;
+  /**
+   * `--time`: seconds the session may run (at most the node's maxDuration); null = the node's limit, if any. Where
+   * the executor asks Slurm for the job, it is the job's time limit instead (Slurm ends it).
+   */
+  timeLimit?: number | null;
 }
 
 export interface SlurmRequest {
@@ -36,7 +41,6 @@ export interface SlurmRequest {
   partition: string | null;
   account: string | null;
   qos: string | null;
-  time: string | null;
 }
 
 /** The Slurm job a session runs in (session JSON `slurmJob`). */
@@ -72,14 +76,45 @@ export interface SessionInfo {
   /** 1-based place in this node's queue while queued, else null. */
   queuePosition: number | null;
   exitCode: number | null;
-  /** Why it ended: exited, stopped by user, stopped by admin, idle, executor lost the container, slurm: <why>. */
+  /** Why it ended: exited, stopped by user, stopped by admin, idle, idle GPUs, time limit, executor lost the container, slurm: <why>. */
   reason: string | null;
   /** The Slurm job it runs in, on a node whose scheduler is Slurm; else null. */
   slurmJob: SlurmJobRef | null;
 }
 
+/** A GPU's utilization (percent) or memory in use (MiB): the last sample, and means over 5 minutes and an hour. */
+export interface GpuUseFigures {
+  uuid: string;
+  last: number | null;
+  mean5m: number | null;
+  mean1h: number | null;
+}
+
+/**
+ * What the executor knows of a session's GPU use and limits, on every session it answers with (empty or null for
+ * one that is not running, has no GPUs, or has not been sampled yet).
+ */
+export interface SessionUse {
+  /** Per GPU of the session, in the order of `gpus`. */
+  gpuUtilization: GpuUseFigures[];
+  gpuMemoryUsedMiB: Array<GpuUseFigures & { totalMiB: number | null }>;
+  /** Since when every one of its GPUs has stayed under the idle threshold (ISO), or null. */
+  idleSince: string | null;
+  /** What the node does about its idleness: stop it, stop it only while a request waits, warn its owner; null: nothing. */
+  idleAction: "stop" | "stop-when-queued" | "warn" | null;
+  /** When it is stopped for idleness (from then on, with stop-when-queued) or its owner warned, if it stays idle. */
+  idleStopsAt: string | null;
+  /** `session keep --for`: not stopped for idleness before this (ISO). */
+  keptUntil: string | null;
+  /** When its time limit stops it (ISO), or null for none. */
+  deadline: string | null;
+}
+
+/** A session as `list` and `describe` answer it: its record and its GPU use. */
+export type SessionView = SessionInfo & SessionUse;
+
 /** `describe`: the session plus what the node knows of its GPUs. */
-export interface SessionDetails extends SessionInfo {
+export interface SessionDetails extends SessionView {
   devices: Array<{ uuid: string; index: number | null; name: string | null }>;
 }
 
@@ -89,7 +124,8 @@ export type CreateEvent =
   /** A request sent again with its ticket: whether it got its place back, or waits as a new request. */
   | { type: "returned"; kept: boolean }
   /** Waiting for GPUs: the request's session ID (stop it to leave the queue) and its place in the node's queue. */
-  | { type: "queued"; sessionId: string; position: number; gpus: number; free: number }
+  /** `freeBy`: when the GPUs it needs are certain to be free at the latest (ISO), or null when no bound is known. */
+  | { type: "queued"; sessionId: string; position: number; gpus: number; free: number; freeBy?: string | null }
   /** Waiting in Slurm's queue: its job, Slurm's reason, and Slurm's start estimate when it has one (ISO). */
   | { type: "slurm"; sessionId: string; job: string; reason: string | null; startTime: string | null }
   | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }
@@ -100,6 +136,8 @@ export type CreateEvent =
 export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "signal"; name: string } | { type: "stdin-eof" };
 export type ServerControl =
   | { type: "started"; ports: string[] }
+  /** A line for the person at the terminal: an idle or time-limit warning. */
+  | { type: "notice"; message: string }
   | { type: "exit"; code: number; reason: string; message?: string }
   | { type: "error"; code: string; message: string };
 

@@ -121,6 +121,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     m.dispatch({ type: "confirmed", sessionId });
     const session = m.track(info, containerId, gate());
     session.requestedPorts = req.ports;
+    session.timeLimit = plan.timeLimit;
     session.releaseMounts = staged.release;
     m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
     if (req.detach) await startSession(m, sessionId);

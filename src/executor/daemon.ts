@@ -13,12 +13,14 @@ import { SessionHistory } from "./history.ts";
 import { InventoryCache } from "./inventory-cache.ts";
 import { proofDirFor, proofHeader, sweepProofs, tokenHeader, verifyProof } from "./proof.ts";
 import { releaseAllStaged } from "./stage.ts";
-import { parseCreateRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
+import { parseCreateRequest, parseKeepRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
+import { GpuUseMonitor } from "./gpu-use.ts";
+import { viewOf } from "./queries.ts";
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { SlurmSessions } from "./slurm.ts";
 import { CommandSlurmRunner } from "../slurm/run.ts";
-import { closeTerminal, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
+import { closeTerminal, noticeTerminals, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
 import { drainExecutor } from "./drain.ts";
 import { queueFile } from "./queue-file.ts";
 import { loadTicketKey, TicketBook } from "./tickets.ts";
@@ -152,6 +154,8 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     places: queueFile(config.stateDir, log),
   });
   manager.restoreQueue();
+  const gpuUse = new GpuUseMonitor(manager, { sample: () => inventory.fresh(), notify: noticeTerminals });
+  manager.gpuUse = gpuUse;
   // With a server: users' tokens are checked with it, and this node reports to it.
   const tokens = config.server ? new TokenChecker(config.server, log) : null;
   if (config.server) {
@@ -178,6 +182,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   } catch (err) {
     log(`cannot reach Docker yet (${errorMessage(err)}); will retry`);
   }
+  gpuUse.start();
   const reconcileTimer = setInterval(() => {
     setUpEngine()
       .then(() => manager.stopIdle())
@@ -253,6 +258,11 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           const { timeout } = parseStopRequest(await readJson(req));
           return Response.json(await manager.stop(uid, sessionRef(one[1]!), timeout));
         }
+        const keep = /^\/v1\/sessions\/([^/]+)\/keep$/.exec(path);
+        if (keep && req.method === "POST") {
+          const { seconds } = parseKeepRequest(await readJson(req));
+          return Response.json(viewOf(manager, gpuUse.keep(uid, sessionRef(keep[1]!), seconds)));
+        }
         return Response.json({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }, { status: 404 });
       } catch (err) {
         if (!(err instanceof BeakerError)) log(`${req.method} ${path}: ${errorMessage(err)}`);
@@ -308,6 +318,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   process.once("SIGTERM", requestStop);
   process.once("SIGINT", requestStop);
   await stopRequested;
+  gpuUse.stop();
   await drainExecutor(manager, terminals);
   clearInterval(reconcileTimer);
   clearInterval(sweepTimer);

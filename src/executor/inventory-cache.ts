@@ -20,6 +20,11 @@ export class InventoryCache {
 
   async get(): Promise<Inventory> {
     if (this.current && Date.now() - this.fetchedAt < this.minIntervalMs) return this.current;
+    return this.fresh();
+  }
+
+  /** A new nvidia-smi call (or the one under way): the GPU-use sample, which also refreshes the cache. */
+  fresh(): Promise<Inventory> {
     this.inflight ??= this.refresh().finally(() => (this.inflight = null));
     return this.inflight;
   }

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
 import { formatSize, parseSize } from "../config/size.ts";
 import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
+import { formatDuration } from "../util/duration.ts";
 import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
 import type { CreateSessionRequest } from "./api-types.ts";
 import { checkMount, parseMountFlag } from "./mounts.ts";
@@ -37,10 +38,10 @@ export function memoryLimitFor(config: Pick<ExecutorConfig, "defaultMemory">, no
 export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: SessionUser, req: CreateSessionRequest) {
   checkEnv(req.env);
   if (req.slurm && config.scheduler !== "slurm") {
-    throw new UsageError("this node's scheduler is Beaker's own: --slurm-job, --partition, --account, --qos and --time need scheduler: slurm in the executor's config");
+    throw new UsageError("this node's scheduler is Beaker's own: --slurm-job, --partition, --account and --qos need scheduler: slurm in the executor's config");
   }
-  if (req.slurm?.job && (req.slurm.partition || req.slurm.account || req.slurm.qos || req.slurm.time)) {
-    throw new UsageError("--partition, --account, --qos and --time ask Slurm for a new job; with --slurm-job the job exists already");
+  if (req.slurm?.job && (req.slurm.partition || req.slurm.account || req.slurm.qos)) {
+    throw new UsageError("--partition, --account and --qos ask Slurm for a new job; with --slurm-job the job exists already");
   }
   if (req.cpus !== null && req.cpus > node.cpus) throw new UsageError(`--cpus ${req.cpus} is more than this node has (${node.cpus})`);
   const memoryBytes = memoryLimitFor(config, node.memoryBytes, req.memory);
@@ -52,6 +53,13 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
   if (req.name !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(req.name)) {
     throw new UsageError(`--name "${req.name}" may use letters, digits, "_", "." and "-" (up to 63)`);
   }
+  const asked = req.timeLimit ?? null;
+  if (asked !== null && config.maxDuration !== null && asked > config.maxDuration) {
+    throw new UsageError(`--time ${formatDuration(asked)} is longer than a session may run on this node (${formatDuration(config.maxDuration)})`);
+  }
+  // A job Slurm is asked for gets --time as its time limit, and Slurm ends it (reason "slurm: time limit"): a second
+  // clock here would race Slurm's. In a job of the caller's (--slurm-job), --time is this session's own limit.
+  const timeLimit = config.scheduler === "slurm" && !req.slurm?.job ? null : asked;
   if (req.name !== null && node.nameTaken(user.uid, req.name)) throw new ConflictError(`you already have a session named ${req.name} on this node`);
   const home = config.sessionHome ? join(config.sessionHome, user.name) : user.home;
   if (config.sessionHome && !existsSync(home)) {
@@ -79,6 +87,7 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
     pidsLimit: config.pidsLimit,
     network: config.sessionNetwork,
     publishAddress: config.publishAddress,
+    timeLimit,
   };
 }
 

@@ -1,5 +1,5 @@
 import { ConflictError } from "../errors.ts";
-import type { SessionDetails, SessionInfo } from "./api-types.ts";
+import type { SessionDetails, SessionInfo, SessionUse, SessionView } from "./api-types.ts";
 import { resolveRef } from "./lookup.ts";
 import type { LiveSession, PendingSession, SessionManager } from "./sessions.ts";
 
@@ -13,6 +13,14 @@ export function infoOf(r: Resolved): SessionInfo {
 /** A copy for the wire: the queue position only while queued. */
 export function snapshot(info: SessionInfo): SessionInfo {
   return { ...info, queuePosition: info.status === "queued" ? info.queuePosition : null };
+}
+
+/** The GPU-use fields of a session nothing is known about (queued, ended, or a node without the monitor). */
+const noUse: SessionUse = { gpuUtilization: [], gpuMemoryUsedMiB: [], idleSince: null, idleAction: null, idleStopsAt: null, keptUntil: null, deadline: null };
+
+/** A session for the wire: its record and what the GPU-use monitor knows of it. */
+export function viewOf(m: SessionManager, info: SessionInfo): SessionView {
+  return { ...snapshot(info), ...(m.gpuUse?.fields(info) ?? noUse) };
 }
 
 /**
@@ -46,13 +54,13 @@ export function findLive(m: SessionManager, uid: number, ref: string): LiveSessi
 }
 
 /** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */
-export function listSessions(m: SessionManager, uid: number, all: boolean): SessionInfo[] {
+export function listSessions(m: SessionManager, uid: number, all: boolean): SessionView[] {
   const mine = (info: SessionInfo) => (all && uid === 0) || info.uid === uid;
   const live = [...m.sessions.values(), ...m.pending.values()].map((s) => s.info);
   const finished = all ? m.deps.history.all().filter((f) => !live.some((l) => l.id === f.id)) : [];
   return [...live, ...finished]
     .filter(mine)
-    .map(snapshot)
+    .map((info) => viewOf(m, info))
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
@@ -64,5 +72,5 @@ export async function describeSession(m: SessionManager, uid: number, ref: strin
     const gpu = inventory.gpus.find((g) => g.uuid === uuid);
     return { uuid, index: gpu?.index ?? null, name: gpu?.name ?? null };
   });
-  return { ...snapshot(info), devices };
+  return { ...viewOf(m, info), devices };
 }

@@ -84,5 +84,7 @@ function adopt(m: SessionManager, c: ManagedContainer): void {
   const startGate = gate();
   startGate.open();
   m.deps.log(`adopted running session ${info.id} of ${info.user} (GPUs: ${info.gpus.join(",") || "none"})`);
-  m.track(info, c.id, startGate);
+  const session = m.track(info, c.id, startGate);
+  const timeLimit = Number(c.labels["beaker.time-limit"] ?? NaN);
+  session.timeLimit = Number.isSafeInteger(timeLimit) && timeLimit > 0 ? timeLimit : null;
 }

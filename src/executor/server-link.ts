@@ -50,6 +50,17 @@ export class TokenChecker {
   }
 }
 
+/**
+ * A figure as reported to the server: rounded to `step`, and kept at the value reported last while it stays within a
+ * step of it, so a GPU that hovers around 95% does not change the report (and make the server write it) every time.
+ * Pure.
+ */
+export function steadyFigure(previous: number | null | undefined, value: number | null, step: number): number | null {
+  if (value === null) return null;
+  if (previous !== null && previous !== undefined && Math.abs(value - previous) < step) return previous;
+  return Math.round(value / step) * step;
+}
+
 /** The node token, from a root-only file; problems are said plainly (and the link retries). */
 export function readNodeToken(path: string): string {
   if (!existsSync(path)) throw new Error(`${path} does not exist: put the token of 'beaker server node add HOSTNAME' there (mode 0600)`);
@@ -68,6 +79,8 @@ export class ServerLink {
   private lastError = "";
   private sending = false;
   private warnedCluster = false;
+  /** The GPU-use figures last reported, by GPU and kind (see steadyFigure). */
+  private figures = new Map<string, number | null>();
 
   constructor(
     private readonly options: { serverUrl: string; tokenFile: string; nodeName: string; cluster: string | null; intervalMs: number },
@@ -92,8 +105,23 @@ export class ServerLink {
   async report(): Promise<Heartbeat> {
     const { gpus } = await this.manager.gpuReport();
     const foreign = await this.manager.foreignProcesses();
-    // Only what changes when the node's state does (no memory in use, no utilisation): an unchanged report is then
-    // byte for byte the last one, and the server stores nothing but the time it came.
+    // GPU use goes in coarse and steady (5-minute means, 10% and 1 GiB steps): an unchanged report is then byte for
+    // byte the last one, and the server stores nothing but the time it came.
+    const figures = new Map<string, number | null>();
+    const figure = (key: string, value: number | null, step: number) => {
+      const steady = steadyFigure(this.figures.get(key), value, step);
+      figures.set(key, steady);
+      return steady;
+    };
+    const use = new Map(
+      gpus
+        .filter((g) => g.uuid !== null)
+        .map((g) => {
+          const means = this.manager.gpuUse?.nodeGpuMeans(g.uuid!) ?? { utilization: g.utilization, memoryUsedMiB: g.memoryUsedMiB };
+          return [g.uuid!, { utilization: figure(`u:${g.uuid}`, means.utilization, 10), memoryUsedMiB: figure(`m:${g.uuid}`, means.memoryUsedMiB, 1024) }];
+        }),
+    );
+    this.figures = figures;
     return {
       cpus: cpus().length,
       memoryBytes: totalmem(),
@@ -109,10 +137,21 @@ export class ServerLink {
           healthy: g.healthy,
           error: g.healthy ? null : g.error,
           foreignProcesses: (foreign[g.uuid!] ?? []).map((p) => ({ pid: p.pid, name: p.name })),
+          ...use.get(g.uuid!)!,
         })),
-      sessions: this.manager
-        .liveSessions()
-        .map((s) => ({ id: s.id, name: s.name, user: s.account ?? s.user, gpus: s.gpus, image: s.image, status: s.status, createdAt: s.createdAt, startedAt: s.startedAt })),
+      sessions: this.manager.liveSessions().map((s) => ({
+        id: s.id,
+        name: s.name,
+        user: s.account ?? s.user,
+        gpus: s.gpus,
+        image: s.image,
+        status: s.status,
+        createdAt: s.createdAt,
+        startedAt: s.startedAt,
+        utilization: s.gpus.map((uuid) => use.get(uuid)?.utilization ?? null),
+        idleSince: s.idleSince,
+        deadline: s.deadline,
+      })),
     };
   }
 

@@ -4,20 +4,21 @@ import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
 import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
 import type { Clock } from "../util/clock.ts";
-import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo } from "./api-types.ts";
-import { claimsByGpu, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
+import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "./api-types.ts";
+import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
 import type { SlurmSessions } from "./slurm.ts";
 import { usableGpus } from "./inventory-cache.ts";
-import { describeSession, findLive, listSessions, resolveSession, snapshot, type Resolved } from "./queries.ts";
+import type { GpuUseMonitor } from "./gpu-use.ts";
+import { describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
 import { PlaceWriter, type PlaceStore } from "./queue-file.ts";
 import type { TicketBook } from "./tickets.ts";
 import type { UserDirectory } from "./users.ts";
 
-export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "executor lost the container" | `slurm: ${string}`;
+export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "idle GPUs" | "time limit" | "executor lost the container" | `slurm: ${string}`;
 
 /** A session the executor is watching: its container exists (created or running). */
 export interface LiveSession {
@@ -27,6 +28,8 @@ export interface LiveSession {
   stopReason: ExitReason | null;
   /** The ports the request asked to publish; start fails when the container did not get them. */
   requestedPorts: number[];
+  /** `--time`: seconds it may run from its start (label `beaker.time-limit`), or null; the node's maxDuration applies too. */
+  timeLimit: number | null;
   /** Set once a terminal attached, or on detach: the container may start. */
   startGate: { open(): void; opened: Promise<void> };
   /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
@@ -95,6 +98,8 @@ export class SessionManager {
   private waiters = new Map<string, ClaimWaiter>();
   private reconciling: Promise<void> | null = null;
   private places: PlaceWriter;
+  /** GPU use, idle reclaim and time limits (the daemon starts one; the simulation runs without). */
+  gpuUse: GpuUseMonitor | null = null;
 
   constructor(readonly deps: SessionDeps) {
     const { maxQueuedPerUser, maxGpusPerUser } = deps.config;
@@ -142,7 +147,7 @@ export class SessionManager {
       case "queued": {
         const pending = this.pending.get(effect.sessionId);
         if (pending) Object.assign(pending.info, { status: "queued", queuePosition: effect.position });
-        waiter?.emit({ type: "queued", sessionId: effect.sessionId, position: effect.position, gpus: waiter.count, free: effect.free });
+        waiter?.emit({ type: "queued", sessionId: effect.sessionId, position: effect.position, gpus: waiter.count, free: effect.free, freeBy: this.gpuUse?.freeBy(effect.sessionId) ?? null });
         return;
       }
       case "lost": {
@@ -182,6 +187,15 @@ export class SessionManager {
   /** The last word on the places before the executor exits: written now, and not rewritten as requests are let go. */
   freezePlaces(): void {
     this.places.freeze(placesOf(this.state));
+  }
+
+  /** Tells a waiting request its place again, with a new bound on when its GPUs are free (the GPU-use monitor asks). */
+  retell(sessionId: string): void {
+    const position = this.state.queue.findIndex((w) => w.sessionId === sessionId) + 1;
+    const waiter = this.waiters.get(sessionId);
+    if (position === 0 || !waiter) return;
+    const free = freeGpus(this.state).length;
+    waiter.emit({ type: "queued", sessionId, position, gpus: waiter.count, free, freeBy: this.gpuUse?.freeBy(sessionId) ?? null });
   }
 
   /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
@@ -228,6 +242,7 @@ export class SessionManager {
       startGate,
       exited: null as never,
       requestedPorts: [],
+      timeLimit: null,
       terminals: 0,
       lastAttached: this.deps.clock.now(),
       releaseMounts: async () => {},
@@ -332,11 +347,11 @@ export class SessionManager {
   }
 
   /** Every session not yet ended, whoever it belongs to (for the server's picture of this node). */
-  liveSessions(): SessionInfo[] {
-    return [...this.sessions.values(), ...this.pending.values()].map((s) => snapshot(s.info));
+  liveSessions(): SessionView[] {
+    return [...this.sessions.values(), ...this.pending.values()].map((s) => viewOf(this, s.info));
   }
 
-  list(uid: number, all: boolean): SessionInfo[] {
+  list(uid: number, all: boolean): SessionView[] {
     return listSessions(this, uid, all);
   }
 

@@ -7,7 +7,7 @@ import type { SlurmSettings } from "../config/executor.ts";
 import { BeakerError, ConflictError, ForbiddenError, NotFoundError, SessionStartError, errorMessage } from "../errors.ts";
 import type { GpuStatus } from "../gpu/report.ts";
 import type { SessionUser } from "../runtime/docker/spec.ts";
-import { ownJobName } from "../slurm/allocation.ts";
+import { ownJobName, slurmTime } from "../slurm/allocation.ts";
 import { endReason, holdsAllocation, type SlurmJob } from "../slurm/job.ts";
 import type { SlurmIdentity, SlurmRunner } from "../slurm/run.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo, SlurmJobRef } from "./api-types.ts";
@@ -110,7 +110,7 @@ export class SlurmSessions {
       partition: req.slurm?.partition ?? s.partition,
       account: req.slurm?.account ?? s.account,
       qos: req.slurm?.qos ?? s.qos,
-      time: req.slurm?.time ?? s.time,
+      time: req.timeLimit ? slurmTime(req.timeLimit) : s.time,
       immediate: req.noWait,
     };
     let watching = true;

@@ -36,6 +36,14 @@ function send(ws: ServerWebSocket<TerminalData>, message: ServerControl): void {
   if (!ws.data.closed) ws.send(JSON.stringify(message));
 }
 
+/** The terminals (attach and exec) open on each session, for notices. */
+const openTerminals = new WeakMap<LiveSession, Set<ServerWebSocket<TerminalData>>>();
+
+/** Writes a line (an idle or time-limit warning) on every terminal attached to the session; the CLI prints it. */
+export function noticeTerminals(session: LiveSession, message: string): void {
+  for (const ws of openTerminals.get(session) ?? []) send(ws, { type: "notice", message });
+}
+
 /** Docker's stream -> the WebSocket: raw bytes on a TTY, else each frame tagged with stdout or stderr. */
 function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, stream: Duplex, tty: boolean): Promise<void> {
   if (tty) stream.on("data", (chunk: Buffer) => !ws.data.closed && ws.sendBinary(chunk));
@@ -67,13 +75,18 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
     session = manager.find(ws.data.uid, ws.data.sessionRef);
     ws.data.session = session;
     manager.terminalOpened(session);
+    if (!openTerminals.has(session)) openTerminals.set(session, new Set());
+    openTerminals.get(session)!.add(ws);
     if (ws.data.mode === "exec") await runExec(ws, session, engine);
     else await attach(ws, session, manager, engine);
   } catch (err) {
     send(ws, { type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
     ws.close(1011, "error");
   } finally {
-    if (session) manager.terminalClosed(session);
+    if (session) {
+      manager.terminalClosed(session);
+      openTerminals.get(session)?.delete(ws);
+    }
   }
 }
 

@@ -3,7 +3,7 @@
  * shape here, before anything runs. Pure; each refusal is a UsageError (HTTP 400) that says what was wrong.
  */
 import { UsageError } from "../errors.ts";
-import { slurmNamePattern, slurmTimePattern } from "../config/executor.ts";
+import { slurmNamePattern } from "../config/executor.ts";
 import type { ClientControl, CreateSessionRequest, SlurmRequest } from "./api-types.ts";
 
 export const requestLimits = {
@@ -18,6 +18,8 @@ export const requestLimits = {
   terminalSize: 10_000,
   gpus: 1024,
   cpus: 4096,
+  /** `--time` and `keep --for`: a year at most. */
+  timeLimitSeconds: 366 * 86400,
 } as const;
 
 /** C0 and C1 control characters (and DEL): never in a name, path or image that may be printed on a terminal. */
@@ -87,7 +89,6 @@ const slurmFields: Record<keyof SlurmRequest, Field> = {
   partition: nullable(text(256, slurmNamePattern, "a Slurm partition name")),
   account: nullable(text(256, slurmNamePattern, "a Slurm account name")),
   qos: nullable(text(256, slurmNamePattern, "a Slurm QOS name")),
-  time: nullable(text(32, slurmTimePattern, 'a Slurm time limit like "60", "4:00:00" or "2-00:00:00"')),
 };
 
 /** A mapping whose every key is known and present, each checked by its field. */
@@ -132,10 +133,11 @@ const createFields: Record<keyof CreateSessionRequest, Field> = {
   detach: boolean,
   ticket: text(1024, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, "a queue ticket"),
   slurm: nullable(record<SlurmRequest>(slurmFields)),
+  timeLimit: nullable(integer(1, requestLimits.timeLimitSeconds)),
 };
 
 /** Fields a request may leave out (added after the first CLIs shipped). */
-const optionalCreateFields = new Set(["ticket", "slurm"]);
+const optionalCreateFields = new Set(["ticket", "slurm", "timeLimit"]);
 
 /** A create request as sent over the socket -> a request every later step can trust. Throws UsageError. */
 export function parseCreateRequest(body: unknown): CreateSessionRequest {
@@ -155,6 +157,13 @@ export function parseStopRequest(body: unknown): { timeout: number } {
   if (!isObject(body)) throw new UsageError("the request must be a JSON object");
   for (const key of Object.keys(body)) if (key !== "timeout") throw new UsageError(`unknown field "${key}" in the request`);
   return { timeout: body.timeout === undefined ? 10 : (integer(0, 3600)(body.timeout, "timeout") as number) };
+}
+
+/** A keep request's body: `{for: seconds}`. */
+export function parseKeepRequest(body: unknown): { seconds: number } {
+  if (!isObject(body)) throw new UsageError("the request must be a JSON object");
+  for (const key of Object.keys(body)) if (key !== "for") throw new UsageError(`unknown field "${key}" in the request`);
+  return { seconds: integer(1, requestLimits.timeLimitSeconds)(body.for, "for") as number };
 }
 
 /** A terminal's query: size, TERM and (exec) the command, from the WebSocket URL. */

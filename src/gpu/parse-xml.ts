@@ -1,6 +1,6 @@
 import { XMLParser } from "fast-xml-parser";
 import type { Gpu, GpuProcess, MigDevice } from "./types.ts";
-import { cleanValue, normalizeBusId, parseInteger, parseMiB } from "./values.ts";
+import { cleanValue, normalizeBusId, parseInteger, parseMiB, parsePercent } from "./values.ts";
 
 export interface XmlReport {
   gpus: Gpu[];
@@ -49,7 +49,6 @@ const parser = new XMLParser({
     "voltage",
     "temperature",
     "supported_gpu_target_temp",
-    "utilization",
     "encoder_stats",
     "fbc_stats",
     "inforom_version",
@@ -125,6 +124,8 @@ function parseGpu(node: Node): Gpu {
     name: cleanValue(node.product_name),
     busId,
     memoryTotalMiB: parseMiB(child(node, "fb_memory_usage")?.total),
+    memoryUsedMiB: parseMiB(child(node, "fb_memory_usage")?.used),
+    utilization: parsePercent(child(node, "utilization")?.gpu_util),
     migMode,
     migDevices: parseMigDevices(node),
     processes: parseProcesses(node),

@@ -19,6 +19,10 @@ export interface Gpu {
   /** Normalised PCI address: lower case, domain of at least four digits (`0000:07:00.0`). */
   busId: string | null;
   memoryTotalMiB: number | null;
+  /** Framebuffer memory in use now (`<fb_memory_usage><used>`); null when not reported. */
+  memoryUsedMiB: number | null;
+  /** `<utilization><gpu_util>`, percent of the last sample period the GPU was busy; null when not reported (MIG mode). */
+  utilization: number | null;
   migMode: "enabled" | "disabled" | null;
   migDevices: MigDevice[];
   processes: GpuProcess[];

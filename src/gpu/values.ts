@@ -37,6 +37,13 @@ export function parseMiB(value: unknown): number | null {
   return factor === undefined ? null : Math.round(Number(match[1]) * factor);
 }
 
+/** `97 %` -> 97 (0 to 100). Null for sentinels (`N/A` in MIG mode) or anything else. */
+export function parsePercent(value: unknown): number | null {
+  const text = cleanValue(value);
+  const match = text === null ? null : /^(\d{1,3})\s*%?$/.exec(text);
+  return match && Number(match[1]) <= 100 ? Number(match[1]) : null;
+}
+
 export function parseInteger(value: unknown): number | null {
   const text = cleanValue(value);
   return text !== null && /^\d+$/.test(text) ? Number(text) : null;

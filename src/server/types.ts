@@ -18,6 +18,12 @@ export interface NodeGpu {
   error?: string | null;
   /** Processes on it that no session owns: their names and pids are shown to admins only. */
   foreignProcesses?: Array<{ pid: number; name: string }>;
+  /**
+   * Utilization (percent, the 5-minute mean, in steps of 10) and memory in use (MiB, in steps of 1 GiB): coarse, so a
+   * report changes when use does, not with every sample. Missing from executors before GPU use was reported.
+   */
+  utilization?: number | null;
+  memoryUsedMiB?: number | null;
 }
 
 /** A GPU as a viewer of a node sees it: why it cannot be handed out, in words fit for that viewer. */
@@ -34,6 +40,11 @@ export interface NodeSession {
   status: string;
   createdAt: string;
   startedAt: string | null;
+  /** Per GPU of `gpus`: utilization as for NodeGpu (null: not sampled). */
+  utilization?: Array<number | null> | null;
+  /** Since when its GPUs have been idle, and when its time limit stops it (ISO), or null. */
+  idleSince?: string | null;
+  deadline?: string | null;
 }
 
 /** What an executor sends every few seconds (the first one registers the node). */

@@ -1,3 +1,4 @@
+import { formatDuration } from "../util/duration.ts";
 import { formatAgo } from "../util/time.ts";
 import { Html, html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
@@ -15,7 +16,22 @@ th{font-size:.85em;color:#5b6770;text-transform:uppercase}
 .online{color:#17803d}.offline{color:#a1262b}.cordoned{color:#8a6100}
 textarea.cmd,input.cmd{resize:none;font:13px ui-monospace,monospace;width:100%;border:1px solid #d0d5d9;padding:.25em .4em;background:#fbfbfc}
 .error{color:#a1262b}code{font:13px ui-monospace,monospace}
+meter.use{width:4.5em;height:.9em;vertical-align:middle;margin-right:.3em}.use-cell{white-space:nowrap}
 `;
+
+/** A small bar for one GPU's utilization (a native <meter>: no script, no image), with the figure beside it. */
+function useBar(utilization: number | null | undefined): Html {
+  if (utilization === null || utilization === undefined) return html`<span class="use-none">-</span>`;
+  return html`<meter class="use" min="0" max="100" low="5" high="101" optimum="100" value="${utilization}" title="${utilization}%"></meter>${utilization}%`;
+}
+
+/** How long a session's GPUs have been idle and how long it has left, as `session list` says it: "idle 2h05m, 1h10m left". */
+function limitsText(s: NodeSession, now: number): string {
+  const parts: string[] = [];
+  if (s.idleSince) parts.push(`idle ${formatDuration((now - Date.parse(s.idleSince)) / 1000)}`);
+  if (s.deadline) parts.push(`${formatDuration((Date.parse(s.deadline) - now) / 1000)} left`);
+  return parts.join(", ");
+}
 
 /** Copies the command next to a button; the field itself is selectable, so the page works without JavaScript. */
 const copyScript = `document.addEventListener("click",e=>{const b=e.target.closest("button[data-copy]");if(!b)return;
@@ -82,9 +98,9 @@ export async function clusterPage(store: Store, user: User, name: string, now: n
 
 function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean): Html {
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
-  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
+  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td>${s.image}</td><td>${s.status}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr data-session="${s.id}"><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
   )}</tbody></table>`;
 }
 
@@ -97,9 +113,11 @@ export async function nodePage(store: Store, user: User, hostname: string, now: 
 <p>Cluster <a href="/clusters/${encodeURIComponent(node.cluster)}">${node.cluster}</a> · <span class="${node.status}">${node.status}</span> · last seen ${formatAgo(node.lastSeen, now)} ·
 ${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span class="gpus">${node.gpusFree} / ${node.gpusTotal}</span> GPUs free</p>
 <p><input class="cmd" id="cmd-node" readonly value="${`ssh ${node.hostname}`}" aria-label="ssh command"> <button type="button" data-copy="cmd-node">Copy</button></p>
-<h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Memory</th><th>UUID</th><th>State</th></tr></thead><tbody>${node.gpus.map(
+<h2>GPUs</h2><table><thead><tr><th>Index</th><th>Name</th><th>Use</th><th>Memory used</th><th>UUID</th><th>State</th></tr></thead><tbody>${node.gpus.map(
       (g) =>
-        html`<tr data-gpu="${g.uuid}"><td>${g.index ?? "-"}</td><td>${g.name ?? "-"}</td><td>${g.memoryMiB === null ? "-" : `${Math.round(g.memoryMiB / 1024)} GiB`}</td><td><code>${g.uuid}</code></td><td class="state">${
+        html`<tr data-gpu="${g.uuid}"><td>${g.index ?? "-"}</td><td>${g.name ?? "-"}</td><td class="use-cell">${useBar(g.utilization)}</td><td>${
+          g.memoryUsedMiB === null || g.memoryUsedMiB === undefined ? "-" : `${Math.round(g.memoryUsedMiB / 1024)}`
+        } / ${g.memoryMiB === null ? "-" : `${Math.round(g.memoryMiB / 1024)} GiB`}</td><td><code>${g.uuid}</code></td><td class="state">${
           g.claimedBy ? html`session <code>${g.claimedBy}</code>${g.reason ? ` · ${g.reason}` : ""}` : (g.reason ?? "free")
         }</td></tr>`,
     )}</tbody></table>

@@ -31,6 +31,11 @@ export function sessionOfJob(name: string): string | null {
   return /^beaker-([0-9a-f]{12})$/.exec(name)?.[1] ?? null;
 }
 
+/** `--time` (seconds) as Slurm's time limit: whole minutes, rounded up (Slurm counts in minutes). */
+export function slurmTime(seconds: number): string {
+  return String(Math.max(1, Math.ceil(seconds / 60)));
+}
+
 /** `salloc --no-shell` for one task on one node: the allocation is held, no process runs in it. */
 export function sallocArgs(r: AllocationRequest): string[] {
   const opt = (flag: string, value: string | null) => (value === null ? [] : [`${flag}=${value}`]);

@@ -23,8 +23,10 @@ describe("beaker node gpus --json", () => {
     const gpus = JSON.parse(result.stdout);
     expect(gpus).toHaveLength(8);
     expect(Object.keys(gpus[0]).sort()).toEqual(
-      ["index", "uuid", "name", "busId", "memoryTotalMiB", "migMode", "migDevices", "processes", "claimedBy", "healthy", "error"].sort(),
+      ["index", "uuid", "name", "busId", "memoryTotalMiB", "memoryUsedMiB", "utilization", "migMode", "migDevices", "processes", "claimedBy", "healthy", "error"].sort(),
     );
+    // The recording's own <utilization> and <fb_memory_usage>: GPU 0 was 97 % busy with 31689 MiB in use.
+    expect(gpus[0]).toMatchObject({ utilization: 97, memoryUsedMiB: 31689 });
     expect(gpus.map((g: { index: number }) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(gpus[7]).toMatchObject({ uuid: "GPU-1d955959-c95b-4f40-2cac-100d3006ffe2", claimedBy: null, healthy: true, error: null });
   });
@@ -116,11 +118,11 @@ describe("node-level failures: one line and exit 1; no GPUs: exit 0", () => {
   });
 });
 
-test("the table shows INDEX, NAME, MEMORY, UUID, MIG and STATE", async () => {
+test("the table shows INDEX, NAME, UTIL, MEMORY USED, UUID, MIG and STATE", async () => {
   const result = await nodeGpus({ q_x: { out: { file: fixture("telegraf_tesla-t4_drv515_q_x.xml") } } }, []);
   const [header, row] = result.stdout.trim().split("\n");
-  expect(header!.split(/\s{2,}/)).toEqual(["INDEX", "NAME", "MEMORY", "UUID", "MIG", "STATE"]);
-  expect(row).toMatch(/^0\s+Tesla T4\s+15 GiB\s+GPU-d37e67a5-91dd-3774-a5cb-99096249601a\s+-\s+unavailable: busy with processes no session owns: \/usr\/lib\/xorg\/Xorg \(pid 675\), python \(pid 5762\)$/);
+  expect(header!.split(/\s{2,}/)).toEqual(["INDEX", "NAME", "UTIL", "MEMORY USED", "UUID", "MIG", "STATE"]);
+  expect(row).toMatch(/^0\s+Tesla T4\s+0%\s+1.0 GiB \/ 15 GiB\s+GPU-d37e67a5-91dd-3774-a5cb-99096249601a\s+-\s+unavailable: busy with processes no session owns: \/usr\/lib\/xorg\/Xorg \(pid 675\), python \(pid 5762\)$/);
 });
 
 test("beaker node info: the node at a glance, without an executor", async () => {

@@ -54,8 +54,9 @@ describe("list and describe", () => {
     expect(byName.devices).toEqual(eightUuids.slice(0, 2).map((uuid, index) => ({ uuid, index, name: "Tesla V100S-PCIE-32GB" })));
 
     const table = await executor.run(["session", "list"], asUser);
-    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+USER\s+IMAGE\s+GPUS\s+STATUS\s+STARTED\s+DURATION\s+PORTS$/);
-    expect(table.stdout).toMatch(new RegExp(`^${id}\\s+train\\s+${testUser}\\s+\\S+\\s+2\\s+running\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+\\d+s`, "m"));
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+USER\s+IMAGE\s+GPUS\s+GPU%\s+GPU MEM\s+STATUS\s+STARTED\s+DURATION\s+LEFT\s+PORTS$/);
+    // GPU% and GPU MEM are "-" until the first sample (every 30 s by default), then figures.
+    expect(table.stdout).toMatch(new RegExp(`^${id}\\s+train\\s+${testUser}\\s+\\S+\\s+2\\s+(-|\\d+%)\\s+(-|[\\d.]+ [KMG]iB)\\s+running\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+\\d+s\\s+-`, "m"));
     const text = await executor.run(["session", "describe", "train"], asUser);
     expect(text.stdout).toMatch(/^GPUs:\s+0 {2}GPU-\S+ {2}Tesla V100S-PCIE-32GB\n\s+1 {2}GPU-/m);
 
@@ -179,7 +180,7 @@ test("a queued session shows its place in list, and starts once stop frees the G
     return sessions.some((s) => s.status === "queued") && sessions;
   });
   expect(list.find((s) => s.name === "waiting")).toMatchObject({ status: "queued", queuePosition: 1, requestedGpus: 2 });
-  expect((await executor.run(["session", "list"], asUser)).stdout).toMatch(/waiting\s.*\s2\s+queued \(#1\)/);
+  expect((await executor.run(["session", "list"], asUser)).stdout).toMatch(/waiting\s.*\s2\s+-\s+-\s+queued \(#1\)/);
   expect((await executor.run(["session", "stop", "--timeout", "0", big], asUser)).exitCode).toBe(0);
   const [out, code] = await Promise.all([new Response(queued.stdout).text(), queued.exited]);
   expect(code).toBe(0);

@@ -9,7 +9,7 @@ import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harne
 import { beakerBinary, eventually, testNodeName } from "../harness.ts";
 import { slurmNode, TestSlurm } from "../slurm-harness.ts";
 import { Tmux } from "../tmux.ts";
-import type { SessionInfo } from "../../src/executor/api-types.ts";
+import type { SessionInfo, SessionView } from "../../src/executor/api-types.ts";
 
 const slurm = new TestSlurm();
 const node = testNodeName(import.meta.file);
@@ -59,13 +59,15 @@ function background(user: string, args: string[]) {
 }
 
 test("a session gets exactly its job's GPUs; the job is the caller's; list, describe and node gpus show it; stop gives it back", async () => {
-  const created = await as(testUser, ["session", "create", "--gpus", "3", "--time", "30", "--detach", "--json", "--", "sleep", "1000"]);
+  // --time in Beaker's form: Slurm gets it as the job's time limit and alone enforces it (no deadline of Beaker's).
+  const created = await as(testUser, ["session", "create", "--gpus", "3", "--time", "30m", "--detach", "--json", "--", "sleep", "1000"]);
   expect(created.stderr).toBe("");
   const { id, gpus } = JSON.parse(created.stdout) as { id: string; gpus: string[] };
   const info = (await session(id))!;
   const job = info.slurmJob!.id;
   expect(info.slurmJob).toMatchObject({ partition: "gpu" });
-  expect(slurm.job(job)).toMatchObject({ JobState: "RUNNING", JobName: `beaker-${id}`, UserId: `${testUser}(${Bun.spawnSync(["id", "-u", testUser]).stdout.toString().trim()})` });
+  expect(slurm.job(job)).toMatchObject({ JobState: "RUNNING", JobName: `beaker-${id}`, TimeLimit: "00:30:00", UserId: `${testUser}(${Bun.spawnSync(["id", "-u", testUser]).stdout.toString().trim()})` });
+  expect((info as SessionView).deadline).toBeNull();
   // Inside the container, against what `scontrol show job -d` says the job was given.
   expect(gpus).toEqual(uuidsOf(job));
   const inside = await as(testUser, ["session", "exec", id, "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]);

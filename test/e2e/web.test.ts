@@ -114,6 +114,45 @@ test("what nodes report is escaped on the pages; the copy button works with Java
   await context.close();
 }, 60_000);
 
+test("the node and session pages show a bar per GPU with its use, and the time a session has left", async () => {
+  // GPU 0 at 40% with 10 GiB in use, GPU 1 at 60%, the rest idle; sampled every second.
+  const dir = tempDir("beaker-use-");
+  const side = new TestExecutor({
+    nodeName: "use-node",
+    utilization: ["40/10240 60/2048 0 0 0 0 0 0"],
+    extra: `server: ${server.url}\ntokenFile: ${await server.addNode("use-node", "lab", dir)}\ngpuSampleInterval: 1s\nmaxDuration: 2h\n`,
+  });
+  await side.start();
+  try {
+    const created = await side.run(["session", "create", "--detach", "--json", "--gpus", "2", "--name", "trainer", "--", "sleep", "300"], { env: { BEAKER_TOKEN: alice } });
+    expect(created.exitCode).toBe(0);
+    const { id, gpus } = JSON.parse(created.stdout) as { id: string; gpus: string[] };
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/login`);
+    await page.fill("input[name=token]", alice);
+    await page.click("button[type=submit]");
+    const meters = async (path: string, row: string) => {
+      await page.goto(`${server.url}${path}`);
+      return page.locator(`${row} meter.use`).evaluateAll((all) => all.map((m) => (m as unknown as { value: number }).value));
+    };
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await Bun.sleep(300)) {
+      if ((await meters("/sessions", `tr[data-session="${id}"]`)).join() === "40,60") break;
+    }
+    expect(await meters("/sessions", `tr[data-session="${id}"]`)).toEqual([40, 60]);
+    expect(await page.locator(`tr[data-session="${id}"] .limits`).textContent()).toMatch(/^1h5\dm left$/);
+    expect(await meters("/nodes/use-node", `tr[data-gpu="${gpus[0]}"]`)).toEqual([40]);
+    const row = page.locator(`tr[data-gpu="${gpus[0]}"] td`);
+    expect(await row.nth(2).textContent()).toBe("40%");
+    expect(await row.nth(3).textContent()).toBe("10 / 32 GiB");
+    expect(await meters("/nodes/use-node", `tr[data-gpu="${gpus[1]}"]`)).toEqual([60]);
+    await context.close();
+  } finally {
+    await side.cleanup();
+    removeDir(dir);
+  }
+}, 60_000);
+
 test("a node's page says why a GPU is unavailable: busy with no session (process names and pids for admins only), or unhealthy in the driver's words", async () => {
   // The V100 recording as it is, on GPU 0 a `python` (pid 37305) that no session owns; the other GPUs without
   // processes, and GPU 1 one the driver cannot reach (the line nvidia-smi prints before its XML then).

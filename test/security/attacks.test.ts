@@ -166,7 +166,7 @@ describe("3. no input ends the daemon", () => {
     const base = { gpus: 999, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [], env: [], mounts: [], workdir: null, command: ["true"], cwd: "/tmp", tty: false, term: null, noWait: true, detach: true };
     const junk = [null, -1, 1.5, "x", "", [], {}, [null], { a: 1 }, true, "\u0000", "a".repeat(5000), 1e300];
     const keys = Object.keys(base);
-    const paths = ["/v1/sessions", "/v1/sessions/x/stop", "/v1/sessions/%00", "/v1/gpus", "/v1/../etc", "/v1/sessions/x"];
+    const paths = ["/v1/sessions", "/v1/sessions/x/stop", "/v1/sessions/%00", "/v1/gpus", "/v1/../etc", "/v1/sessions/x", "/v1/sessions/x/keep"];
     for (let i = 0; i < 5000; i++) {
       const body: Record<string, unknown> = { ...base, [keys[i % keys.length]!]: junk[(i * 7) % junk.length] };
       const text = i % 5 === 0 ? randomBytes(32).toString("latin1") : i % 5 === 1 ? JSON.stringify(junk[i % junk.length]) : JSON.stringify(body);
@@ -358,11 +358,17 @@ describe("9. what a user may not see gets one answer", () => {
   test("another user's session is 'no session', exactly as one that does not exist", async () => {
     const id = await detached(otherUser, ["--gpus", "1", "--image", busyboxImage, "--", "sleep", "600"]);
     try {
-      for (const verb of [["describe"], ["stop"], ["attach"], ["exec"]]) {
+      for (const verb of [["describe"], ["stop"], ["attach"], ["exec"], ["keep", "--for", "1h"]]) {
         const theirs = await executor.run(["session", ...verb, id, ...(verb[0] === "exec" ? ["--", "true"] : [])], { user: testUser });
         const nobody = await executor.run(["session", ...verb, "0123456789ab", ...(verb[0] === "exec" ? ["--", "true"] : [])], { user: testUser });
         expect({ verb, code: theirs.exitCode, err: theirs.stderr.replace(id, "ID") }).toEqual({ verb, code: nobody.exitCode, err: nobody.stderr.replace("0123456789ab", "ID") });
       }
+      // keep, straight at the socket: the same answer for theirs as for none.
+      const keep = async (ref: string) => {
+        const res = await raw(executor, attacker, "POST", `/v1/sessions/${ref}/keep`, JSON.stringify({ for: 3600 }));
+        return { status: res.status, text: (await res.text()).replace(ref, "ID") };
+      };
+      expect(await keep(id)).toEqual(await keep("0123456789ab"));
       const gpus = await (await raw(executor, attacker, "GET", "/v1/gpus")).text();
       expect(gpus).not.toContain(id);
     } finally {
@@ -407,6 +413,8 @@ describe("10. every request body is checked before anything runs", () => {
     ["a term with spaces", { term: "xterm 256" }],
     ["an unknown field", { privileged: true }],
     ["detach as a string", { detach: "yes" }],
+    ["timeLimit 0", { timeLimit: 0 }],
+    ["timeLimit as a string", { timeLimit: "4h" }],
   ])("%s: 400 with a reason", async (_, change) => {
     const res = await raw(executor, attacker, "POST", "/v1/sessions", JSON.stringify({ ...good, ...change }));
     expect(res.status).toBe(400);

@@ -239,6 +239,8 @@ export class FakeGpus {
       name: "Fake GPU",
       busId: `00000000:0${i}:00.0`,
       memoryTotalMiB: 1000,
+      memoryUsedMiB: 0,
+      utilization: 0,
       migMode: null,
       migDevices: [],
       processes: [],

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { UsageError } from "../../src/errors.ts";
 import { openSourceAs, parseMountFlag, permits } from "../../src/executor/mounts.ts";
 import { createProof, sweepProofs, verifyProof } from "../../src/executor/proof.ts";
-import { isImageReference, parseControl, parseCreateRequest, parseStopRequest } from "../../src/executor/validate.ts";
+import { isImageReference, parseControl, parseCreateRequest, parseKeepRequest, parseStopRequest } from "../../src/executor/validate.ts";
 import { redactGpuReport } from "../../src/gpu/report.ts";
 import { removeDir, scopedDir, tempDir } from "../harness.ts";
 
-const good = { gpus: 1, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [8888], env: ["A=b"], mounts: [], workdir: null, command: ["python3", "x.py"], cwd: "/home/ada", tty: true, term: "xterm-256color", noWait: false, detach: false };
+const good = { gpus: 1, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [8888], env: ["A=b"], mounts: [], workdir: null, command: ["python3", "x.py"], cwd: "/home/ada", tty: true, term: "xterm-256color", noWait: false, detach: false, timeLimit: 3600 };
 
 describe("image references (Docker's grammar)", () => {
   test.each([
@@ -32,6 +32,10 @@ describe("create requests", () => {
     expect(parseCreateRequest(good)).toEqual(good);
     expect(parseCreateRequest({ ...good, ticket: "eyJzIjoiYSJ9.c2lnbmF0dXJl" })).toEqual({ ...good, ticket: "eyJzIjoiYSJ9.c2lnbmF0dXJl" });
   });
+  test("a request from a client that sends no timeLimit is still good, and has none", () => {
+    const { timeLimit: _, ...older } = good;
+    expect(parseCreateRequest(older).timeLimit).toBeUndefined();
+  });
   test.each([
     [null, "the request must be a JSON object"],
     [{ ...good, extra: 1 }, 'unknown field "extra" in the request'],
@@ -49,12 +53,21 @@ describe("create requests", () => {
     [{ ...good, ticket: "no-dot" }, "ticket must be a queue ticket"],
     [{ ...good, ticket: "a.b\n" }, "ticket may not contain control characters"],
     [{ ...good, ticket: `${"a".repeat(1024)}.b` }, "ticket is longer than 1024 characters"],
+    [{ ...good, timeLimit: 0 }, "timeLimit must be a whole number from 1 to 31622400"],
+    [{ ...good, timeLimit: 1.5 }, "timeLimit must be a whole number from 1 to 31622400"],
+    [{ ...good, timeLimit: "4h" }, "timeLimit must be a whole number from 1 to 31622400"],
   ])("%j is refused: %s", (body, message) => {
     expect(() => parseCreateRequest(body)).toThrow(new UsageError(message));
   });
   test("stop: the timeout is bounded", () => {
     expect(parseStopRequest({})).toEqual({ timeout: 10 });
     expect(() => parseStopRequest({ timeout: 1e9 })).toThrow(new UsageError("timeout must be a whole number from 0 to 3600"));
+  });
+  test("keep: a whole number of seconds, nothing else", () => {
+    expect(parseKeepRequest({ for: 7200 })).toEqual({ seconds: 7200 });
+    expect(() => parseKeepRequest({ for: 0 })).toThrow(new UsageError("for must be a whole number from 1 to 31622400"));
+    expect(() => parseKeepRequest({ for: 60, uid: 0 })).toThrow(new UsageError('unknown field "uid" in the request'));
+    expect(() => parseKeepRequest([])).toThrow(new UsageError("the request must be a JSON object"));
   });
   test("terminal frames: only well-formed control messages count; anything else is null, never an error", () => {
     expect(parseControl('{"type":"resize","cols":80,"rows":24}')).toEqual({ type: "resize", cols: 80, rows: 24 });
@@ -126,7 +139,7 @@ describe("caller proofs", () => {
 
 describe("what a user may see of the GPUs", () => {
   test("no other user's session IDs, process names or pids", () => {
-    const gpu = (uuid: string, claimedBy: string | null) => ({ index: 0, uuid, name: "x", busId: null, memoryTotalMiB: 1, migMode: null, migDevices: [], processes: [{ pid: 4242, name: "train.py", usedMemoryMiB: 1 }], healthy: true, error: null, claimedBy });
+    const gpu = (uuid: string, claimedBy: string | null) => ({ index: 0, uuid, name: "x", busId: null, memoryTotalMiB: 1, memoryUsedMiB: 1, utilization: 0, migMode: null, migDevices: [], processes: [{ pid: 4242, name: "train.py", usedMemoryMiB: 1 }], healthy: true, error: null, claimedBy });
     const unavailable: Record<string, string> = { "GPU-c": "busy with processes no session owns: train.py (pid 4242)" };
     const report = { gpus: [gpu("GPU-a", "mine"), gpu("GPU-b", "theirs"), gpu("GPU-c", null)], unavailable };
     const seen = redactGpuReport(report, new Set(["mine"]));

@@ -174,6 +174,27 @@ describe("parseNvidiaSmiXml", () => {
   });
 });
 
+describe("utilization and memory in use", () => {
+  test.each([
+    ["datakit_tesla-v100s-pcie-32gb_x8_drv460.73_q_x.xml", 0, 97, 31689],
+    ["netdata-go.d_rtx2080_windows_q_x.xml", 0, 2, 862],
+    // MIG mode: the whole GPU has no utilization (N/A), so a sample of it never counts as idle.
+    ["telegraf_a100-sxm4-80gb_x4_mig_drv535_q_x.xml", 1, null, 50],
+  ] as const)("%s GPU %d", (file, index, utilization, used: number) => {
+    const gpu = parseNvidiaSmiXml(readFileSync(fixture(file), "utf8")).gpus.find((g) => g.index === index)!;
+    expect(gpu.utilization).toBe(utilization);
+    expect(gpu.memoryUsedMiB).toBe(used);
+  });
+
+  test("every recording that reports <gpu_util> as a number parses to 0..100", () => {
+    for (const file of Object.keys(xmlCases)) {
+      for (const gpu of parseNvidiaSmiXml(readFileSync(fixture(file), "utf8")).gpus) {
+        if (gpu.utilization !== null) expect(gpu.utilization).toBeWithin(0, 101);
+      }
+    }
+  });
+});
+
 describe("parseNvidiaSmiList", () => {
   test.each(Object.entries(listCases))("%s", (file, expected) => {
     const report = parseNvidiaSmiList(readFileSync(fixture(file), "utf8"));

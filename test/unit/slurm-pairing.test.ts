@@ -2,7 +2,9 @@
 import { describe, expect, test } from "bun:test";
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import { UsageError } from "../../src/errors.ts";
+import { buildCreateRequest } from "../../src/cli/commands/session/create.ts";
 import { loginFlowWanted, slurmRequest } from "../../src/cli/commands/session/slurm-create.ts";
+import { slurmTime } from "../../src/slurm/allocation.ts";
 import { initialClaims, step, type ClaimState } from "../../src/executor/claims.ts";
 import { prepareSession } from "../../src/executor/prepare.ts";
 import { planPairing, type PairingInput } from "../../src/executor/slurm-pairing.ts";
@@ -92,7 +94,7 @@ describe("the claim state machine under Slurm", () => {
 
 describe("Slurm in create requests", () => {
   const body = { gpus: 1, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [], env: [], mounts: [], workdir: null, command: [], cwd: "/home/ada", tty: false, term: null, noWait: false, detach: false };
-  const slurm = { job: null, partition: "gpu", account: null, qos: null, time: "1" };
+  const slurm = { job: null, partition: "gpu", account: null, qos: null };
 
   test("the executor takes a Slurm part, or none (an older CLI), and checks its shape", () => {
     expect(parseCreateRequest({ ...body, slurm }).slurm).toEqual(slurm);
@@ -104,8 +106,28 @@ describe("Slurm in create requests", () => {
 
   test("flags -> the Slurm part; none given: null", () => {
     expect(slurmRequest({})).toBeNull();
-    expect(slurmRequest({ partition: "gpu", time: "4:00:00" })).toEqual({ job: null, partition: "gpu", account: null, qos: null, time: "4:00:00" });
-    expect(() => slurmRequest({ time: "4h" })).toThrow(new UsageError('--time "4h" must be a Slurm time limit like "60", "4:00:00" or "2-00:00:00"'));
+    expect(slurmRequest({ partition: "gpu", time: "4:00:00" })).toEqual({ job: null, partition: "gpu", account: null, qos: null });
+    expect(() => slurmRequest({ qos: "a b" })).toThrow(new UsageError('--qos "a b" must be a Slurm QOS name'));
+  });
+
+  test("--time is one flag: Slurm's forms and Beaker's read the same, in seconds; Slurm gets whole minutes", () => {
+    const ctx = { cwd: "/home/ada", tty: false, term: null, defaultImage: null };
+    const limit = (time: string) => buildCreateRequest({ time }, [], ctx).timeLimit;
+    expect([limit("1"), limit("4:00:00"), limit("2-00:00:00"), limit("4h"), limit("90s")]).toEqual([60, 14400, 172800, 14400, 90]);
+    expect(() => limit("soon")).toThrow(UsageError);
+    expect(buildCreateRequest({ partition: "gpu", time: "4h" }, [], ctx).slurm).toEqual({ job: null, partition: "gpu", account: null, qos: null });
+    expect([slurmTime(60), slurmTime(90), slurmTime(14400), slurmTime(1)]).toEqual(["1", "2", "240", "1"]);
+  });
+
+  test("under Slurm, --time is the new job's limit (Slurm ends it), and in a job of the caller's the session's own", () => {
+    const user = { name: "ada", uid: 1000, gid: 1000, groups: [1000], home: "/tmp", gecos: "" };
+    const node = { beakerBinary: null, memlock: -1, cpus: 8, memoryBytes: 2 ** 34, nameTaken: () => false };
+    const config = { ...defaultExecutorConfig(), mountPaths: [], scheduler: "slurm" as const };
+    const req = { ...body, timeLimit: 600 };
+    expect(prepareSession(config, node, user, req).timeLimit).toBeNull();
+    expect(prepareSession(config, node, user, { ...req, slurm: { ...slurm, partition: null, job: "7" } }).timeLimit).toBe(600);
+    expect(prepareSession({ ...config, scheduler: "native" }, node, user, req).timeLimit).toBe(600);
+    expect(() => prepareSession({ ...config, maxDuration: 300 }, node, user, req)).toThrow(/--time 10m is longer than a session may run on this node \(5m\)/);
   });
 
   test.each([

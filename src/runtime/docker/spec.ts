@@ -50,6 +50,8 @@ export interface SpecInput {
   account: string | null;
   /** The Slurm job the session runs in (label `beaker.slurm.job`), or null. */
   slurmJob?: string | null;
+  /** `--time`: seconds it may run (label `beaker.time-limit`, so a restarted executor still stops it), else null. */
+  timeLimit?: number | null;
   /** RLIMIT_MEMLOCK for the container, bytes; -1 is unlimited (what NCCL wants). */
   memlock: number;
   /** This beaker binary, mounted read-only at /usr/local/bin/beaker so git's credential helper works inside. */
@@ -140,6 +142,7 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       "beaker.mounts": JSON.stringify(input.shownMounts),
       ...(input.account ? { "beaker.account": input.account } : {}),
       ...(input.slurmJob ? { "beaker.slurm.job": input.slurmJob } : {}),
+      ...(input.timeLimit ? { "beaker.time-limit": String(input.timeLimit) } : {}),
     },
     HostConfig: {
       Mounts: mounts,

@@ -48,11 +48,12 @@ export const nodeGpusCommand: CommandSpec = {
     else if (gpus.length > 0) {
       printTable(
         io,
-        ["INDEX", "NAME", "MEMORY", "UUID", "MIG", "STATE"],
+        ["INDEX", "NAME", "UTIL", "MEMORY USED", "UUID", "MIG", "STATE"],
         gpus.map((g) => [
           g.index === null ? "?" : String(g.index),
           g.name ?? "?",
-          g.memoryTotalMiB === null ? "?" : formatSize(g.memoryTotalMiB * 1048576),
+          g.utilization === null ? "-" : `${g.utilization}%`,
+          `${g.memoryUsedMiB === null ? "?" : formatSize(g.memoryUsedMiB * 1048576)} / ${g.memoryTotalMiB === null ? "?" : formatSize(g.memoryTotalMiB * 1048576)}`,
           g.uuid ?? `? (bus ${g.busId ?? "unknown"})`,
           g.migMode === "enabled" ? `${g.migDevices.length} devices: ${g.migDevices.map((d) => d.profile ?? "?").join(",")}` : (g.migMode ?? "-"),
           state(g, unavailable),

@@ -14,13 +14,22 @@ import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.
 import { createReconnect, type Reconnect } from "../../reconnect.ts";
 import { createThroughSlurm, slurmOptions, slurmRequest, wantsLoginFlow } from "./slurm-create.ts";
 import { pendingLine } from "../../../slurm/job.ts";
-import { formatTime } from "./ref.ts";
+import { formatClock, formatTime } from "./ref.ts";
+import { parseDuration } from "../../../util/duration.ts";
 
 function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
   return n;
+}
+
+/** `--time`: seconds, or null when not given. */
+function timeFlag(value: unknown): number | null {
+  if (value === undefined) return null;
+  const seconds = parseDuration(String(value));
+  if (seconds === null) throw new UsageError(`--time "${String(value)}" is not a duration like 4h, 90m or 1-12:00:00`);
+  return seconds;
 }
 
 /** Flags -> the request the executor gets. Pure apart from reading the environment it is given. */
@@ -48,6 +57,7 @@ export function buildCreateRequest(flags: Record<string, unknown>, rest: string[
     noWait: Boolean(flags.wait === false),
     detach: Boolean(flags.detach),
     slurm: slurmRequest(flags),
+    timeLimit: timeFlag(flags.time),
   };
 }
 
@@ -61,7 +71,7 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
   const abort = new AbortController();
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
-  let announcedQueue = false;
+  let announcedQueue = "";
   let ticket: string | undefined;
   // Sent again once the executor had answered (or said it is restarting): an executor that never answered is an error.
   let taken = false;
@@ -76,10 +86,10 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
           } else if (event.type === "returned") {
             if (!event.kept) io.err.write(`the executor restarted and did not keep your place in the queue (you were away longer than it waits); waiting again\n`);
           } else if (event.type === "queued") {
-            const line = `Waiting for ${event.gpus} GPU${event.gpus === 1 ? "" : "s"}: position ${event.position} in the queue (${event.free} free now)`;
+            const line = queueLine(event);
             if (progress.live) progress.update(line);
-            else if (!announcedQueue) io.err.write(`${line}\n`);
-            announcedQueue = true;
+            else if (line !== announcedQueue) io.err.write(`${line}\n`);
+            announcedQueue = line;
           } else if (event.type === "slurm") {
             // Sent when Slurm's reason or estimate changes: each is news to someone reading a log too.
             const line = pendingLine({ id: event.job, reason: event.reason, startTime: event.startTime }, formatTime);
@@ -116,6 +126,16 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
   }
 }
 
+/** "Waiting for 2 GPUs: position 2 in the queue (0 free now); 2 GPUs free by 14:30 at the latest". Pure. */
+export function queueLine(event: Extract<CreateEvent, { type: "queued" }>): string {
+  const gpus = `${event.gpus} GPU${event.gpus === 1 ? "" : "s"}`;
+  const line = `Waiting for ${gpus}: position ${event.position} in the queue (${event.free} free now)`;
+  if (!event.freeBy) return line;
+  // Rounded up to the minute: "at the latest" must hold for the minute shown.
+  const by = new Date(Math.ceil(Date.parse(event.freeBy) / 60_000) * 60_000).toISOString();
+  return `${line}; ${gpus} free by ${formatClock(by)} at the latest`;
+}
+
 class CancelledWhileQueued extends BeakerError {
   override readonly exitCode = 130;
   constructor() {
@@ -139,6 +159,7 @@ export const sessionCreateCommand: CommandSpec = {
     { flags: "--env <K=V>", description: "Set an environment variable (repeatable)", kind: "list" },
     { flags: "--mount <SRC:DST[:ro]>", description: "Bind-mount a path you can read (repeatable)", kind: "list" },
     { flags: "--workdir <dir>", description: "Working directory inside (default: here if inside your home, else home)", kind: "string" },
+    { flags: "--time <duration>", description: 'Stop it after this long: "4h", "90m", or as Slurm writes it, "60" (minutes), "4:00:00"; under Slurm also the job\'s time limit', kind: "string" },
     { flags: "-d, --detach", description: "Start it without attaching", kind: "boolean" },
     { flags: "--no-wait", description: "Fail (exit 6) instead of waiting in the queue", kind: "boolean" },
     { flags: "--cluster <name>", description: "Start it on the node of this cluster with room (default: your default_cluster, where no executor runs)", kind: "string" },
@@ -159,8 +180,8 @@ export const sessionCreateCommand: CommandSpec = {
     if (flags.json && !flags.detach) throw new UsageError("--json needs --detach: an attached session prints its own output");
     const config = factory.userConfig().read();
     // Flags are checked here, before a node is picked or reached.
-    buildCreateRequest(flags, rest, { cwd: process.cwd(), tty: false, term: null, defaultImage: null });
-    if (await wantsLoginFlow(factory, flags)) return createThroughSlurm(factory, flags, rest);
+    const checked = buildCreateRequest(flags, rest, { cwd: process.cwd(), tty: false, term: null, defaultImage: null });
+    if (await wantsLoginFlow(factory, flags)) return createThroughSlurm(factory, flags, rest, checked.timeLimit ?? null);
     const target = await createTarget(factory, flags, config.default_cluster ?? null);
     if (target) return createOnNode(factory, flags, rest, target);
     const request = buildCreateRequest(flags, rest, {
@@ -249,7 +270,12 @@ export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: 
     io.err.write(`\nsession ${session.name} ended: its container disappeared (removed outside Beaker?)\n`);
     return outcome.code;
   }
-  // Stopped (by its user, an admin, or for idleness): the CLI ends as a SIGTERM'd program would.
-  io.err.write(`\nsession ${session.name} was ${outcome.reason === "idle" ? "stopped: nobody attached for the node's idle timeout" : outcome.reason}\n`);
+  // Stopped (by its user, an admin, for idleness or its time limit): the CLI ends as a SIGTERM'd program would.
+  const why: Record<string, string> = {
+    idle: "stopped: nobody attached for the node's idle timeout",
+    "idle GPUs": "stopped: its GPUs were idle",
+    "time limit": "stopped: it reached its time limit",
+  };
+  io.err.write(`\nsession ${session.name} was ${why[outcome.reason] ?? outcome.reason}\n`);
   return 143;
 }

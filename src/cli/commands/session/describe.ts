@@ -1,7 +1,8 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printable, printJson } from "../../output.ts";
 import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
-import { formatSlurmJob, formatStatus, formatTime, resolveSession, sessionDuration } from "./ref.ts";
+import { formatSlurmJob, formatTime, resolveSession, sessionDuration } from "./ref.ts";
+import { gpuUseLines, statusWithUse, timeLeft } from "./use.ts";
 
 export const sessionDescribeCommand: CommandSpec = {
   name: "describe",
@@ -25,15 +26,18 @@ export const sessionDescribeCommand: CommandSpec = {
       ["User", `${s.user} (uid ${s.uid})`],
       ["Node", s.node],
       ["Image", s.image],
-      ["Status", formatStatus(s)],
+      ["Status", statusWithUse(s, factory.now())],
       ["GPUs", gpus],
       ...(s.slurmJob ? ([["Slurm", formatSlurmJob(s.slurmJob, factory.now(), s.status === "exited")]] as Array<[string, string]>) : []),
+      ...(s.gpuUtilization.length ? ([["GPU use", gpuUseLines(s, (uuid) => s.devices.find((d) => d.uuid === uuid)?.index ?? null)]] as Array<[string, string[]]>) : []),
       ["Mounts", s.mounts.length ? s.mounts : ["none"]],
       ["Ports", s.ports.length ? s.ports : ["none"]],
       ["Created", formatTime(s.createdAt)],
       ["Started", formatTime(s.startedAt)],
       ...(s.finishedAt ? ([["Finished", formatTime(s.finishedAt)]] as Array<[string, string]>) : []),
       ["Duration", sessionDuration(s, factory.now())],
+      ...(s.deadline ? ([["Limit", `stops at ${formatTime(s.deadline)} (${timeLeft(s, factory.now())} left)`]] as Array<[string, string]>) : []),
+      ...(s.keptUntil ? ([["Kept", `not stopped for idle GPUs before ${formatTime(s.keptUntil)}`]] as Array<[string, string]>) : []),
       ["Terminal", s.tty ? "yes" : "no"],
     ];
     for (const [key, value] of rows) {

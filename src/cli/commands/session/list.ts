@@ -1,8 +1,9 @@
-import type { SessionInfo } from "../../../executor/api-types.ts";
+import type { SessionView } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson, printTable } from "../../output.ts";
 import type { Factory } from "../../factory.ts";
-import { formatDuration, formatSlurmJob, formatStatus, formatTime, sessionDuration } from "./ref.ts";
+import { formatDuration, formatSlurmJob, formatTime, sessionDuration } from "./ref.ts";
+import { gpuMemory, gpuPercent, statusWithUse, timeLeft } from "./use.ts";
 
 export const sessionListCommand: CommandSpec = {
   name: "list",
@@ -15,7 +16,7 @@ export const sessionListCommand: CommandSpec = {
   ],
   async run({ flags, factory }) {
     if (flags.cluster !== undefined) return listAcrossCluster(factory, String(flags.cluster), Boolean(flags.json));
-    const sessions = await factory.executor().request<SessionInfo[]>("GET", `/v1/sessions${flags.all ? "?all=1" : ""}`);
+    const sessions = await factory.executor().request<SessionView[]>("GET", `/v1/sessions${flags.all ? "?all=1" : ""}`);
     if (flags.json) return void printJson(factory.io, sessions);
     if (sessions.length === 0) return void factory.io.err.write("no sessions\n");
     const now = factory.now();
@@ -23,16 +24,19 @@ export const sessionListCommand: CommandSpec = {
     const slurm = sessions.some((s) => s.slurmJob);
     printTable(
       factory.io,
-      ["ID", "NAME", "USER", "IMAGE", "GPUS", "STATUS", "STARTED", "DURATION", ...(slurm ? ["SLURM JOB"] : []), "PORTS"],
+      ["ID", "NAME", "USER", "IMAGE", "GPUS", "GPU%", "GPU MEM", "STATUS", "STARTED", "DURATION", "LEFT", ...(slurm ? ["SLURM JOB"] : []), "PORTS"],
       sessions.map((s) => [
         s.id,
         s.name,
         s.user,
         s.image,
         String(s.gpus.length || s.requestedGpus),
-        formatStatus(s),
+        gpuPercent(s),
+        gpuMemory(s),
+        statusWithUse(s, now),
         formatTime(s.startedAt ?? s.createdAt),
         sessionDuration(s, now),
+        timeLeft(s, now),
         ...(slurm ? [formatSlurmJob(s.slurmJob, now, s.status === "exited")] : []),
         s.ports.join(","),
       ]),

@@ -1,6 +1,9 @@
 import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts";
 import { ConflictError, NotFoundError, UsageError } from "../../../errors.ts";
 import type { Factory } from "../../factory.ts";
+import { formatDuration } from "../../../util/duration.ts";
+
+export { formatDuration };
 
 /**
  * The session an ID (or unique prefix, or name) points at; with none, the caller's only session that has not ended.
@@ -36,15 +39,6 @@ export async function resolveRunningSession(factory: Factory, ref: string | unde
   return session;
 }
 
-/** "3s", "12m", "2h05m", "3d4h". */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.floor(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
-}
-
 /** "1234 (gpu, 42m left)": the Slurm job a session runs in, its partition and what its time limit leaves. */
 export function formatSlurmJob(job: SessionInfo["slurmJob"], now: Date, ended = false): string {
   if (!job) return "-";
@@ -66,6 +60,12 @@ export function formatTime(iso: string | null): string {
   const d = new Date(iso);
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** A time today as "14:30", another day as "2026-11-28 14:30" (local time). */
+export function formatClock(iso: string, now = new Date()): string {
+  const full = formatTime(iso);
+  return full.slice(0, 10) === formatTime(now.toISOString()).slice(0, 10) ? full.slice(11) : full;
 }
 
 /** STATUS as a person reads it: "queued (#2)", "exited (0)", "exited (143, stopped by user)". */

@@ -4,10 +4,10 @@
  * (`srun --jobid J --pty`), whose executor checks the job and starts the session with its GPUs. The exit code, the
  * terminal and its size pass through srun. When the session ends the CLI gives the job back to Slurm.
  */
-import { slurmNamePattern, slurmTimePattern, loadExecutorConfig, type ExecutorConfig } from "../../../config/executor.ts";
+import { slurmNamePattern, loadExecutorConfig, type ExecutorConfig } from "../../../config/executor.ts";
 import { BeakerError, UsageError } from "../../../errors.ts";
 import type { SlurmRequest } from "../../../executor/api-types.ts";
-import { loginJobName } from "../../../slurm/allocation.ts";
+import { loginJobName, slurmTime } from "../../../slurm/allocation.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { CommandSlurmRunner } from "../../../slurm/run.ts";
 import type { OptionSpec } from "../../command.ts";
@@ -21,7 +21,6 @@ export const slurmOptions: OptionSpec[] = [
   { flags: "--partition <name>", description: "Slurm: the partition to ask (default: the node's slurm.partition)", kind: "string" },
   { flags: "--account <name>", description: "Slurm: the account to charge", kind: "string" },
   { flags: "--qos <name>", description: "Slurm: the quality of service", kind: "string" },
-  { flags: "--time <limit>", description: 'Slurm: the time limit, like "60" (minutes) or "4:00:00"', kind: "string" },
   { flags: "--slurm-job <id>", description: "Slurm: run in this job of yours (on its node, inside the allocation)", kind: "string" },
   { flags: "--slurm", description: "Slurm: let Slurm pick the node (salloc, then srun onto it); default where no executor runs and the site's scheduler is slurm", kind: "boolean" },
 ];
@@ -40,7 +39,6 @@ export function slurmRequest(flags: Record<string, unknown>): SlurmRequest | nul
     partition: value("--partition", "partition", slurmNamePattern, "a Slurm partition name"),
     account: value("--account", "account", slurmNamePattern, "a Slurm account name"),
     qos: value("--qos", "qos", slurmNamePattern, "a Slurm QOS name"),
-    time: value("--time", "time", slurmTimePattern, 'a Slurm time limit like "60", "4:00:00" or "2-00:00:00"'),
   };
   return Object.values(request).some((v) => v !== null) ? request : null;
 }
@@ -91,8 +89,11 @@ async function passStderr(stream: ReadableStream<Uint8Array>, io: Factory["io"])
   }
 }
 
-/** salloc as the user, srun onto the node Slurm picked, and the job given back when the session is over. */
-export async function createThroughSlurm(factory: Factory, flags: Record<string, unknown>, rest: string[]): Promise<number> {
+/**
+ * salloc as the user, srun onto the node Slurm picked, and the job given back when the session is over. `--time`
+ * (`timeLimit`, seconds) is the job's time limit: Slurm ends the session, so the node's create is not given it again.
+ */
+export async function createThroughSlurm(factory: Factory, flags: Record<string, unknown>, rest: string[], timeLimit: number | null): Promise<number> {
   const { io } = factory;
   const site = siteConfig()?.slurm;
   const asked = slurmRequest(flags);
@@ -126,7 +127,7 @@ export async function createThroughSlurm(factory: Factory, flags: Record<string,
         partition: asked?.partition ?? site?.partition ?? null,
         account: asked?.account ?? site?.account ?? null,
         qos: asked?.qos ?? site?.qos ?? null,
-        time: asked?.time ?? site?.time ?? null,
+        time: timeLimit !== null ? slurmTime(timeLimit) : (site?.time ?? null),
         immediate: flags.wait === false,
       },
       null,
@@ -146,7 +147,7 @@ export async function createThroughSlurm(factory: Factory, flags: Record<string,
   let code = 1;
   try {
     const image = (flags.image as string | undefined) ?? factory.userConfig().read().default_image ?? null;
-    const args = remoteCreateArgs(flags, rest, { gpus: null, image, name: (flags.name as string | undefined) ?? null });
+    const args = remoteCreateArgs({ ...flags, time: undefined }, rest, { gpus: null, image, name: (flags.name as string | undefined) ?? null });
     args.splice(2, 0, "--slurm-job", id);
     const env: Record<string, string | undefined> = { ...factory.env };
     delete env.BEAKER_TOKEN; // never in a child's environment: the node's CLI reads the user's config
