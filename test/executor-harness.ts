@@ -40,6 +40,8 @@ export class TestExecutor implements AsyncDisposable {
   readonly smiDir: string;
 
   readonly nodeName: string;
+  /** More flags for `beaker executor run` (`--trace`). */
+  private readonly args: string[];
 
   /** Added to the executor's environment (a Slurm test cluster's SLURM_CONF). */
   private readonly env: Record<string, string>;
@@ -49,9 +51,10 @@ export class TestExecutor implements AsyncDisposable {
    * own containers. `nvidiaSmiXml`: what its `nvidia-smi -q -x` prints (default: eight free GPUs); `utilization`: a
    * script for it. `env`: added to the executor's.
    */
-  constructor(options: { nodeName: string; dockerSocket?: string; extra?: string; nvidiaSmiXml?: string; utilization?: string[]; env?: Record<string, string> }) {
+  constructor(options: { nodeName: string; dockerSocket?: string; extra?: string; nvidiaSmiXml?: string; utilization?: string[]; env?: Record<string, string>; args?: string[] }) {
     this.nodeName = options.nodeName;
     this.env = options.env ?? {};
+    this.args = options.args ?? [];
     const smi = makeNvidiaSmiScenario({ q_x: { out: options.nvidiaSmiXml ?? eightFreeGpus(), util: options.utilization } });
     this.smiDir = smi.dir;
     const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
@@ -62,7 +65,7 @@ export class TestExecutor implements AsyncDisposable {
   }
 
   async start(): Promise<void> {
-    this.proc = Bun.spawn([beakerBinary, "executor", "run", "--config", join(this.dir, "config.yml")], {
+    this.proc = Bun.spawn([beakerBinary, "executor", "run", "--config", join(this.dir, "config.yml"), ...this.args], {
       env: { ...process.env, ...this.env },
       stdout: Bun.file(this.logPath),
       stderr: Bun.file(this.logPath),

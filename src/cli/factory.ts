@@ -5,12 +5,15 @@ import { ExecutorClient } from "../executor/client.ts";
 import { AuthError, ConfigError } from "../errors.ts";
 import { ServerClient } from "../server/client.ts";
 import { processSpawner, type Spawner } from "../remote/ssh.ts";
+import { Timeline } from "../util/trace.ts";
 
 /** Everything a command may need, built lazily in one place. Tests pass their own. */
 export interface Factory {
   io: IO;
   env: Record<string, string | undefined>;
   debug: boolean;
+  /** The timeline of this command (`BEAKER_TRACE=1` or `--debug`), printed on stderr at the end; null when off. */
+  trace: Timeline | null;
   userConfig(): UserConfigStore;
   executor(): ExecutorClient;
   /** The caller's Beaker token: BEAKER_TOKEN, else user_token in the config; null when logged out. */
@@ -34,12 +37,13 @@ export function createFactory(io: IO, env: Record<string, string | undefined>, d
     io,
     env,
     debug,
+    trace: debug || env.BEAKER_TRACE === "1" ? new Timeline() : null,
     userConfig() {
       store ??= new UserConfigStore(userConfigPath(env), (message) => io.err.write(`warning: ${message}\n`));
       return store;
     },
     executor() {
-      executor ??= new ExecutorClient(executorSocketPath(env), this.userToken());
+      executor ??= new ExecutorClient(executorSocketPath(env), this.userToken(), this.trace);
       return executor;
     },
     userToken() {

@@ -134,6 +134,7 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
   });
   let started = !options.start;
   let broken = false;
+  let firstOutput = true;
 
   const connect = () =>
     new Promise<Connection>((settle) => {
@@ -163,6 +164,7 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
       };
       current = { socket, settle: done };
       socket.onopen = () => {
+        client.trace?.mark("terminal open");
         removeProof(proofPath);
         reconnect?.recovered();
         terminal.connected(socket);
@@ -170,6 +172,10 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
       socket.onmessage = (event) => {
         if (typeof event.data === "string") {
           const message = JSON.parse(event.data) as ServerControl;
+          if (message.type === "started" || message.type === "exit") {
+            client.trace?.mark(`${message.type} message`);
+            client.trace?.add("executor", message.trace);
+          }
           if (message.type === "started") {
             started = true;
             printPorts(io, message.ports);
@@ -183,6 +189,8 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
           return;
         }
         const bytes = new Uint8Array(event.data as ArrayBuffer);
+        if (firstOutput) client.trace?.mark("first output");
+        firstOutput = false;
         if (options.tty) process.stdout.write(bytes);
         else if (bytes[0] === streamTag.stderr) process.stderr.write(bytes.subarray(1));
         else process.stdout.write(bytes.subarray(1));

@@ -1,4 +1,5 @@
 /** What the CLI and the executor say to each other over the unix socket. */
+import type { TracePoint } from "../util/trace.ts";
 
 export interface CreateSessionRequest {
   /** null: 1 on a node with GPUs, 0 on one without. */
@@ -129,16 +130,18 @@ export type CreateEvent =
   /** Waiting in Slurm's queue: its job, Slurm's reason, and Slurm's start estimate when it has one (ISO). */
   | { type: "slurm"; sessionId: string; job: string; reason: string | null; startTime: string | null }
   | { type: "pulling"; image: string; status: string; current?: number; total?: number; layer?: string }
-  | { type: "created"; session: SessionInfo }
+  /** `trace`: the executor's points for this request, when it asked for them (`x-beaker-trace: 1`). */
+  | { type: "created"; session: SessionInfo; trace?: TracePoint[] }
   | { type: "error"; code: string; message: string };
 
 /** Control messages on a terminal WebSocket (binary frames carry the bytes). */
 export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "signal"; name: string } | { type: "stdin-eof" };
+/** `trace`: the executor's points for the session so far, when the terminal asked for them (`x-beaker-trace: 1`). */
 export type ServerControl =
-  | { type: "started"; ports: string[] }
+  | { type: "started"; ports: string[]; trace?: TracePoint[] }
   /** A line for the person at the terminal: an idle or time-limit warning. */
   | { type: "notice"; message: string }
-  | { type: "exit"; code: number; reason: string; message?: string }
+  | { type: "exit"; code: number; reason: string; message?: string; trace?: TracePoint[] }
   | { type: "error"; code: string; message: string };
 
 /** On a non-TTY stream each binary frame starts with the stream it belongs to. */

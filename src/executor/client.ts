@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { errorFromCode, UnavailableError } from "../errors.ts";
 import { connectionFailure } from "../util/net.ts";
+import { traceHeader, type Timeline } from "../util/trace.ts";
 import { createProof, proofDirFor, proofHeader, removeProof, tokenHeader } from "./proof.ts";
 
 export interface ExecutorHealth {
@@ -34,12 +35,14 @@ export class ExecutorClient {
     readonly socketPath: string,
     /** Sent with every request when set; the login flow sets it after asking. */
     public token: string | null = null,
+    /** When set, requests ask the executor for its trace points and the client marks its own. */
+    readonly trace: Timeline | null = null,
   ) {
     this.proofDir = proofDirFor(socketPath);
   }
 
   private authHeaders(proof: string): Record<string, string> {
-    return { [proofHeader]: proof, ...(this.token ? { [tokenHeader]: this.token } : {}) };
+    return { [proofHeader]: proof, ...(this.token ? { [tokenHeader]: this.token } : {}), ...(this.trace ? { [traceHeader]: "1" } : {}) };
   }
 
   /** The executor's health answer, or null when none answers on the socket. */
@@ -82,6 +85,7 @@ export class ExecutorClient {
     } catch (err) {
       throw this.unreachable(err);
     }
+    this.trace?.mark("proof written");
     try {
       const res = await fetch(`http://beaker${path}`, {
         method,
@@ -90,6 +94,7 @@ export class ExecutorClient {
         body: body === undefined ? undefined : JSON.stringify(body),
         signal,
       });
+      this.trace?.mark("response headers");
       if (!res.ok) throw await errorFromResponse(res);
       return res;
     } catch (err) {
@@ -146,6 +151,7 @@ export class ExecutorClient {
     } catch (err) {
       throw this.unreachable(err);
     }
+    this.trace?.mark("terminal requested");
     const socket = new WebSocket(`ws+unix://${this.socketPath}:${path}`, {
       headers: this.authHeaders(proof.header),
     } as unknown as string[]);

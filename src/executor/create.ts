@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Trace } from "../util/trace.ts";
 import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage } from "../runtime/docker/engine.ts";
@@ -29,10 +30,12 @@ interface CreateInput {
   signal: AbortSignal;
   /** The caller's Beaker account, when the node has a server (kept in the `beaker.account` label). */
   account: string | null;
+  /** Where this request's time goes (`--trace`, or a CLI that asked); the session keeps it. */
+  trace: Trace;
 }
 
 /** Claim, pull, create, inject the user, and (detached) start. Rolls back on any failure: no container, no claim. */
-export async function createSession(m: SessionManager, { uid, req, emit, signal, account }: CreateInput): Promise<SessionInfo> {
+export async function createSession(m: SessionManager, { uid, req, emit, signal, account, trace }: CreateInput): Promise<SessionInfo> {
   const { config, engine, users, clock } = m.deps;
   const sessionId = newSessionId();
   // Tied to the caller from the first moment: a caller that hangs up while this is prepared or queued ends it.
@@ -48,6 +51,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     const place = m.deps.tickets.placeOf(uid, req);
     emit({ type: "ticket", sessionId, ticket: m.deps.tickets.issue(sessionId, uid, req) });
     const user = await users.lookup(uid);
+    trace.mark("user lookup");
     const nameTaken = (owner: number, name: string) => [...m.sessions.values(), ...m.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
     const plan = prepareSession(config, { ...m.deps.node, nameTaken }, user, req);
     // Until a listing has said what runs (Docker was down at start), nothing is granted: ask for one now.
@@ -56,6 +60,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     const earlier = place ? ownSession(m, uid, place) : null;
     if (earlier) return earlier;
     const inventory = await m.refreshInventory();
+    trace.mark("prepare");
     if (abort.signal.aborted) throw cancelled();
     const count = req.gpus ?? (inventory.gpus.length > 0 ? 1 : 0);
     const image = req.image ?? config.defaultImage;
@@ -89,9 +94,12 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     info.gpus = m.deps.slurm
       ? await m.deps.slurm.claim(m, { sessionId, uid, count, req, info, emit, signal: abort.signal })
       : await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
+    trace.mark("claim");
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
+    trace.mark("image check");
     const facts = await engine.imageFacts(imageId, config.nodeName);
+    trace.mark("image facts");
     if (req.command.length === 0 && !facts.hasShell) {
       throw new SessionStartError(`image ${image} has no shell (/bin/sh); give a command: beaker session create --image ${image} -- CMD`);
     }
@@ -99,8 +107,10 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       [plan.user.gid, ...plan.user.groups].filter((g, i, all) => all.indexOf(g) === i).map(async (gid) => ({ gid, name: (await users.groupName(gid)) ?? `g${gid}` })),
     );
     const accountFiles = writeAccountFiles(config.stateDir, facts, plan.user, groups);
+    trace.mark("user files");
     if (abort.signal.aborted) throw cancelled();
     staged = await stageMounts(config.stateDir, sessionId, plan.userMounts, plan.user);
+    if (plan.userMounts.length > 0) trace.mark("mounts staged");
     const spec = buildContainerSpec({
       ...plan,
       mounts: [...plan.nodePaths, ...staged.mounts],
@@ -117,12 +127,14 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       slurmJob: info.slurmJob?.id ?? null,
     });
     containerId = await engine.create(spec);
+    trace.mark("create");
     if (abort.signal.aborted) throw cancelled();
     m.dispatch({ type: "confirmed", sessionId });
     const session = m.track(info, containerId, gate());
     session.requestedPorts = req.ports;
     session.timeLimit = plan.timeLimit;
     session.releaseMounts = staged.release;
+    session.trace = trace;
     m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
     if (req.detach) await startSession(m, sessionId);
     else clock.later(unattachedStartMs, () => void startSession(m, sessionId).catch(() => {}));
@@ -148,6 +160,7 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
   session.info.status = "running";
   try {
     await m.deps.engine.start(session.containerId);
+    session.trace.mark("start");
     if (session.requestedPorts.length > 0) {
       const state = await m.deps.engine.publishedState(session.containerId);
       session.info.ports = publishedPorts(state.ports);

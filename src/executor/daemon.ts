@@ -7,6 +7,7 @@ import { BeakerError, ConflictError, errorMessage, ForbiddenError, UsageError } 
 import { redactGpuReport } from "../gpu/report.ts";
 import { buildInfo } from "../version.ts";
 import { systemClock } from "../util/clock.ts";
+import { logCreateTrace, Trace, traceHeader, traceNow } from "../util/trace.ts";
 import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
 import { SessionHistory } from "./history.ts";
@@ -119,8 +120,11 @@ function claimNode(config: ExecutorConfig): void {
   }
 }
 
-/** Runs the executor in the foreground until SIGTERM/SIGINT. Sessions keep running when it stops. */
-export async function runExecutor(config: ExecutorConfig): Promise<void> {
+/**
+ * Runs the executor in the foreground until SIGTERM/SIGINT. Sessions keep running when it stops. `trace`: log where
+ * each create's time goes.
+ */
+export async function runExecutor(config: ExecutorConfig, options: { trace?: boolean } = {}): Promise<void> {
   claimNode(config);
   // No input may end the daemon: whatever escapes a handler is logged, and the executor carries on.
   process.on("unhandledRejection", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
@@ -209,6 +213,7 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
     maxRequestBodySize: requestLimits.bodyBytes,
 
     async fetch(req, srv) {
+      const received = traceNow();
       const url = new URL(req.url);
       const path = url.pathname;
       try {
@@ -225,9 +230,11 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
         const account = tokens && path.startsWith("/v1/sessions") ? (await tokens.check(req.headers.get(tokenHeader))).name : null;
+        const callerChecked = traceNow();
+        const traceAsked = req.headers.get(traceHeader) === "1";
         const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
         if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
-          const data: TerminalData = { uid, sessionRef: sessionRef(terminal[1]!), mode: terminal[2] as "attach" | "exec", ...parseTerminalQuery(url.searchParams) };
+          const data: TerminalData = { uid, sessionRef: sessionRef(terminal[1]!), mode: terminal[2] as "attach" | "exec", ...parseTerminalQuery(url.searchParams), trace: traceAsked };
           // Errors (not yours, not running) go over the socket as a control message, where the CLI reads them.
           if (srv.upgrade(req, { data })) return undefined;
           throw new UsageError("expected a WebSocket upgrade");
@@ -249,7 +256,12 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           link?.assertAcceptingSessions();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
           srv.timeout(req, 0);
-          return createStream(uid, account, parseCreateRequest(await readJson(req)), req.signal);
+          const trace = new Trace();
+          trace.mark("request received", received);
+          trace.mark("caller checked", callerChecked);
+          const body = parseCreateRequest(await readJson(req));
+          trace.mark("request parsed");
+          return createStream(uid, account, body, req.signal, { trace, send: traceAsked });
         }
         const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
         if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, sessionRef(one[1]!)));
@@ -285,7 +297,8 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
   chmodSync(config.socket, 0o666);
   log(`beaker executor ${buildInfo.version} listening on ${config.socket} (node ${config.nodeName})`);
 
-  function createStream(uid: number, account: string | null, body: CreateSessionRequest, signal: AbortSignal): Response {
+  /** `traced.send`: the caller asked for the executor's trace points, which then ride on the `created` event. */
+  function createStream(uid: number, account: string | null, body: CreateSessionRequest, signal: AbortSignal, traced: { trace: Trace; send: boolean }): Response {
     const stream = new ReadableStream<string>({
       async start(controller) {
         const emit = (event: CreateEvent) => {
@@ -300,8 +313,10 @@ export async function runExecutor(config: ExecutorConfig): Promise<void> {
           } catch {}
         }, 4000);
         try {
-          const session = await manager.create(uid, body, emit, signal, account);
-          emit({ type: "created", session });
+          const session = await manager.create(uid, body, emit, signal, account, traced.trace);
+          emit({ type: "created", session, ...(traced.send ? { trace: traced.trace.points } : {}) });
+          const live = manager.sessions.get(session.id);
+          if (options.trace && live) logCreateTrace(session.id, live.trace, live.exited, log);
         } catch (err) {
           emit({ type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
         } finally {

@@ -4,6 +4,7 @@ import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
 import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
 import type { Clock } from "../util/clock.ts";
+import { Trace } from "../util/trace.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "./api-types.ts";
 import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
@@ -37,6 +38,8 @@ export interface LiveSession {
   lastAttached: number;
   /** Undoes the staging binds of the user's --mount sources (once started, or ended). */
   releaseMounts: () => Promise<void>;
+  /** Where its time went, from the create request to the container's removal (empty for an adopted session). */
+  trace: Trace;
 }
 
 /** A request not yet a container: waiting in the queue, or pulling and creating. */
@@ -246,14 +249,17 @@ export class SessionManager {
       terminals: 0,
       lastAttached: this.deps.clock.now(),
       releaseMounts: async () => {},
+      trace: new Trace(),
     };
     session.exited = (async () => {
       await startGate.opened;
       const code = await this.waitForExit(session);
+      session.trace.mark("wait");
       const reason = session.stopReason ?? "exited";
       Object.assign(info, { status: "exited", exitCode: code, reason, finishedAt: new Date(this.deps.clock.now()).toISOString() });
       this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
       await this.removeQuietly(containerId);
+      session.trace.mark("remove");
       await session.releaseMounts();
       this.sessions.delete(info.id);
       this.deps.history.add(info);
@@ -316,9 +322,9 @@ export class SessionManager {
   }
 
   /** Creates a session: claim, pull, create, inject the user, and (detached) start. Rolls back on any failure. */
-  create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null): Promise<SessionInfo> {
+  create(uid: number, req: CreateSessionRequest, emit: (e: CreateEvent) => void, signal: AbortSignal, account: string | null = null, trace = new Trace()): Promise<SessionInfo> {
     if (this.state.draining) return Promise.reject(new RestartingError("the executor is restarting; send the request again in a moment"));
-    return createSession(this, { uid, req, emit, signal, account });
+    return createSession(this, { uid, req, emit, signal, account, trace });
   }
 
   start(sessionId: string): Promise<void> {

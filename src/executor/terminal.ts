@@ -6,6 +6,7 @@ import { BeakerError, ConflictError, errorMessage } from "../errors.ts";
 import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";
 import { pidsInContainers } from "./inventory-cache.ts";
+import { traceNow, type TracePoint } from "../util/trace.ts";
 import type { LiveSession, SessionManager } from "./sessions.ts";
 
 export interface TerminalData {
@@ -20,6 +21,8 @@ export interface TerminalData {
   command: string[];
   tty: boolean;
   term: string | null;
+  /** The CLI asked for the executor's trace points (`x-beaker-trace: 1`); they ride on `started` and `exit`. */
+  trace: boolean;
   session?: LiveSession;
   stream?: Duplex;
   resize?: (cols: number, rows: number) => Promise<void>;
@@ -90,8 +93,17 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
   }
 }
 
+/** The session's trace points for this terminal, when it asked: from the create on for a new session, else since `from`. */
+function tracePoints(ws: ServerWebSocket<TerminalData>, session: LiveSession, from: number): { trace?: TracePoint[] } {
+  return ws.data.trace ? { trace: session.trace.points.filter((p) => p.at >= from) } : {};
+}
+
 async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: SessionManager, engine: DockerEngine): Promise<void> {
+  // A new session's terminal is part of its create; a later attach is not, and leaves its trace alone.
+  const from = ws.data.start ? 0 : traceNow();
+  if (ws.data.start) session.trace.mark("terminal open");
   const stream = await engine.attach(session.containerId);
+  if (ws.data.start) session.trace.mark("attach");
   const tty = session.info.tty;
   ws.data.resize = async (cols, rows) => {
     if (!tty || session.info.status !== "running") return;
@@ -106,7 +118,7 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   await replayEarly(ws, engine);
   if (ws.data.start) {
     await manager.start(session.info.id);
-    send(ws, { type: "started", ports: session.info.ports });
+    send(ws, { type: "started", ports: session.info.ports, ...tracePoints(ws, session, from) });
   } else if (ws.data.cols > 1 && ws.data.rows > 1) {
     // Re-attaching at the size it already had sends no SIGWINCH, and a full-screen program would not redraw: nudge it.
     await ws.data.resize(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
@@ -114,7 +126,7 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
   const { code, reason } = await session.exited;
   await Promise.race([streamEnded, Bun.sleep(2000)]);
-  send(ws, { type: "exit", code, reason });
+  send(ws, { type: "exit", code, reason, ...tracePoints(ws, session, from) });
   ws.close(1000, "session ended");
 }
 

@@ -13,6 +13,7 @@ import { gate, SessionManager, type LiveSession } from "../../src/executor/sessi
 import { TicketBook } from "../../src/executor/tickets.ts";
 import type { Gpu, Inventory } from "../../src/gpu/types.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
+import { Trace } from "../../src/util/trace.ts";
 
 const start = Date.parse("2030-01-07T09:00:00Z");
 
@@ -106,7 +107,7 @@ function fakeNode(options: { gpus: number; config?: Partial<ExecutorConfig>; gro
     };
     let end!: () => void;
     const exited = new Promise<{ code: number; reason: "exited" }>((resolve) => (end = () => resolve({ code: 143, reason: "exited" })));
-    const session = { info, containerId: id, exited, stopReason: null, requestedPorts: [], timeLimit: over.timeLimit ?? null, startGate: gate(), terminals: 1, lastAttached: now, releaseMounts: async () => {}, end } as LiveSession;
+    const session = { info, containerId: id, exited, stopReason: null, requestedPorts: [], timeLimit: over.timeLimit ?? null, startGate: gate(), terminals: 1, lastAttached: now, releaseMounts: async () => {}, end, trace: new Trace() } as LiveSession;
     sessions.set(id, session);
     manager.sessions.set(id, session);
     const containers = [...manager.sessions.values()].map((s) => ({ sessionId: s.info.id, uid: s.info.uid, gpus: s.info.gpus, running: true }));

@@ -6,13 +6,16 @@ import { requireLinux } from "../../node-only.ts";
 export const executorRunCommand: CommandSpec = {
   name: "run",
   summary: "Run the node executor in the foreground (as root; systemd runs this)",
-  options: [{ flags: "--config <path>", description: "Executor config file", default: defaultExecutorConfigPath, kind: "string" }],
+  options: [
+    { flags: "--config <path>", description: "Executor config file", default: defaultExecutorConfigPath, kind: "string" },
+    { flags: "--trace", description: "Log where each session create spends its time (ms per phase)", kind: "boolean" },
+  ],
   async run({ flags }) {
     requireLinux("executor run");
     if (process.getuid?.() !== 0) throw new BeakerError("the executor must run as root (it owns Docker and the GPUs)");
     const path = String(flags.config ?? defaultExecutorConfigPath);
     const config = loadExecutorConfig(path, flags.config !== undefined && path !== defaultExecutorConfigPath);
     const { runExecutor } = await import("../../../executor/daemon.ts");
-    await runExecutor(config);
+    await runExecutor(config, { trace: Boolean(flags.trace) });
   },
 };
