@@ -1,5 +1,6 @@
 import { UsageError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
+import { allowJit } from "../util/jit.ts";
 import { createHandler } from "./app.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
@@ -19,6 +20,7 @@ export function parseListen(listen: string): { hostname: string; port: number } 
 
 /** Opens the store (migrating it), then serves until SIGTERM/SIGINT. */
 export async function runServer(options: { listen: string; db: string; releasesDir: string | null }): Promise<void> {
+  allowJit();
   const { hostname, port } = parseListen(options.listen);
   const db = openDb(options.db);
   const applied = await migrate(db);

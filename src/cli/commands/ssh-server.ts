@@ -1,8 +1,7 @@
 import { UsageError } from "../../errors.ts";
 import { currentLoginUser } from "../../ssh/login.ts";
-import { serveSsh } from "../../ssh/server.ts";
-import { readPreamble, stdioSocket } from "../../ssh/stdio.ts";
 import type { CommandSpec } from "../command.ts";
+import { allowJit } from "../../util/jit.ts";
 
 /** Inside a session, started by `beaker session proxy` through `session exec`: an SSH server on stdin and stdout. */
 export const sshServerCommand: CommandSpec = {
@@ -12,6 +11,9 @@ export const sshServerCommand: CommandSpec = {
   options: [{ flags: "--stdio", description: "Serve one connection on stdin and stdout", kind: "boolean" }],
   async run({ flags, factory }) {
     if (!flags.stdio) throw new UsageError("only --stdio is supported: 'beaker session proxy' starts this server inside a session");
+    allowJit();
+    // The SSH server (ssh2) loads for this command alone, not at every CLI start.
+    const [{ serveSsh }, { readPreamble, stdioSocket }] = await Promise.all([import("../../ssh/server.ts"), import("../../ssh/stdio.ts")]);
     const { hostKey, rest } = await readPreamble(process.stdin);
     await serveSsh({
       socket: stdioSocket(process.stdin, process.stdout, rest),

@@ -5,7 +5,6 @@ import { loadExecutorConfig } from "../../config/executor.ts";
 import { ConfigError, UsageError } from "../../errors.ts";
 import { detectPlatform, pickTarget } from "../../update/manifest.ts";
 import { noticeFor, readState, shouldCheck, statePath, writeState, type NotifierEnv } from "../../update/notifier.ts";
-import { fetchManifest, runRollback, runUpgrade } from "../../update/upgrade.ts";
 import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
 import type { CommandSpec } from "../command.ts";
 import type { Factory } from "../factory.ts";
@@ -59,6 +58,8 @@ export const upgradeCommand: CommandSpec = {
       return !isCancel(answer) && answer === true;
     };
     const say = (line: string) => io.err.write(`${line}\n`);
+    // The upgrade pipeline loads for this command alone, not at every CLI start.
+    const { runRollback, runUpgrade } = await import("../../update/upgrade.ts");
     if (flags.rollback) return void (await runRollback({ binary, currentVersion: buildInfo.version, say, confirm }));
     const installed = await runUpgrade(
       { version, channel, dryRun: Boolean(flags.dryRun), force: Boolean(flags.force) },
@@ -109,6 +110,7 @@ export const updateCheckCommand: CommandSpec = {
   async run({ factory }) {
     const path = statePath(factory.env.HOME || homedir());
     try {
+      const { fetchManifest } = await import("../../update/upgrade.ts");
       const { manifest } = await fetchManifest(await resolveUpdateUrl(factory), "stable", null, releasePublicKey, 3000);
       const state = readState(path) ?? { lastCheck: Date.now(), lastNotice: 0, latest: null };
       writeState(path, { ...state, latest: manifest.version });

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { defaultDbUrl } from "../../../server/db.ts";
-import { openStore, runServer } from "../../../server/run.ts";
+import type { openStore } from "../../../server/run.ts";
 import { UsageError } from "../../../errors.ts";
 import { jsonOption, type CommandSpec, type NounSpec, type OptionSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
@@ -13,7 +13,11 @@ function dbUrl(flags: Record<string, unknown>, factory: Factory): string {
 }
 
 /** Runs an admin action against the store and closes it, whatever happens. */
+/** The server's code (store, API, pages) loads for the server commands alone, not at every CLI start. */
+const loadServer = () => import("../../../server/run.ts");
+
 async function withStore<T>(flags: Record<string, unknown>, factory: Factory, action: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+  const { openStore } = await loadServer();
   const store = await openStore(dbUrl(flags, factory));
   try {
     return await action(store);
@@ -38,6 +42,7 @@ const run: CommandSpec = {
   async run({ flags, factory }) {
     const releases = (flags.releases as string | undefined) ?? null;
     if (releases && !existsSync(releases)) throw new UsageError(`--releases ${releases} does not exist`);
+    const { runServer } = await loadServer();
     await runServer({ listen: String(flags.listen ?? "0.0.0.0:8080"), db: dbUrl(flags, factory), releasesDir: releases });
   },
 };

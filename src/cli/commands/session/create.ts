@@ -101,6 +101,8 @@ export async function requestSession(factory: Factory, request: CreateSessionReq
             throw errorFromCode(event.code, event.message);
           } else if (event.type === "created") {
             progress.done();
+            factory.trace?.mark("created event");
+            factory.trace?.add("executor", event.trace);
             return event.session;
           }
         }
@@ -179,6 +181,7 @@ export const sessionCreateCommand: CommandSpec = {
     const { io } = factory;
     if (flags.json && !flags.detach) throw new UsageError("--json needs --detach: an attached session prints its own output");
     const config = factory.userConfig().read();
+    factory.trace?.mark("config read");
     // Flags are checked here, before a node is picked or reached.
     const checked = buildCreateRequest(flags, rest, { cwd: process.cwd(), tty: false, term: null, defaultImage: null });
     if (await wantsLoginFlow(factory, flags)) return createThroughSlurm(factory, flags, rest, checked.timeLimit ?? null);
@@ -220,8 +223,14 @@ export const sessionCreateCommand: CommandSpec = {
  * very node stays local.
  */
 async function createTarget(factory: Factory, flags: Record<string, unknown>, defaultCluster: string | null): Promise<{ node: string; gpus: number | null; cluster: string | null } | null> {
-  const health = await factory.executor().health();
   const explicit = (flags.cluster as string | undefined) ?? null;
+  // No cluster and no node named anywhere: this machine's executor, with no round trip to ask which node this is.
+  if (explicit === null && flags.node === undefined && defaultCluster === null) {
+    checkGpuType(flags, false);
+    if (!isNodeMachine(factory.env)) throw noClusterHere();
+    return null;
+  }
+  const health = await factory.executor().health();
   const cluster = explicit ?? (health ? null : defaultCluster);
   checkGpuType(flags, cluster !== null || flags.node !== undefined);
   if (flags.node !== undefined) {

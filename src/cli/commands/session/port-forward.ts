@@ -1,3 +1,4 @@
+import { allowJit } from "../../../util/jit.ts";
 import { BeakerError, UsageError } from "../../../errors.ts";
 import type { SessionDetails } from "../../../executor/api-types.ts";
 import { forwardLine, freeLocalPort, notPublished, parsePortSpec, publishedAddress, relayLocalPort } from "../../../remote/forward.ts";
@@ -57,6 +58,7 @@ export const sessionPortForwardCommand: CommandSpec = {
   options: [clusterOption, nodeOption],
   examples: ["beaker session port-forward 8888", "beaker session port-forward my-session 9000:8888 --cluster lab"],
   async run({ args, flags, factory }) {
+    allowJit();
     const [ref, spec] = args.length >= 2 ? [args[0], args[1]!] : [undefined, args[0]];
     if (spec === undefined) throw new UsageError("missing argument: LOCAL[:REMOTE]");
     const ports = parsePortSpec(spec);

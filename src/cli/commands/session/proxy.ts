@@ -1,3 +1,4 @@
+import { allowJit } from "../../../util/jit.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,6 +117,7 @@ export const sessionProxyCommand: CommandSpec = {
   summary: "OpenSSH ProxyCommand for NAME.beaker hosts (set up by 'beaker session ssh-config')",
   examples: ["ssh -o ProxyCommand='beaker session proxy %h' train.beaker"],
   async run({ args, flags, factory }) {
+    allowJit();
     return runProxy(
       { host: args[0]!, home: factory.env.HOME || homedir(), relay: Boolean(flags.relay) },
       {
