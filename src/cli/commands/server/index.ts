@@ -12,10 +12,10 @@ function dbUrl(flags: Record<string, unknown>, factory: Factory): string {
   return (flags.db as string | undefined) ?? factory.env.BEAKER_SERVER_DB ?? defaultDbUrl;
 }
 
-/** Runs an admin action against the store and closes it, whatever happens. */
 /** The server's code (store, API, pages) loads for the server commands alone, not at every CLI start. */
 const loadServer = () => import("../../../server/run.ts");
 
+/** Runs an admin action against the store and closes it, whatever happens. */
 async function withStore<T>(flags: Record<string, unknown>, factory: Factory, action: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
   const { openStore } = await loadServer();
   const store = await openStore(dbUrl(flags, factory));
