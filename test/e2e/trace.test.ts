@@ -1,8 +1,10 @@
 /** `BEAKER_TRACE=1` and `beaker executor run --trace`: where one session create spends its time. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { managedContainers, TestExecutor, testUser } from "../executor-harness.ts";
+import { testNodeName } from "../harness.ts";
 
-const executor = new TestExecutor({ nodeName: "trace-node", args: ["--trace"] });
+const node = testNodeName(import.meta.file);
+const executor = new TestExecutor({ nodeName: node, args: ["--trace"] });
 beforeAll(() => executor.start());
 afterAll(() => executor.cleanup());
 
@@ -34,7 +36,7 @@ test("BEAKER_TRACE=1: one timeline of the CLI's and the executor's phases on std
     const positions = chain.map(at);
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
   }
-  expect(managedContainers("trace-node")).toEqual([]);
+  expect(managedContainers(node)).toEqual([]);
 });
 
 test("--debug prints the timeline too; without either, nothing; the executor logs each create with --trace", async () => {
