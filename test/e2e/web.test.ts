@@ -71,16 +71,22 @@ test("sign in with a token (no JavaScript needed), see the cluster, and the node
   expect(await page.textContent("h1")).toBe(`Node ${node}`);
   const held = await page.locator("td", { hasText: "session" }).count();
   expect(held).toBe(3);
+  // Once the session runs (the next heartbeat says so), its row gives the line to SSH into it from anywhere.
+  const { id, name } = JSON.parse(created.stdout) as { id: string; name: string };
+  const sessionRow = async () => (await page.locator("tr:not([data-gpu])", { hasText: id }).textContent()) ?? "";
+  for (const deadline = Date.now() + 15_000; !(await sessionRow()).includes("running") && Date.now() < deadline; await Bun.sleep(200)) await page.reload();
+  expect(await sessionRow()).toContain(`ssh ${name}.test-node.beaker`);
   await page.click("text=My sessions");
   expect(await page.locator("tbody tr").count()).toBe(1);
   expect(await page.textContent("tbody tr")).toContain("alice");
+  expect(await page.textContent("tbody tr")).toContain(`ssh ${name}.test-node.beaker`);
 
   await page.click("text=Sign out");
   expect(page.url()).toBe(`${server.url}/login`);
   await page.goto(`${server.url}/clusters/lab`);
   expect(page.url()).toBe(`${server.url}/login`);
   await context.close();
-  await executor.run(["session", "stop", "--timeout", "0", JSON.parse(created.stdout).id]);
+  await executor.run(["session", "stop", "--timeout", "0", id]);
 }, 90_000);
 
 test("what nodes report is escaped on the pages; the copy button works with JavaScript", async () => {
