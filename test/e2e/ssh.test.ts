@@ -43,7 +43,7 @@ async function runAs(user: string, cmd: string[], options: { stdin?: string | Ui
 }
 
 /** OpenSSH with the printed block as its only config, never prompting (an unknown host key would fail, not ask). */
-const ssh = (args: string[], options: { user?: string; stdin?: string; env?: Record<string, string> } = {}) =>
+const ssh = (args: string[], options: { user?: string; stdin?: string | Uint8Array; env?: Record<string, string> } = {}) =>
   runAs(options.user ?? testUser, ["ssh", "-F", configs[options.user ?? testUser]!, "-o", "BatchMode=yes", ...args], options);
 
 beforeAll(async () => {
@@ -88,7 +88,9 @@ for (const { image, host, name } of hosts) describe(image, () => {
     expect(await scp("big.bin", `${host}:/tmp/big-${name}.bin`)).toMatchObject({ exitCode: 0, stderr: "" });
     expect(await scp(`${host}:/tmp/big-${name}.bin`, "back.bin")).toMatchObject({ exitCode: 0, stderr: "" });
     expect(Buffer.compare(readFileSync(join(home, "back.bin")), data)).toBe(0);
-    expect((await ssh([host, "--", "sh", "-c", `'cmp /tmp/big-${name}.bin /tmp/big-${name}.bin && wc -c < /tmp/big-${name}.bin'`])).stdout.trim()).toBe(String(data.length));
+    // The upload itself, in the session, against the original sent again on stdin.
+    const compared = await ssh([host, "--", "sh", "-c", `'cmp - /tmp/big-${name}.bin && wc -c < /tmp/big-${name}.bin'`], { stdin: data });
+    expect(compared).toMatchObject({ exitCode: 0, stdout: `${data.length}\n` });
 
     writeFileSync(join(home, "note.txt"), `hello ${name}\n`);
     const batch = `mkdir /tmp/sftp-${name}\ncd /tmp/sftp-${name}\nput note.txt\nls -l\nget note.txt note-back.txt\nrm note.txt\nrmdir /tmp/sftp-${name}\n`;
