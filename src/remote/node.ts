@@ -86,6 +86,9 @@ export async function sshCall(ctx: RemoteContext, call: Omit<SshCall, "logFile">
   });
   try {
     const [stdout, code] = await Promise.all([child.stdout ? new Response(child.stdout).text() : Promise.resolve(""), child.exited]);
+    // ssh itself killed (kill -9, the OOM killer): its 128+N is not the remote command's code, and the connection is gone.
+    const killedBy = child.killedBy();
+    if (killedBy) throw new SshError(`lost the SSH connection to ${call.node}: ssh was killed by ${killedBy}${afterDrop ? `; ${afterDrop}` : ""}`);
     if (code !== 255) return { code, stdout };
     const failure = sshFailure(readLog(logFile));
     if (!failure) return { code: interrupted ? 130 : 255, stdout };

@@ -30,6 +30,8 @@ export interface Spawned {
   /** The child's stdin when it was asked for as "pipe". */
   stdin: { write(chunk: Uint8Array): unknown; end(): unknown } | null;
   kill(signal?: NodeJS.Signals): void;
+  /** The signal that ended it, once it has ended by one (ssh catches INT, TERM, HUP and QUIT and exits 255). */
+  killedBy(): NodeJS.Signals | null;
 }
 
 export type Spawner = (request: SpawnRequest) => Spawned;
@@ -41,6 +43,7 @@ export const processSpawner: Spawner = (request) => {
     stdout: request.stdout === "pipe" ? (child.stdout as ReadableStream<Uint8Array>) : null,
     stdin: request.stdin === "pipe" ? (child.stdin as unknown as { write(chunk: Uint8Array): unknown; end(): unknown }) : null,
     kill: (signal) => child.kill(signal),
+    killedBy: () => (child.signalCode as NodeJS.Signals | null) ?? null,
   };
 };
 

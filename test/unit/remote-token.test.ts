@@ -10,14 +10,14 @@ const dir = tempDir("beaker-remote-unit-");
 afterAll(() => removeDir(dir));
 
 /** Answers each ssh call by the remote command it runs; remembers every request. */
-function fakeSsh(answer: (remote: string, request: SpawnRequest) => number | { code: number; log: string }) {
+function fakeSsh(answer: (remote: string, request: SpawnRequest) => number | { code: number; log: string; killedBy?: NodeJS.Signals }) {
   const requests: SpawnRequest[] = [];
   const spawn: Spawner = (request) => {
     requests.push(request);
     const result = answer(request.argv[request.argv.length - 1]!, request);
-    const { code, log } = typeof result === "number" ? { code: result, log: "" } : result;
+    const { code, log, killedBy = null } = typeof result === "number" ? { code: result, log: "" } : result;
     if (log) writeFileSync(request.argv[request.argv.indexOf("-E") + 1]!, log);
-    return { exited: Promise.resolve(code), stdout: null, stdin: null, kill: () => {} };
+    return { exited: Promise.resolve(code), stdout: null, stdin: null, kill: () => {}, killedBy: () => killedBy };
   };
   return { spawn, requests };
 }
@@ -75,6 +75,10 @@ test("ssh failing: one line naming the node, exit 1; a 255 with nothing in ssh's
   const dropped = fakeSsh(() => ({ code: 255, log: "client_loop: send disconnect: Broken pipe\n" }));
   const lost = await runBeakerOnNode(context(dropped.spawn, []), { node: "gpu-b", args: ["session", "create"], tty: true, afterDrop: "a session created before it dropped keeps running" }).catch((e) => e);
   expect(lost.message).toBe("lost the SSH connection to gpu-b: client_loop: send disconnect: Broken pipe; a session created before it dropped keeps running");
+  const killed = fakeSsh(() => ({ code: 137, log: "", killedBy: "SIGKILL" }));
+  const gone = await runBeakerOnNode(context(killed.spawn, []), { node: "gpu-b", args: ["session", "create"], tty: false, afterDrop: "a session created before it dropped keeps running" }).catch((e) => e);
+  expect(gone.message).toBe("lost the SSH connection to gpu-b: ssh was killed by SIGKILL; a session created before it dropped keeps running");
+  expect(gone.exitCode).toBe(1);
   const own = fakeSsh(() => 255);
   expect(await runBeakerOnNode(context(own.spawn, []), { node: "gpu-b", args: ["session", "create", "--", "sh", "-c", "exit 255"], tty: false })).toBe(255);
 });
