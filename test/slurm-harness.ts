@@ -66,10 +66,12 @@ SchedulerParameters=bf_interval=2
 MpiDefault=none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
+JobSubmitPlugins=logging
 KillWait=5
 MinJobAge=600
 NodeName=${slurmNode} NodeAddr=127.0.0.1 CPUs=32 Gres=gpu:8 State=UNKNOWN
 PartitionName=gpu Nodes=${slurmNode} Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=${slurmNode} Default=NO MaxTime=INFINITE State=UP
 `;
 }
 

@@ -5,9 +5,11 @@
  * CLI gets its session through salloc and srun --pty.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { beakerBinary, eventually, testNodeName } from "../harness.ts";
-import { slurmNode, TestSlurm } from "../slurm-harness.ts";
+import { slurmDir, slurmNode, TestSlurm } from "../slurm-harness.ts";
 import { Tmux } from "../tmux.ts";
 import type { SessionInfo, SessionView } from "../../src/executor/api-types.ts";
 
@@ -107,6 +109,40 @@ test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slu
   expect(result.stdout).toBe(`gpus=${uuidsOf(job!).join(",")}\n`);
   expect(uuidsOf(job!)).toHaveLength(4);
 }, 90_000);
+
+test("while a job holds the GPUs: --no-wait exits 6 leaving nothing in Slurm's queue; stopping a request pending in Slurm withdraws its job", async () => {
+  const blocker = slurm.sbatch(otherUser, ["--gres=gpu:6", "--time=10"]);
+  await eventually(() => slurm.job(blocker)?.JobState === "RUNNING", 30_000, { what: "the blocker to run", detail: executorLog });
+
+  const refused = await as(testUser, ["session", "create", "--gpus", "4", "--no-wait", "--", "true"]);
+  expect(refused.exitCode).toBe(6);
+  expect(refused.stderr).toMatch(/^beaker: [^\n]+\n$/);
+  expect(slurm.queue(testUser)).toEqual([]);
+  expect((await sessions()).filter((s) => s.status !== "exited")).toEqual([]);
+
+  const waiting = background(testUser, ["session", "create", "--gpus", "4", "--name", "pending-one", "--", "true"]);
+  const [, job] = await waiting.waitErr(/Waiting for Slurm job (\d+)/);
+  expect(slurm.queue(testUser)).toEqual([job!]);
+  const stopped = await as(testUser, ["session", "stop", "pending-one"]);
+  expect(stopped.exitCode).toBe(0);
+  const result = await waiting.done();
+  expect(result.exitCode).toBe(6);
+  expect(result.stderr).toEndWith("beaker: session pending-one was stopped by user before it started\n");
+  await eventually(() => slurm.queue(testUser).length === 0, 30_000, { what: "the withdrawn job to leave Slurm's queue", detail: executorLog });
+  expect(slurm.job(blocker)?.JobState).toBe("RUNNING");
+}, 60_000);
+
+test("--partition, --account and --qos reach Slurm: the job has them", async () => {
+  const created = await as(testUser, ["session", "create", "--gpus", "1", "--partition", "debug", "--account", "lab-a", "--qos", "high", "--detach", "--json", "--", "sleep", "1000"]);
+  expect(created.stderr).toBe("");
+  const { id } = JSON.parse(created.stdout) as { id: string };
+  const job = (await session(id))!.slurmJob!;
+  expect(job.partition).toBe("debug");
+  expect(slurm.job(job.id)).toMatchObject({ JobState: "RUNNING", Partition: "debug", Account: "lab-a" });
+  expect(slurm.sh(["squeue", "--noheader", `--jobs=${job.id}`, "--format=%P %a"]).stdout.trim()).toBe("debug lab-a");
+  // Without accounting (no slurmdbd here) Slurm keeps no QOS on the job; the submit request it logged has it.
+  expect(readFileSync(join(slurmDir, "slurmctld.log"), "utf8")).toMatch(new RegExp(`Job submit request: account:lab-a .*name:beaker-${id} partition:debug qos:high `));
+}, 60_000);
 
 test("Ctrl-C while waiting in Slurm's queue leaves no job behind", async () => {
   const blocker = slurm.sbatch(otherUser, ["--gres=gpu:8"]);
