@@ -203,6 +203,30 @@ test("attach, exec, describe and stop a remote session by its name", async () =>
   expect(err.text).toContain("session ticker was stopped by user");
 }, 60_000);
 
+test("the laptop's ssh killed while attached: one line naming the node and `session list`, exit 1; the session runs on", async () => {
+  const create = laptop.spawn(["session", "create", "--node", "gpu-a", "--gpus", "0", "--image", busyboxImage, "--name", "dropped", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"], {
+    env: { BEAKER_TOKEN: alice },
+  });
+  const out = collect(create.stdout);
+  const err = collect(create.stderr);
+  try {
+    await until(() => out.text, (t) => t.includes("tick"), "ticks from the session");
+    const ssh = Bun.spawnSync(["pgrep", "-P", String(create.pid), "-x", "ssh"]).stdout.toString().trim();
+    expect(ssh).toMatch(/^\d+$/);
+    process.kill(Number(ssh), "SIGKILL");
+    expect(await create.exited).toBe(1);
+    await until(() => err.text, (t) => t.endsWith("\n") && t.includes("lost the SSH connection"), "the CLI's last line");
+    expect(err.text).toEndWith("beaker: lost the SSH connection to gpu-a: ssh was killed by SIGKILL; a session created before it dropped keeps running (ssh gpu-a beaker session list)\n");
+    // The node's CLI loses its connection too (its next tick finds no reader); the session outlives it.
+    const nodeCli = () => Bun.spawnSync(["pgrep", "-u", testUser, "-f", "session create --gpus 0 .* --name dropped"]).exitCode === 0;
+    await until(nodeCli, (running) => !running, "the node's CLI to end");
+    const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ name: string; status: string }>;
+    expect(listed.find((s) => s.name === "dropped")?.status).toBe("running");
+  } finally {
+    await onNode("gpu-a", ["session", "stop", "dropped", "--timeout", "0"]);
+  }
+}, 60_000);
+
 test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the next free one here); port-forward too, remote and local", async () => {
   const blocker: Server = createServer();
   await new Promise<void>((resolve) => blocker.once("error", () => resolve()).listen(8888, "127.0.0.1", () => resolve()));
