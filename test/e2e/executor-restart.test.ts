@@ -74,8 +74,16 @@ describe("an attached terminal", () => {
     // kill -9: the CLI finds out when the connection breaks.
     await executor.kill("SIGKILL");
     await waitFor(/executor restarting; reconnecting\.\.\./);
+    // The terminal is resized while no executor runs: the shell is attached again at the new size.
+    const size = () => tmux("display-message", "-p", "-t", "t", "#{pane_height} #{pane_width}").trim();
+    const before = size();
+    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40");
+    const resized = size();
+    expect(resized).not.toBe(before);
     await executor.start();
     await back("after-kill");
+    type("stty size");
+    await waitFor(new RegExp(`^${resized}\\s*$`, "m"));
     // The terminal is still raw: Ctrl-C reaches the program in the session, not the CLI.
     type("sleep 100");
     const sleeping = async () => (await executor.run(["session", "exec", "--", "pgrep", "-x", "sleep"], { user: testUser })).exitCode === 0;
