@@ -204,7 +204,7 @@ test("attach, exec, describe and stop a remote session by its name", async () =>
 }, 60_000);
 
 test("the laptop's ssh killed while attached: one line naming the node and `session list`, exit 1; the session runs on", async () => {
-  const create = laptop.spawn(["session", "create", "--node", "gpu-a", "--gpus", "0", "--image", busyboxImage, "--name", "dropped", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"], {
+  const create = laptop.spawn(["session", "create", "--cluster", "lab", "--node", "gpu-a", "--gpus", "0", "--image", busyboxImage, "--name", "dropped", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"], {
     env: { BEAKER_TOKEN: alice },
   });
   const out = collect(create.stdout);
@@ -216,7 +216,7 @@ test("the laptop's ssh killed while attached: one line naming the node and `sess
     process.kill(Number(ssh), "SIGKILL");
     expect(await create.exited).toBe(1);
     await until(() => err.text, (t) => t.endsWith("\n") && t.includes("lost the SSH connection"), "the CLI's last line");
-    expect(err.text).toEndWith("beaker: lost the SSH connection to gpu-a: ssh was killed by SIGKILL; a session created before it dropped keeps running (ssh gpu-a beaker session list)\n");
+    expect(err.text).toEndWith("beaker: lost the SSH connection to gpu-a: ssh was killed by SIGKILL; a session created before it dropped keeps running (beaker session list --cluster lab)\n");
     // The node's CLI loses its connection too (its next tick finds no reader); the session outlives it.
     const nodeCli = () => Bun.spawnSync(["pgrep", "-u", testUser, "-f", "session create --gpus 0 .* --name dropped"]).exitCode === 0;
     await until(nodeCli, (running) => !running, "the node's CLI to end");
