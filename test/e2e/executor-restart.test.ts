@@ -75,9 +75,9 @@ describe("an attached terminal", () => {
     await executor.kill("SIGKILL");
     await waitFor(/executor restarting; reconnecting\.\.\./);
     // The terminal is resized while no executor runs: the shell is attached again at the new size.
-    const size = () => tmux("display-message", "-p", "-t", "t", "#{pane_height} #{pane_width}").trim();
+    const size = () => tmux.run("display-message", "-p", "-t", "t", "#{pane_height} #{pane_width}").trim();
     const before = size();
-    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40");
+    tmux.resize("t", 120, 40);
     const resized = size();
     expect(resized).not.toBe(before);
     await executor.start();

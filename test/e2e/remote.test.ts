@@ -210,16 +210,16 @@ test("the laptop's ssh killed while attached: one line naming the node and `sess
   const out = collect(create.stdout);
   const err = collect(create.stderr);
   try {
-    await until(() => out.text, (t) => t.includes("tick"), "ticks from the session");
+    await eventually(() => out.text.includes("tick"), 30_000, { what: "ticks from the session" });
     const ssh = Bun.spawnSync(["pgrep", "-P", String(create.pid), "-x", "ssh"]).stdout.toString().trim();
     expect(ssh).toMatch(/^\d+$/);
     process.kill(Number(ssh), "SIGKILL");
     expect(await create.exited).toBe(1);
-    await until(() => err.text, (t) => t.endsWith("\n") && t.includes("lost the SSH connection"), "the CLI's last line");
+    await eventually(() => err.text.endsWith("\n") && err.text.includes("lost the SSH connection"), 30_000, { what: "the CLI's last line", detail: () => err.text });
     expect(err.text).toEndWith("beaker: lost the SSH connection to gpu-a: ssh was killed by SIGKILL; a session created before it dropped keeps running (beaker session list --cluster lab)\n");
     // The node's CLI loses its connection too (its next tick finds no reader); the session outlives it.
-    const nodeCli = () => Bun.spawnSync(["pgrep", "-u", testUser, "-f", "session create --gpus 0 .* --name dropped"]).exitCode === 0;
-    await until(nodeCli, (running) => !running, "the node's CLI to end");
+    const nodeCliGone = () => Bun.spawnSync(["pgrep", "-u", testUser, "-f", "session create --gpus 0 .* --name dropped"]).exitCode === 1;
+    await eventually(nodeCliGone, 30_000, { what: "the node's CLI to end" });
     const listed = JSON.parse((await onNode("gpu-a", ["session", "list", "--json"])).stdout) as Array<{ name: string; status: string }>;
     expect(listed.find((s) => s.name === "dropped")?.status).toBe("running");
   } finally {

@@ -74,12 +74,12 @@ test("sign in with a token (no JavaScript needed), see the cluster, and the node
   // Once the session runs (the next heartbeat says so), its row gives the line to SSH into it from anywhere.
   const { id, name } = JSON.parse(created.stdout) as { id: string; name: string };
   const sessionRow = async () => (await page.locator("tr:not([data-gpu])", { hasText: id }).textContent()) ?? "";
-  for (const deadline = Date.now() + 15_000; !(await sessionRow()).includes("running") && Date.now() < deadline; await Bun.sleep(200)) await page.reload();
-  expect(await sessionRow()).toContain(`ssh ${name}.test-node.beaker`);
+  await eventually(async () => (await page.reload(), (await sessionRow()).includes("running")), 30_000, { what: "the session's row to say running" });
+  expect(await sessionRow()).toContain(`ssh ${name}.${node}.beaker`);
   await page.click("text=My sessions");
   expect(await page.locator("tbody tr").count()).toBe(1);
   expect(await page.textContent("tbody tr")).toContain("alice");
-  expect(await page.textContent("tbody tr")).toContain(`ssh ${name}.test-node.beaker`);
+  expect(await page.textContent("tbody tr")).toContain(`ssh ${name}.${node}.beaker`);
 
   await page.click("text=Sign out");
   expect(page.url()).toBe(`${server.url}/login`);
