@@ -84,6 +84,48 @@ export class RestartingError extends BeakerError {
   override name = "RestartingError";
 }
 
+/** Ctrl-C while the request waited in the node's queue: nothing was created and the queue holds nothing of it. */
+export class CancelledWhileQueued extends BeakerError {
+  override readonly exitCode = 130;
+  override name = "CancelledWhileQueued";
+  constructor() {
+    super("cancelled; no session was created and nothing is left in the queue");
+  }
+}
+
+/** Ctrl-C while Slurm held the job in its queue (exit 130, as a shell reports an interrupt). */
+export class CancelledInSlurmQueue extends BeakerError {
+  override readonly exitCode = 130;
+  override name = "CancelledInSlurmQueue";
+}
+
+/** The self-update could not fetch, verify or install a release. */
+export class UpdateError extends BeakerError {
+  override name = "UpdateError";
+}
+
+/** ssh could not reach the node, or lost it: one line naming the node, exit 1. */
+export class SshError extends BeakerError {
+  override name = "SshError";
+}
+
+/** A command that only means something on a GPU node, run where there is none: one line that says so. */
+export class NotANodeError extends BeakerError {
+  override name = "NotANodeError";
+  constructor(command: string, platform: string = process.platform) {
+    const here = platform === "linux" ? "this machine has no executor" : `this is ${platform === "darwin" ? "a Mac" : platform}`;
+    super(`'beaker ${command}' runs on a Linux GPU node and ${here}; from here, 'beaker cluster nodes CLUSTER' shows the nodes and their GPUs`);
+  }
+}
+
+/** A request body over the server's limit: a usage error on the wire, HTTP 413. */
+export class BodyTooLargeError extends UsageError {
+  override name = "BodyTooLargeError";
+  constructor(limit: number) {
+    super(`body is larger than ${limit} bytes`);
+  }
+}
+
 const byCode: Record<string, new (message: string) => BeakerError> = {
   error: BeakerError,
   usage: UsageError,
@@ -103,6 +145,27 @@ export function errorFromCode(code: string, message: string): BeakerError {
   if (code === "usage") return new UsageError(message, null);
   const ErrorType = byCode[code] ?? BeakerError;
   return new ErrorType(message);
+}
+
+const httpStatusByCode: Record<string, number> = {
+  usage: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  unavailable: 503,
+  restarting: 503,
+};
+
+/** The HTTP status the executor's API and the server answer an error with; 500 for anything untyped. */
+export function httpStatusOf(err: unknown): number {
+  if (err instanceof BodyTooLargeError) return 413;
+  return err instanceof BeakerError ? (httpStatusByCode[err.code] ?? 500) : 500;
+}
+
+/** The stable `code` of an error on the wire. */
+export function errorCodeOf(err: unknown): string {
+  return err instanceof BeakerError ? err.code : "error";
 }
 
 export function errorMessage(err: unknown): string {

@@ -1,20 +1,11 @@
 import { existsSync } from "node:fs";
 import { defaultExecutorConfigPath, executorSocketPath } from "../config/executor.ts";
-import { BeakerError } from "../errors.ts";
+import { NotANodeError } from "../errors.ts";
 import type { Factory } from "./factory.ts";
 
 /** Whether this machine is a node: an executor's socket or config is here. A laptop or login node has neither. */
 export function isNodeMachine(env: Record<string, string | undefined>): boolean {
   return existsSync(executorSocketPath(env)) || existsSync(defaultExecutorConfigPath);
-}
-
-/** A command that only means something on a GPU node, run where there is none: one line that says so. */
-export class NotANodeError extends BeakerError {
-  override name = "NotANodeError";
-  constructor(command: string, platform: string = process.platform) {
-    const here = platform === "linux" ? "this machine has no executor" : `this is ${platform === "darwin" ? "a Mac" : platform}`;
-    super(`'beaker ${command}' runs on a Linux GPU node and ${here}; from here, 'beaker cluster nodes CLUSTER' shows the nodes and their GPUs`);
-  }
 }
 
 /** The executor daemon runs on Linux only (Docker, nvidia-smi, systemd). */

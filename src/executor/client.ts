@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { errorFromCode, UnavailableError } from "../errors.ts";
+import { BeakerError, errorFromCode, UnavailableError } from "../errors.ts";
 import { connectionFailure } from "../util/net.ts";
 import { traceHeader, type Timeline } from "../util/trace.ts";
 import { createProof, proofDirFor, proofHeader, removeProof, tokenHeader } from "./proof.ts";
@@ -99,7 +99,7 @@ export class ExecutorClient {
       return res;
     } catch (err) {
       if ((err as Error).name === "AbortError" || (err as Error).name === "TimeoutError") throw err;
-      if (err instanceof Error && "exitCode" in err) throw err;
+      if (err instanceof BeakerError) throw err;
       throw this.unreachable(err);
     } finally {
       removeProof(proof.path);

@@ -3,9 +3,10 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync
 import { availableParallelism, totalmem } from "node:os";
 import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { BeakerError, ConflictError, errorMessage, ForbiddenError, UsageError } from "../errors.ts";
+import { BeakerError, ConflictError, errorCodeOf, errorMessage, httpStatusOf, ForbiddenError, UsageError } from "../errors.ts";
 import { redactGpuReport } from "../gpu/report.ts";
 import { buildInfo } from "../version.ts";
+import { log } from "../util/log.ts";
 import { systemClock } from "../util/clock.ts";
 import { logCreateTrace, Trace, traceHeader, traceNow } from "../util/trace.ts";
 import { DockerEngine } from "../runtime/docker/engine.ts";
@@ -28,19 +29,8 @@ import { loadTicketKey, TicketBook } from "./tickets.ts";
 import type { ServerWebSocket } from "bun";
 import { UserDirectory } from "./users.ts";
 
-const httpStatus: Record<string, number> = {
-  usage: 400,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  unavailable: 503,
-  restarting: 503,
-};
-
 function errorResponse(err: unknown): Response {
-  const code = err instanceof BeakerError ? err.code : "error";
-  return Response.json({ error: { code, message: errorMessage(err) } }, { status: httpStatus[code] ?? 500 });
+  return Response.json({ error: { code: errorCodeOf(err), message: errorMessage(err) } }, { status: httpStatusOf(err) });
 }
 
 /**
@@ -58,10 +48,6 @@ function memlockLimit(): number {
   } catch {
     return -1;
   }
-}
-
-export function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 }
 
 /** Creates the socket's directory (root-owned) and the sticky proof directory, and clears a stale socket. */
@@ -318,7 +304,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
           const live = manager.sessions.get(session.id);
           if (options.trace && live) logCreateTrace(session.id, live.trace, live.exited, log);
         } catch (err) {
-          emit({ type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
+          emit({ type: "error", code: errorCodeOf(err), message: errorMessage(err) });
         } finally {
           clearInterval(keepalive);
         }

@@ -2,7 +2,7 @@ import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
 import { dockerMessage, dockerStatus } from "../runtime/docker/engine.ts";
-import { BeakerError, ConflictError, errorMessage } from "../errors.ts";
+import { ConflictError, errorCodeOf, errorMessage } from "../errors.ts";
 import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";
 import { pidsInContainers } from "./inventory-cache.ts";
@@ -83,7 +83,7 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
     if (ws.data.mode === "exec") await runExec(ws, session, engine);
     else await attach(ws, session, manager, engine);
   } catch (err) {
-    send(ws, { type: "error", code: err instanceof BeakerError ? err.code : "error", message: errorMessage(err) });
+    send(ws, { type: "error", code: errorCodeOf(err), message: errorMessage(err) });
     ws.close(1011, "error");
   } finally {
     if (session) {

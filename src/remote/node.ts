@@ -4,8 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { BeakerError } from "../errors.ts";
-import { buildSshArgv, childEnv, readLog, sshFailure, SshError, type Forward, type Spawner, type SshCall } from "./ssh.ts";
+import { BeakerError, SshError } from "../errors.ts";
+import { buildSshArgv, childEnv, readLog, sshFailure, type Forward, type Spawner, type SshCall } from "./ssh.ts";
 
 export interface RemoteContext {
   spawn: Spawner;

@@ -10,7 +10,6 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BeakerError } from "../errors.ts";
 import { userConfigKeys } from "../config/user.ts";
 import { shellCommand } from "./quote.ts";
 
@@ -94,11 +93,6 @@ export function buildSshArgv(call: SshCall): string[] {
 /** Adds a forward to a running master connection. Pure. */
 export function buildAddForwardArgv(controlPath: string, node: string, f: Forward, logFile: string): string[] {
   return ["ssh", "-E", logFile, "-o", "LogLevel=ERROR", "-S", controlPath, "-O", "forward", "-L", forwardSpec(f), "--", node];
-}
-
-/** ssh could not reach the node, or lost it: one line naming the node, exit 1. */
-export class SshError extends BeakerError {
-  override name = "SshError";
 }
 
 const connectPhase = /Could not resolve hostname|Connection refused|Permission denied|Host key verification failed|timed out|No route to host|Network is unreachable|connect to host|kex_exchange_identification|banner exchange|Connection closed by|Too many authentication failures|proxy dialog|UNPROTECTED PRIVATE KEY/i;

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BeakerError, errorMessage, ForbiddenError, NotFoundError } from "../errors.ts";
+import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
 import { html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
-import { heartbeatShape, parseJson, readText, TooLarge, validate } from "./validate.ts";
+import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
 import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page } from "./web.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
@@ -19,7 +19,6 @@ export interface ServerOptions {
   log: (line: string) => void;
 }
 
-const statusOf: Record<string, number> = { usage: 400, unauthenticated: 401, forbidden: 403, not_found: 404, conflict: 409, unavailable: 503 };
 const cookieName = "beaker_session";
 
 function bearer(req: Request): string | null {
@@ -113,7 +112,7 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
     if (path === "/login" && req.method === "GET") return loginPage(null);
     if (path === "/login" && req.method === "POST") {
       const text = await req.text();
-      if (text.length > 4096) throw new TooLarge(4096);
+      if (text.length > 4096) throw new BodyTooLargeError(4096);
       const token = new URLSearchParams(text).get("token") ?? "";
       const who = await store.authenticate(token);
       if (!who || who.kind !== "user") {
@@ -165,8 +164,8 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
       return await web(req, path);
     } catch (err) {
-      const code = err instanceof BeakerError ? err.code : "error";
-      const status = err instanceof TooLarge ? 413 : (statusOf[code] ?? 500);
+      const code = errorCodeOf(err);
+      const status = httpStatusOf(err);
       if (status === 500) log(`${req.method} ${path}: ${errorMessage(err)}`);
       const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
       if (isApi || path.startsWith("/releases/")) return Response.json({ error: { code, message } }, { status });

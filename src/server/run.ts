@@ -1,13 +1,10 @@
 import { UsageError } from "../errors.ts";
+import { log } from "../util/log.ts";
 import { buildInfo } from "../version.ts";
 import { allowJit } from "../util/jit.ts";
 import { createHandler } from "./app.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
-
-export function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-}
 
 /** "8080", ":8080", "0.0.0.0:8080", "[::1]:8080" -> hostname and port. Pure. */
 export function parseListen(listen: string): { hostname: string; port: number } {

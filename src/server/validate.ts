@@ -1,4 +1,4 @@
-import { UsageError } from "../errors.ts";
+import { BodyTooLargeError, UsageError } from "../errors.ts";
 
 const optionalMark = Symbol("optional");
 
@@ -51,9 +51,9 @@ export function validate<T>(value: unknown, shape: Shape, path = "body"): T {
 /** Reads a body of at most `limit` bytes. */
 export async function readText(req: Request, limit: number): Promise<string> {
   const declared = Number(req.headers.get("content-length") ?? 0);
-  if (declared > limit) throw new TooLarge(limit);
+  if (declared > limit) throw new BodyTooLargeError(limit);
   const text = await req.text();
-  if (text.length > limit) throw new TooLarge(limit);
+  if (text.length > limit) throw new BodyTooLargeError(limit);
   return text;
 }
 
@@ -62,13 +62,6 @@ export function parseJson(text: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new UsageError(`body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-export class TooLarge extends UsageError {
-  readonly status = 413;
-  constructor(limit: number) {
-    super(`body is larger than ${limit} bytes`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { connectionFailure } from "../util/net.ts";
-import { UpdateError } from "./manifest.ts";
+import { UpdateError } from "../errors.ts";
 
 export interface DownloadProgress {
   received: number;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { BeakerError } from "../errors.ts";
+import { UpdateError } from "../errors.ts";
 
 /** What a release says of itself; signed as a whole (manifest.json.sig holds the Ed25519 signature, base64). */
 export interface ReleaseManifest {
@@ -9,8 +9,6 @@ export interface ReleaseManifest {
   /** Per target: the file (relative to the manifest's URL), its size and SHA-256 (hex). */
   targets: Record<string, { file: string; size: number; sha256: string }>;
 }
-
-export class UpdateError extends BeakerError {}
 
 /** Checks the shape of a verified manifest. Pure. */
 export function parseManifest(text: string): ReleaseManifest {

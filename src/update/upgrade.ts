@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { accessSync, closeSync, constants, copyFileSync, existsSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { ConflictError, NotFoundError, UnavailableError } from "../errors.ts";
+import { ConflictError, NotFoundError, UnavailableError, UpdateError } from "../errors.ts";
 import { connectionFailure } from "../util/net.ts";
 import { downloadVerified, type DownloadProgress } from "./download.ts";
-import { compareVersions, parseManifest, UpdateError, verifySignature, type ReleaseManifest } from "./manifest.ts";
+import { compareVersions, parseManifest, verifySignature, type ReleaseManifest } from "./manifest.ts";
 
 export interface UpgradeOptions {
   version: string | null;

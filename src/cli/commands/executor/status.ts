@@ -1,7 +1,7 @@
 import { jsonOption, type CommandSpec } from "../../command.ts";
 import { printJson } from "../../output.ts";
-import { UnavailableError } from "../../../errors.ts";
-import { isNodeMachine, NotANodeError } from "../../node-only.ts";
+import { NotANodeError, UnavailableError } from "../../../errors.ts";
+import { isNodeMachine } from "../../node-only.ts";
 
 /** The version the file at `path` is now (it may have been upgraded under the running daemon); null if unknown. */
 function fileVersion(path: string | null): string | null {

@@ -1,5 +1,5 @@
 import { homedir } from "node:os";
-import { BeakerError, errorFromCode, RestartingError, UnavailableError, UsageError } from "../../../errors.ts";
+import { CancelledWhileQueued, errorFromCode, RestartingError, UnavailableError, UsageError } from "../../../errors.ts";
 import { ConnectionLostError, ExecutorUnreachableError } from "../../../executor/client.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
 import { jsonOption, type CommandSpec } from "../../command.ts";
@@ -136,13 +136,6 @@ export function queueLine(event: Extract<CreateEvent, { type: "queued" }>): stri
   // Rounded up to the minute: "at the latest" must hold for the minute shown.
   const by = new Date(Math.ceil(Date.parse(event.freeBy) / 60_000) * 60_000).toISOString();
   return `${line}; ${gpus} free by ${formatClock(by)} at the latest`;
-}
-
-class CancelledWhileQueued extends BeakerError {
-  override readonly exitCode = 130;
-  constructor() {
-    super("cancelled; no session was created and nothing is left in the queue");
-  }
 }
 
 export const sessionCreateCommand: CommandSpec = {

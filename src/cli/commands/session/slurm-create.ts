@@ -5,7 +5,7 @@
  * terminal and its size pass through srun. When the session ends the CLI gives the job back to Slurm.
  */
 import { slurmNamePattern, loadExecutorConfig, type ExecutorConfig } from "../../../config/executor.ts";
-import { BeakerError, UsageError } from "../../../errors.ts";
+import { CancelledInSlurmQueue, UsageError } from "../../../errors.ts";
 import type { SlurmRequest } from "../../../executor/api-types.ts";
 import { loginJobName, slurmTime } from "../../../slurm/allocation.ts";
 import { pendingLine } from "../../../slurm/job.ts";
@@ -69,10 +69,6 @@ export async function wantsLoginFlow(factory: Factory, flags: Record<string, unk
   // Only a site that schedules with Slurm asks whether an executor runs here (a native node is not slowed down).
   if (siteScheduler !== "slurm" || flags.cluster !== undefined || flags.node !== undefined || flags.slurmJob !== undefined) return false;
   return loginFlowWanted(flags, { executor: (await factory.executor().health()) !== null, siteScheduler });
-}
-
-class CancelledInSlurmQueue extends BeakerError {
-  override readonly exitCode = 130;
 }
 
 /** The beaker to run on the node: this very file (the same install everywhere), or `beaker` on PATH from source. */
