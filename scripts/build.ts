@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join, resolve } from "node:path";
 import { signManifest, type ReleaseManifest } from "../src/update/manifest.ts";
 import { hostTarget } from "./host-target.ts";
+import { isVersion } from "../src/update/semver.ts";
 
 const root = resolve(import.meta.dir, "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -33,7 +34,7 @@ const version = valueOf("--version") ?? pkg.version;
 const channel = valueOf("--channel") ?? "stable";
 const onlyTargets = valueOf("--targets")?.split(",");
 const publicKey = process.env.BEAKER_RELEASE_PUBLIC_KEY ?? readFileSync(join(root, "release-key.pub"), "utf8").trim();
-if (!/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(version)) throw new Error(`--version ${version} is not a semantic version`);
+if (!isVersion(version)) throw new Error(`--version ${version} is not a semantic version`);
 if (!/^[a-z][a-z0-9-]*$/.test(channel)) throw new Error(`--channel ${channel} is not a channel name`);
 
 function valueOf(flag: string): string | undefined {

@@ -6,31 +6,52 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } fr
  */
 export async function withFileLock<T>(lockPath: string, fn: () => T | Promise<T>, staleMs = 10_000): Promise<T> {
   const deadline = Date.now() + 30_000;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(lockPath, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      if (isStale(lockPath, staleMs)) {
-        try {
-          unlinkSync(lockPath);
-        } catch {}
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for the lock ${lockPath}`);
-      await Bun.sleep(Math.min(50, 2 + attempt * 2));
+  for (let attempt = 0; !createLock(lockPath); attempt++) {
+    if (isStale(lockPath, staleMs)) {
+      removeLock(lockPath);
+      continue;
     }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the lock ${lockPath}`);
+    await Bun.sleep(Math.min(50, 2 + attempt * 2));
   }
   try {
     return await fn();
   } finally {
-    try {
-      unlinkSync(lockPath);
-    } catch {}
+    removeLock(lockPath);
   }
+}
+
+/**
+ * Takes the lock now, without waiting: the release function, or the pid of the live process that holds it. A lock
+ * whose owner is gone is taken over whatever its age (its holder may rightly keep it for minutes, as an upgrade does).
+ */
+export function tryFileLock(lockPath: string): { release: () => void } | { heldBy: number } {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (createLock(lockPath)) return { release: () => removeLock(lockPath) };
+    const pid = Number(readFileSync(lockPath, "utf8"));
+    if (isAlive(pid)) return { heldBy: pid };
+    unlinkSync(lockPath);
+  }
+  return { heldBy: Number.NaN };
+}
+
+/** Creates the lock file with this process's pid; false when it exists already. */
+function createLock(lockPath: string): boolean {
+  try {
+    const fd = openSync(lockPath, "wx", 0o600);
+    writeSync(fd, String(process.pid));
+    closeSync(fd);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    return false;
+  }
+}
+
+function removeLock(lockPath: string): void {
+  try {
+    unlinkSync(lockPath);
+  } catch {}
 }
 
 function isStale(lockPath: string, staleMs: number): boolean {

@@ -3,7 +3,8 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { ConfigError, UsageError } from "../errors.ts";
 import { withFileLock } from "./lock.ts";
-import { parseYamlMapping, writeFileAtomic } from "./yaml-file.ts";
+import { parseYamlMapping } from "./yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 
 /** The keys a user may set, with how each is checked. Secrets are masked when shown and never taken from argv. */
 export interface KeySpec {

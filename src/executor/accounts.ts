@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 import { mergeGroup, mergePasswd, type GroupEntry } from "../runtime/docker/passwd.ts";
 import type { ImageFacts } from "../runtime/docker/engine.ts";
 import type { SessionUser } from "../runtime/docker/spec.ts";

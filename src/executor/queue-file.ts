@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 import { errorMessage } from "../errors.ts";
 import type { Place } from "./claims.ts";
 

@@ -10,7 +10,7 @@ import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect,
 import { createSession, startSession } from "./create.ts";
 import type { SessionHistory } from "./history.ts";
 import type { SlurmSessions } from "./slurm.ts";
-import { usableGpus } from "./inventory-cache.ts";
+import { usableGpus } from "../gpu/usable.ts";
 import type { GpuUseMonitor } from "./gpu-use.ts";
 import { describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";

@@ -5,7 +5,7 @@ import { dockerMessage, dockerStatus } from "../runtime/docker/engine.ts";
 import { ConflictError, errorCodeOf, errorMessage } from "../errors.ts";
 import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";
-import { pidsInContainers } from "./inventory-cache.ts";
+import { pidsInContainers } from "../gpu/usable.ts";
 import { traceNow, type TracePoint } from "../util/trace.ts";
 import type { LiveSession, SessionManager } from "./sessions.ts";
 

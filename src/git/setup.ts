@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 import type { Git } from "./git.ts";
 import { addHostBlock, generateEd25519, readIfExists, writeKeyPair } from "./ssh.ts";
 import type { BeakerCredentialStore } from "./store.ts";

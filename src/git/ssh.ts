@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 
 /** A new ed25519 key pair in OpenSSH format (ssh2), optionally protected by a passphrase. */
 export async function generateEd25519(comment: string, passphrase: string | null): Promise<{ privateKey: string; publicKey: string }> {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { withFileLock } from "../config/lock.ts";
-import { writeFileAtomic } from "../config/yaml-file.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credential } from "./protocol.ts";
 

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { UpdateError } from "../errors.ts";
+import { isVersion } from "./semver.ts";
 
 /** What a release says of itself; signed as a whole (manifest.json.sig holds the Ed25519 signature, base64). */
 export interface ReleaseManifest {
@@ -20,7 +21,7 @@ export function parseManifest(text: string): ReleaseManifest {
   }
   const ok =
     typeof m?.version === "string" &&
-    /^\d+\.\d+\.\d+(-[\w.]+)?$/.test(m.version) &&
+    isVersion(m.version) &&
     typeof m.channel === "string" &&
     typeof m.targets === "object" &&
     Object.values(m.targets ?? {}).every((t) => typeof t.file === "string" && !t.file.includes("..") && Number.isInteger(t.size) && t.size > 0 && /^[0-9a-f]{64}$/.test(t.sha256));
@@ -43,21 +44,6 @@ export async function signManifest(manifest: Uint8Array<ArrayBuffer>, privateKey
   const der = Buffer.from(privateKey.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
   const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
   return Buffer.from(await crypto.subtle.sign("Ed25519", key, manifest)).toString("base64");
-}
-
-/** Semantic version order: -1, 0, 1 (a pre-release sorts before its release). Pure. */
-export function compareVersions(a: string, b: string): number {
-  const parse = (v: string) => {
-    const [core, pre] = v.split("-", 2) as [string, string | undefined];
-    return { nums: core.split(".").map(Number), pre };
-  };
-  const x = parse(a);
-  const y = parse(b);
-  for (let i = 0; i < 3; i++) if ((x.nums[i] ?? 0) !== (y.nums[i] ?? 0)) return (x.nums[i] ?? 0) < (y.nums[i] ?? 0) ? -1 : 1;
-  if (x.pre === y.pre) return 0;
-  if (x.pre === undefined) return 1;
-  if (y.pre === undefined) return -1;
-  return x.pre < y.pre ? -1 : 1;
 }
 
 export interface Platform {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/yaml-file.ts";
-import { compareVersions } from "./manifest.ts";
+import { writeFileAtomic } from "../util/write-atomic.ts";
+import { compareVersions } from "./semver.ts";
 
 export interface UpdateState {
   /** When a background check last started (ms). */

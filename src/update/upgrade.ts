@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, copyFileSync, existsSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, constants, copyFileSync, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { tryFileLock } from "../config/lock.ts";
 import { basename, dirname, join } from "node:path";
 import { ConflictError, NotFoundError, UnavailableError, UpdateError } from "../errors.ts";
 import { connectionFailure } from "../util/net.ts";
 import { downloadVerified, type DownloadProgress } from "./download.ts";
-import { compareVersions, parseManifest, verifySignature, type ReleaseManifest } from "./manifest.ts";
+import { parseManifest, verifySignature, type ReleaseManifest } from "./manifest.ts";
+import { compareVersions } from "./semver.ts";
 
 export interface UpgradeOptions {
   version: string | null;
@@ -77,32 +79,10 @@ export function checkReplaceable(binary: string, command: string): void {
 
 /** One upgrade (or rollback) per binary at a time: a lock file beside it, taken over only from a dead owner. */
 export function lockBeside(binary: string): () => void {
-  const lock = join(dirname(binary), `.${basename(binary)}.upgrade.lock`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lock, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(lock);
-        } catch {}
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const pid = Number(readFileSync(lock, "utf8"));
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === "EPERM";
-      }
-      if (alive) throw new ConflictError(`another beaker upgrade is running (pid ${pid}); try again when it is done`);
-      unlinkSync(lock);
-    }
-  }
-  throw new ConflictError("could not take the upgrade lock");
+  const lock = tryFileLock(join(dirname(binary), `.${basename(binary)}.upgrade.lock`));
+  if ("release" in lock) return lock.release;
+  if (Number.isNaN(lock.heldBy)) throw new ConflictError("could not take the upgrade lock");
+  throw new ConflictError(`another beaker upgrade is running (pid ${lock.heldBy}); try again when it is done`);
 }
 
 /** Runs `file --version` and returns what it printed; throws when it does not run. */

@@ -1,6 +1,7 @@
 /** Pure pieces of the self-update: version order, target choice, the notifier's schedule, manifest checks. */
 import { describe, expect, test } from "bun:test";
-import { compareVersions, parseManifest, pickTarget } from "../../src/update/manifest.ts";
+import { parseManifest, pickTarget } from "../../src/update/manifest.ts";
+import { compareVersions } from "../../src/update/semver.ts";
 import { noticeFor, shouldCheck } from "../../src/update/notifier.ts";
 import { addHostBlock } from "../../src/git/ssh.ts";
 import { helperValue } from "../../src/git/setup.ts";

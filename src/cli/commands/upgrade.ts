@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { loadExecutorConfig } from "../../config/executor.ts";
 import { ConfigError, UsageError } from "../../errors.ts";
 import { detectPlatform, pickTarget } from "../../update/manifest.ts";
+import { isVersion } from "../../update/semver.ts";
 import { noticeFor, readState, shouldCheck, statePath, writeState, type NotifierEnv } from "../../update/notifier.ts";
 import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
 import type { CommandSpec } from "../command.ts";
@@ -47,7 +48,7 @@ export const upgradeCommand: CommandSpec = {
     const channel = String(flags.channel ?? "stable");
     if (!["stable", "canary"].includes(channel)) throw new UsageError(`--channel must be stable or canary, not "${channel}"`);
     const version = (flags.version as string | undefined) ?? null;
-    if (version && !/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
+    if (version && !isVersion(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
     const binary = thisBinary();
     const progress = createProgress(io);
     const confirm = async (question: string) => {

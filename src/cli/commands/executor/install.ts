@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { defaultExecutorConfigPath, defaultExecutorConfig } from "../../../config/executor.ts";
-import { writeFileAtomic } from "../../../config/yaml-file.ts";
+import { writeFileAtomic } from "../../../util/write-atomic.ts";
 import { BeakerError } from "../../../errors.ts";
 import type { CommandSpec } from "../../command.ts";
 import { requireLinux } from "../../node-only.ts";

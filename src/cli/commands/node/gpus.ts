@@ -20,7 +20,7 @@ export async function loadNodeGpus(factory: Factory): Promise<NodeGpusResult> {
   if (await client.isRunning()) return client.request<NodeGpusResult>("GET", "/v1/gpus");
   const { discoverGpus, createNvidiaSmiRunner } = await import("../../../gpu/discover.ts");
   const { withClaims } = await import("../../../gpu/report.ts");
-  const { usableGpus } = await import("../../../executor/inventory-cache.ts");
+  const { usableGpus } = await import("../../../gpu/usable.ts");
   const timeoutMs = factory.nvidiaSmiTimeoutMs();
   const inventory = await discoverGpus(createNvidiaSmiRunner(factory.nvidiaSmiPath(), timeoutMs), timeoutMs);
   const { unavailable } = usableGpus(inventory, []);

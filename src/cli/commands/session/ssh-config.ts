@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
-import { writeFileAtomic } from "../../../config/yaml-file.ts";
+import { writeFileAtomic } from "../../../util/write-atomic.ts";
 import { addHostBlock, buildHostBlock, ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
 import { currentLoginUser } from "../../../ssh/login.ts";
 import type { CommandSpec } from "../../command.ts";
