@@ -15,8 +15,7 @@ export interface SetupAnswers {
   email: string;
   auth:
     | { kind: "token"; username: string; token: string; helper: Helper; timeoutSeconds: number }
-    | { kind: "ssh"; writeKey: boolean; passphrase: string | null; comment: string }
-    | { kind: "none" };
+    | { kind: "ssh"; writeKey: boolean; passphrase: string | null; comment: string };
 }
 
 export interface Change {
@@ -74,7 +73,7 @@ export async function applySetup(a: SetupAnswers, deps: SetupDeps): Promise<{ ch
     const where =
       a.auth.helper === "cache" ? `in git's memory cache for ${a.auth.timeoutSeconds} s` : a.auth.helper === "store" ? `in ${credentialsFile} (0600)` : `in ${deps.store.path} (0600)`;
     changes.push({ what: `your token for ${a.protocol}://${a.host}, ${where}`, undo: `beaker git logout --host ${a.host}` });
-  } else if (a.auth.kind === "ssh") {
+  } else {
     const sshDir = join(deps.home, ".ssh");
     const keyPath = join(sshDir, "id_ed25519");
     if (a.auth.writeKey) {

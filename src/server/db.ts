@@ -115,6 +115,8 @@ const migrations: string[] = [
    DROP TABLE node_sessions;
    DROP INDEX nodes_cluster;
    CREATE INDEX nodes_cluster ON nodes(cluster_id, hostname);`,
+  // Nothing ever wrote when a token was last used (a write per request for a column nothing shows).
+  `ALTER TABLE tokens DROP COLUMN last_used_at;`,
 ];
 
 export async function migrate(db: Db): Promise<number> {
