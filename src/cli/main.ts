@@ -4,7 +4,7 @@ import { runCli } from "./app.ts";
 import { program } from "./commands/index.ts";
 import { BeakerError, UsageError } from "../errors.ts";
 import { formatUsage } from "./help.ts";
-import { afterCommand } from "./commands/upgrade.ts";
+import { afterCommand } from "./update-notice.ts";
 import { connectionFailure, isConnectionError } from "../util/net.ts";
 import { formatTimeline } from "../util/trace.ts";
 

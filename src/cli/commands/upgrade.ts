@@ -1,11 +1,10 @@
 import { realpathSync } from "node:fs";
-import { spawn } from "node:child_process";
 import { homedir } from "node:os";
 import { loadExecutorConfig } from "../../config/executor.ts";
 import { ConfigError, UsageError } from "../../errors.ts";
 import { detectPlatform, pickTarget } from "../../update/manifest.ts";
 import { isVersion } from "../../update/semver.ts";
-import { noticeFor, readState, shouldCheck, statePath, writeState, type NotifierEnv } from "../../update/notifier.ts";
+import { readStateFile, recordLatest, statePath, writeStateFile } from "../../update/notifier.ts";
 import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
 import type { CommandSpec } from "../command.ts";
 import type { Factory } from "../factory.ts";
@@ -110,41 +109,12 @@ export const updateCheckCommand: CommandSpec = {
   hidden: true,
   async run({ factory }) {
     const path = statePath(factory.env.HOME || homedir());
-    try {
-      const { fetchManifest } = await import("../../update/upgrade.ts");
-      const { manifest } = await fetchManifest(await resolveUpdateUrl(factory), "stable", null, releasePublicKey, 3000);
-      const state = readState(path) ?? { lastCheck: Date.now(), lastNotice: 0, latest: null };
-      writeState(path, { ...state, latest: manifest.version });
-    } catch {}
+    await recordLatest(
+      { now: Date.now, readState: () => readStateFile(path), writeState: (state) => writeStateFile(path, state) },
+      async () => {
+        const { fetchManifest } = await import("../../update/upgrade.ts");
+        return (await fetchManifest(await resolveUpdateUrl(factory), "stable", null, releasePublicKey, 3000)).manifest.version;
+      },
+    );
   },
 };
-
-function notifierEnv(factory: Factory): NotifierEnv {
-  const env = factory.env;
-  return { tty: factory.io.isStderrTTY, ci: Boolean(env.CI) && env.CI !== "false", disabled: Boolean(env.BEAKER_NO_UPDATE_NOTIFIER) };
-}
-
-/**
- * After a command's own output: shows a notice when a newer release is known (at most daily), and at most daily starts
- * a detached background check. Never waits on the network.
- */
-export function afterCommand(factory: Factory, command: string | undefined): void {
-  if (command === "upgrade" || command === "update-check") return;
-  const env = notifierEnv(factory);
-  if (!env.tty || env.ci || env.disabled) return;
-  const path = statePath(factory.env.HOME || homedir());
-  const now = Date.now();
-  let state = readState(path);
-  const notice = noticeFor(now, buildInfo.version, state, env);
-  if (notice) {
-    factory.io.err.write(`\n${notice}\n`);
-    state = { ...state!, lastNotice: now };
-    writeState(path, state);
-  }
-  if (shouldCheck(now, state, env) && !/\/bun(-\w+)?$/.test(process.execPath)) {
-    writeState(path, { lastCheck: now, lastNotice: state?.lastNotice ?? 0, latest: state?.latest ?? null });
-    try {
-      spawn(process.execPath, ["update-check"], { detached: true, stdio: "ignore", env: factory.env as NodeJS.ProcessEnv }).unref();
-    } catch {}
-  }
-}
