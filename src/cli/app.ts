@@ -112,7 +112,10 @@ export function parseFlags(command: CommandSpec, argv: string[], path: string): 
     .map(String)
     .map((a) => (a === stdinMarker ? "-" : a));
   const head = argv.indexOf("--") === -1 ? argv : argv.slice(0, argv.indexOf("--"));
-  for (const option of command.options ?? []) restoreType(option, flags, head);
+  for (const option of command.options ?? []) {
+    restoreType(option, flags, head);
+    applyDefault(option, flags);
+  }
   return { args, flags, rest };
 }
 
@@ -123,6 +126,14 @@ function longName(option: OptionSpec): string {
 
 function camel(name: string): string {
   return name.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase());
+}
+
+/** The spec's default (the one place it is written), or an empty list: commands get every such value set. */
+function applyDefault(option: OptionSpec, flags: Record<string, unknown>): void {
+  const key = camel(longName(option));
+  if (flags[key] !== undefined) return;
+  if (option.default !== undefined) flags[key] = option.default;
+  else if (option.kind === "list") flags[key] = [];
 }
 
 /** cac turns `--name 0123` into the number 123; take string values from argv as typed. */

@@ -9,9 +9,26 @@ export interface OptionSpec {
   kind?: "string" | "number" | "list" | "boolean";
 }
 
-export interface CommandContext {
+/** A flag's key in the parsed options: `--shared-memory <size>` -> `sharedMemory`; `--no-wait` -> `wait`. */
+type LongName<F extends string> = F extends `${string}--${infer Rest}` ? (Rest extends `${infer Name} ${string}` ? Name : Rest) : never;
+type Positive<N extends string> = N extends `no-${infer Kept}` ? Kept : N;
+type Camel<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${Head}${Capitalize<Camel<Tail>>}` : S;
+export type FlagKey<F extends string> = Camel<Positive<LongName<F>>>;
+
+type FlagValue<O extends OptionSpec> = O["kind"] extends "number" ? number : O["kind"] extends "list" ? string[] : O["kind"] extends "boolean" ? boolean : string;
+/** Always present: a flag with a default, a list (empty when not given), a `--no-x` switch (true unless given). */
+type AlwaysSet<O extends OptionSpec> = O extends { default: string | number | boolean } ? true : O["kind"] extends "list" ? true : O["flags"] extends `--no-${string}` ? true : false;
+
+/** The options a command's flags parse into, derived from its flag spec: the frame fills in defaults from the spec. */
+export type FlagsOf<Options extends readonly OptionSpec[]> = {
+  [O in Options[number] as AlwaysSet<O> extends true ? FlagKey<O["flags"]> : never]: FlagValue<O>;
+} & {
+  [O in Options[number] as AlwaysSet<O> extends true ? never : FlagKey<O["flags"]>]?: FlagValue<O> | undefined;
+};
+
+export interface CommandContext<Flags = Record<string, unknown>> {
   args: string[];
-  flags: Record<string, unknown>;
+  flags: Flags;
   /** Everything after `--`. */
   rest: string[];
   factory: Factory;
@@ -23,7 +40,7 @@ export interface CommandSpec {
   /** Positional arguments in cac's notation: `[ID]`, `<NAME>`, `[KEY] [VALUE]`. */
   args?: string;
   summary: string;
-  options?: OptionSpec[];
+  options?: readonly OptionSpec[];
   /** Accepts `-- CMD ARGS...`. */
   passthrough?: boolean;
   /** Internal (run by beaker itself): left out of help. */
@@ -52,4 +69,14 @@ export function walkCommands(noun: NounSpec, path: string[] = [noun.name]): Arra
   );
 }
 
-export const jsonOption: OptionSpec = { flags: "--json", description: "Print JSON", kind: "boolean" };
+/**
+ * A command whose `run` gets typed flags, derived from its `options` (declared `as const`-like by the `const` type
+ * parameter). The frame has parsed, checked and defaulted every value to that type (`parseFlags`).
+ */
+export function defineCommand<const Options extends readonly OptionSpec[] = []>(
+  spec: Omit<CommandSpec, "options" | "run"> & { options?: Options; run(ctx: CommandContext<FlagsOf<Options>>): Promise<number | void> },
+): CommandSpec {
+  return spec;
+}
+
+export const jsonOption = { flags: "--json", description: "Print JSON", kind: "boolean" } as const satisfies OptionSpec;

@@ -1,3 +1,5 @@
+import type { NodeInfo } from "../server/types.ts";
+import { formatAgo } from "../util/time.ts";
 import type { IO } from "./io.ts";
 
 /**
@@ -20,4 +22,13 @@ export function printTable(io: IO, headers: string[], rawRows: string[][]): void
 /** Stable JSON: two-space indented, one trailing newline. */
 export function printJson(io: IO, value: unknown): void {
   io.out.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The server's nodes: HOSTNAME, (CLUSTER), GPU TYPE, GPUS FREE/TOTAL, STATUS, LAST SEEN. */
+export function printNodes(io: IO, nodes: NodeInfo[], now: Date, withCluster: boolean): void {
+  printTable(
+    io,
+    ["HOSTNAME", ...(withCluster ? ["CLUSTER"] : []), "GPU TYPE", "GPUS FREE/TOTAL", "STATUS", "LAST SEEN"],
+    nodes.map((n) => [n.hostname, ...(withCluster ? [n.cluster] : []), n.gpuType ?? "-", `${n.gpusFree}/${n.gpusTotal}`, n.status, formatAgo(n.lastSeen, now.getTime())]),
+  );
 }

@@ -11,12 +11,18 @@ import type { OptionSpec } from "./command.ts";
 import type { Factory } from "./factory.ts";
 import { isNodeMachine } from "./node-only.ts";
 
-export const clusterOption: OptionSpec = { flags: "--cluster <name>", description: "Find the session on this cluster's nodes (default: your default_cluster)", kind: "string" };
-export const nodeOption: OptionSpec = { flags: "--node <host>", description: "The node the session is on (reached with ssh)", kind: "string" };
+export const clusterOption = { flags: "--cluster <name>", description: "Find the session on this cluster's nodes (default: your default_cluster)", kind: "string" } as const satisfies OptionSpec;
+export const nodeOption = { flags: "--node <host>", description: "The node the session is on (reached with ssh)", kind: "string" } as const satisfies OptionSpec;
+
+/** Where a session command was pointed: `--cluster` and `--node`. */
+export interface WhereFlags {
+  cluster?: string | undefined;
+  node?: string | undefined;
+}
 
 /** `--cluster`, else the user's `default_cluster`; null when neither. */
-export function clusterFor(factory: Factory, flags: Record<string, unknown>): string | null {
-  return (flags.cluster as string | undefined) ?? factory.userConfig().read().default_cluster ?? null;
+export function clusterFor(factory: Factory, flags: WhereFlags): string | null {
+  return flags.cluster ?? factory.userConfig().read().default_cluster ?? null;
 }
 
 export function checkNodeName(node: string): string {
@@ -37,12 +43,12 @@ export type Where = { kind: "local"; session: SessionDetails } | { kind: "remote
  */
 export async function locateSession(
   factory: Factory,
-  flags: Record<string, unknown>,
+  flags: WhereFlags,
   ref: string | undefined,
   resolveLocal: (factory: Factory, ref: string | undefined) => Promise<SessionDetails>,
 ): Promise<Where> {
   const cluster = clusterFor(factory, flags);
-  const node = flags.node === undefined ? null : checkNodeName(String(flags.node));
+  const node = flags.node === undefined ? null : checkNodeName(flags.node);
   const health = await factory.executor().health();
   if (node) {
     if (health?.node === node) return { kind: "local", session: await resolveLocal(factory, ref) };

@@ -133,7 +133,7 @@ test("remoteCreateArgs: the node gets the flags it needs, none of the laptop's",
     "session", "create", "--gpus", "2", "--image", "img", "--name", "n1", "--cpus", "4", "--port", "8888", "--port", "6006", "--env", "A=1 2",
     "--mount", "/net/d:/d:ro", "--workdir", "/w", "--detach", "--no-wait", "--json", "--", "python", "-c", "print(1)",
   ]);
-  expect(remoteCreateArgs({}, [], { gpus: null, image: null, name: null })).toEqual(["session", "create"]);
+  expect(remoteCreateArgs({ port: [], env: [], mount: [], wait: true }, [], { gpus: null, image: null, name: null })).toEqual(["session", "create"]);
 });
 
 describe("ports", () => {

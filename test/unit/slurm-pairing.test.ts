@@ -106,16 +106,18 @@ describe("Slurm in create requests", () => {
 
   test("flags -> the Slurm part; none given: null", () => {
     expect(slurmRequest({})).toBeNull();
-    expect(slurmRequest({ partition: "gpu", time: "4:00:00" })).toEqual({ job: null, partition: "gpu", account: null, qos: null });
+    expect(slurmRequest({ partition: "gpu" })).toEqual({ job: null, partition: "gpu", account: null, qos: null });
     expect(() => slurmRequest({ qos: "a b" })).toThrow(new UsageError('--qos "a b" must be a Slurm QOS name'));
   });
 
   test("--time is one flag: Slurm's forms and Beaker's read the same, in seconds; Slurm gets whole minutes", () => {
     const ctx = { cwd: "/home/ada", tty: false, term: null, defaultImage: null };
-    const limit = (time: string) => buildCreateRequest({ time }, [], ctx).timeLimit;
+    // What the frame gives a command with no other flags: the lists empty, --no-wait not given.
+    const none = { port: [], env: [], mount: [], wait: true };
+    const limit = (time: string) => buildCreateRequest({ ...none, time }, [], ctx).timeLimit;
     expect([limit("1"), limit("4:00:00"), limit("2-00:00:00"), limit("4h"), limit("90s")]).toEqual([60, 14400, 172800, 14400, 90]);
     expect(() => limit("soon")).toThrow(UsageError);
-    expect(buildCreateRequest({ partition: "gpu", time: "4h" }, [], ctx).slurm).toEqual({ job: null, partition: "gpu", account: null, qos: null });
+    expect(buildCreateRequest({ ...none, partition: "gpu", time: "4h" }, [], ctx).slurm).toEqual({ job: null, partition: "gpu", account: null, qos: null });
     expect([slurmTime(60), slurmTime(90), slurmTime(14400), slurmTime(1)]).toEqual(["1", "2", "240", "1"]);
   });
 

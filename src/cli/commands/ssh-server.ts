@@ -1,10 +1,10 @@
 import { UsageError } from "../../errors.ts";
 import { currentLoginUser } from "../../ssh/login.ts";
-import type { CommandSpec } from "../command.ts";
+import { defineCommand } from "../command.ts";
 import { allowJit } from "../../util/jit.ts";
 
 /** Inside a session, started by `beaker session proxy` through `session exec`: an SSH server on stdin and stdout. */
-export const sshServerCommand: CommandSpec = {
+export const sshServerCommand = defineCommand({
   name: "ssh-server",
   summary: "Internal: an SSH server on stdin/stdout inside a session (started by 'beaker session proxy')",
   hidden: true,
@@ -23,4 +23,4 @@ export const sshServerCommand: CommandSpec = {
     });
     return 0;
   },
-};
+});

@@ -6,10 +6,10 @@ import { detectPlatform, pickTarget } from "../../update/manifest.ts";
 import { isVersion } from "../../update/semver.ts";
 import { readStateFile, recordLatest, statePath, writeStateFile } from "../../update/notifier.ts";
 import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
-import type { CommandSpec } from "../command.ts";
+import { defineCommand } from "../command.ts";
 import type { Factory } from "../factory.ts";
 import { createProgress } from "../progress.ts";
-import { restartExecutor } from "./executor/restart.ts";
+import { restartExecutor } from "./executor/shared.ts";
 
 /** BEAKER_UPDATE_URL, then the user's update_url, then the node's (executor config), then the server's, then the built-in one. */
 export async function resolveUpdateUrl(factory: Factory): Promise<string> {
@@ -30,7 +30,7 @@ function thisBinary(): string {
   return realpathSync(process.execPath);
 }
 
-export const upgradeCommand: CommandSpec = {
+export const upgradeCommand = defineCommand({
   name: "upgrade",
   summary: "Update this beaker binary from the release channel, verified end to end (or --rollback)",
   options: [
@@ -44,9 +44,9 @@ export const upgradeCommand: CommandSpec = {
   examples: ["beaker upgrade", "beaker upgrade --dry-run", "sudo beaker upgrade --channel canary --yes", "beaker upgrade --rollback"],
   async run({ flags, factory }) {
     const { io } = factory;
-    const channel = String(flags.channel ?? "stable");
+    const channel = flags.channel;
     if (!["stable", "canary"].includes(channel)) throw new UsageError(`--channel must be stable or canary, not "${channel}"`);
-    const version = (flags.version as string | undefined) ?? null;
+    const version = flags.version ?? null;
     if (version && !isVersion(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
     const binary = thisBinary();
     const progress = createProgress(io);
@@ -62,7 +62,7 @@ export const upgradeCommand: CommandSpec = {
     const { runRollback, runUpgrade } = await import("../../update/upgrade.ts");
     if (flags.rollback) return void (await runRollback({ binary, currentVersion: buildInfo.version, say, confirm }));
     const installed = await runUpgrade(
-      { version, channel, dryRun: Boolean(flags.dryRun), force: Boolean(flags.force) },
+      { version, channel, dryRun: flags.dryRun ?? false, force: flags.force ?? false },
       {
         binary,
         currentVersion: buildInfo.version,
@@ -80,9 +80,9 @@ export const upgradeCommand: CommandSpec = {
       },
     );
     const executor = installed ? await factory.executor().health() : null;
-    if (executor && executor.version !== installed) await offerRestart(factory, executor.version, { yes: Boolean(flags.yes), confirm, say });
+    if (executor && executor.version !== installed) await offerRestart(factory, executor.version, { yes: flags.yes ?? false, confirm, say });
   },
-};
+});
 
 /**
  * The node's executor still runs the old file. Root is offered the graceful restart (sessions run on, queued requests
@@ -103,7 +103,7 @@ async function offerRestart(
 }
 
 /** Run in the background by the notifier: looks up the channel's newest version and remembers it. Silent. */
-export const updateCheckCommand: CommandSpec = {
+export const updateCheckCommand = defineCommand({
   name: "update-check",
   summary: "Internal: the update notifier's background check",
   hidden: true,
@@ -117,4 +117,4 @@ export const updateCheckCommand: CommandSpec = {
       },
     );
   },
-};
+});

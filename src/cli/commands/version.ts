@@ -1,8 +1,8 @@
 import { buildInfo, formatVersion } from "../../version.ts";
-import { jsonOption, type CommandSpec } from "../command.ts";
+import { defineCommand, jsonOption } from "../command.ts";
 import { printJson } from "../output.ts";
 
-export const versionCommand: CommandSpec = {
+export const versionCommand = defineCommand({
   name: "version",
   summary: "Show the version, commit and platform of this binary",
   options: [jsonOption],
@@ -10,4 +10,4 @@ export const versionCommand: CommandSpec = {
     if (flags.json) printJson(factory.io, buildInfo);
     else factory.io.out.write(`${formatVersion(buildInfo)}\n`);
   },
-};
+});

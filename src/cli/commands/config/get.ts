@@ -1,9 +1,9 @@
 import { NotFoundError } from "../../../errors.ts";
 import { checkKey } from "../../../config/user.ts";
-import type { CommandSpec } from "../../command.ts";
-import { listConfig } from "./list.ts";
+import { defineCommand } from "../../command.ts";
+import { listConfig } from "./shared.ts";
 
-export const configGetCommand: CommandSpec = {
+export const configGetCommand = defineCommand({
   name: "get",
   args: "<KEY>",
   summary: "Print one setting (secrets masked)",
@@ -14,4 +14,4 @@ export const configGetCommand: CommandSpec = {
     if (!entry) throw new NotFoundError(`"${key}" is not set`);
     factory.io.out.write(`${entry.value}\n`);
   },
-};
+});

@@ -1,9 +1,9 @@
 import { UsageError } from "../../../errors.ts";
 import { checkKey } from "../../../config/user.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { promptSecret } from "../../prompt.ts";
 
-export const configSetCommand: CommandSpec = {
+export const configSetCommand = defineCommand({
   name: "set",
   args: "<KEY> [VALUE]",
   summary: "Change one setting (secrets are read from stdin or a hidden prompt, never from the command line)",
@@ -33,4 +33,4 @@ export const configSetCommand: CommandSpec = {
     });
     factory.io.err.write(`${key} saved in ${store.path}\n`);
   },
-};
+});

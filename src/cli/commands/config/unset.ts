@@ -1,7 +1,7 @@
 import { checkKey } from "../../../config/user.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 
-export const configUnsetCommand: CommandSpec = {
+export const configUnsetCommand = defineCommand({
   name: "unset",
   args: "<KEY>",
   summary: "Remove one setting",
@@ -16,4 +16,4 @@ export const configUnsetCommand: CommandSpec = {
     });
     factory.io.err.write(had ? `${key} removed from ${store.path}\n` : `${key} was not set\n`);
   },
-};
+});

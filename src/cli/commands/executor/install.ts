@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { defaultExecutorConfigPath, defaultExecutorConfig } from "../../../config/executor.ts";
 import { writeFileAtomic } from "../../../util/write-atomic.ts";
 import { BeakerError } from "../../../errors.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { requireLinux } from "../../node-only.ts";
 
 export function renderUnit(binary: string, configPath: string): string {
@@ -45,7 +45,7 @@ mountPaths: [/net]
 `;
 }
 
-export const executorInstallCommand: CommandSpec = {
+export const executorInstallCommand = defineCommand({
   name: "install",
   summary: "Write /etc/beaker/config.yml (when missing) and the beaker-executor systemd unit",
   options: [
@@ -55,8 +55,8 @@ export const executorInstallCommand: CommandSpec = {
   async run({ flags, factory }) {
     requireLinux("executor install");
     if (process.getuid?.() !== 0) throw new BeakerError("run 'sudo beaker executor install': it writes to /etc");
-    const configPath = String(flags.config ?? defaultExecutorConfigPath);
-    const unitDir = String(flags.unitDir ?? "/etc/systemd/system");
+    const configPath = flags.config;
+    const unitDir = flags.unitDir;
     const { io } = factory;
     if (!existsSync(configPath)) {
       mkdirSync(dirname(configPath), { recursive: true, mode: 0o755 });
@@ -68,4 +68,4 @@ export const executorInstallCommand: CommandSpec = {
     writeFileAtomic(unit, renderUnit(process.execPath, configPath), 0o644);
     io.err.write(`wrote ${unit}\nstart it with: systemctl daemon-reload && systemctl enable --now beaker-executor\n`);
   },
-};
+});

@@ -1,9 +1,9 @@
 import { defaultExecutorConfigPath, loadExecutorConfig } from "../../../config/executor.ts";
 import { BeakerError } from "../../../errors.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { requireLinux } from "../../node-only.ts";
 
-export const executorRunCommand: CommandSpec = {
+export const executorRunCommand = defineCommand({
   name: "run",
   summary: "Run the node executor in the foreground (as root; systemd runs this)",
   options: [
@@ -13,9 +13,9 @@ export const executorRunCommand: CommandSpec = {
   async run({ flags }) {
     requireLinux("executor run");
     if (process.getuid?.() !== 0) throw new BeakerError("the executor must run as root (it owns Docker and the GPUs)");
-    const path = String(flags.config ?? defaultExecutorConfigPath);
+    const path = flags.config;
     const config = loadExecutorConfig(path, flags.config !== undefined && path !== defaultExecutorConfigPath);
     const { runExecutor } = await import("../../../executor/daemon.ts");
-    await runExecutor(config, { trace: Boolean(flags.trace) });
+    await runExecutor(config, { trace: flags.trace ?? false });
   },
-};
+});

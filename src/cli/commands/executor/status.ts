@@ -1,4 +1,4 @@
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printJson } from "../../output.ts";
 import { NotANodeError, UnavailableError } from "../../../errors.ts";
 import { isNodeMachine } from "../../node-only.ts";
@@ -14,7 +14,7 @@ function fileVersion(path: string | null): string | null {
   }
 }
 
-export const executorStatusCommand: CommandSpec = {
+export const executorStatusCommand = defineCommand({
   name: "status",
   summary: "Say whether this node's executor answers, its version, and whether it needs a restart after an upgrade",
   options: [jsonOption],
@@ -31,4 +31,4 @@ export const executorStatusCommand: CommandSpec = {
       factory.io.out.write(`${health.binary} is now ${onDisk}, not the version the executor runs: restart it with 'sudo beaker executor restart' (sessions run on; terminals reconnect)\n`);
     }
   },
-};
+});

@@ -27,9 +27,9 @@ export function gitDeps(factory: Factory): SetupDeps {
 }
 
 /** `--host` as git names it (protocol, host[:port]); a usage error when it is not a host. */
-export function hostFlag(flags: Record<string, unknown>): { protocol: string; host: string } {
+export function hostFlag(host: string): { protocol: string; host: string } {
   try {
-    return parseHost(String(flags.host ?? "github.com"));
+    return parseHost(host);
   } catch (err) {
     throw new UsageError(`--host: ${(err as Error).message}`);
   }

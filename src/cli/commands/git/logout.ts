@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { logout } from "../../../git/setup.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { gitDeps, hostFlag } from "./deps.ts";
 
-export const gitLogoutCommand: CommandSpec = {
+export const gitLogoutCommand = defineCommand({
   name: "logout",
   summary: "Forget your token for a host, wherever git keeps it (SSH keys stay unless --ssh)",
   options: [
@@ -14,14 +14,14 @@ export const gitLogoutCommand: CommandSpec = {
   ],
   async run({ flags, factory }) {
     const { io } = factory;
-    const target = hostFlag(flags);
+    const target = hostFlag(flags.host);
     const deps = gitDeps(factory);
-    const done = await logout(deps, target.protocol, target.host, { removeSshKey: Boolean(flags.ssh) });
+    const done = await logout(deps, target.protocol, target.host, { removeSshKey: flags.ssh ?? false });
     for (const line of done) io.err.write(`${line}\n`);
     if (done.length === 0) io.err.write(`no token for ${target.host} was stored\n`);
     const file = join(deps.home, ".git-credentials");
     if (existsSync(file) && readFileSync(file, "utf8").trim() === "") {
-      let remove = Boolean(flags.yes);
+      let remove = flags.yes ?? false;
       if (!remove && io.canPrompt()) {
         const p = await import("@clack/prompts");
         const answer = await p.confirm({ message: `${file} is empty now. Delete it?`, initialValue: true });
@@ -33,4 +33,4 @@ export const gitLogoutCommand: CommandSpec = {
       } else io.err.write(`${file} is empty; delete it with: rm ${file}\n`);
     }
   },
-};
+});

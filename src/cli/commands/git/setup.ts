@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { CancelledError, UsageError } from "../../../errors.ts";
 import { emailProblem, tokenShapeProblem } from "../../../git/protocol.ts";
 import { applySetup, type Helper, type SetupAnswers } from "../../../git/setup.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand, type FlagsOf, type OptionSpec } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { gitDeps, hostFlag } from "./deps.ts";
 
@@ -20,15 +20,35 @@ function tokenPage(protocol: string, host: string): string {
     : `${protocol}://${host}/settings/tokens (or your server's equivalent)`;
 }
 
+const setupOptions = [
+    { flags: "--host <host>", description: "The git host (GitHub Enterprise and others too)", default: "github.com", kind: "string" },
+    { flags: "--name <name>", description: "user.name for commits", kind: "string" },
+    { flags: "--email <email>", description: "user.email for commits", kind: "string" },
+    { flags: "--token-stdin", description: "Use a personal access token, read from stdin", kind: "boolean" },
+    { flags: "--helper <helper>", description: "Where to keep the token: cache, store or beaker", kind: "string" },
+    { flags: "--timeout <seconds>", description: "How long the cache helper keeps the token", kind: "number" },
+    { flags: "--username <name>", description: "Username sent with the token (default x-access-token)", kind: "string" },
+    { flags: "--ssh", description: "Use an SSH key (generated at ~/.ssh/id_ed25519 when missing)", kind: "boolean" },
+    { flags: "--force", description: "With --yes --ssh: replace an existing key", kind: "boolean" },
+    { flags: "-y, --yes", description: "Ask nothing: take the flags (for scripts)", kind: "boolean" },
+] as const satisfies readonly OptionSpec[];
+
+/** `--helper` as one of the helpers; a usage error for anything else. */
+function helperFlag(text: string): Helper {
+  const found = helpers.find((h) => h.value === text);
+  if (!found) throw new UsageError(`--helper must be cache, store or beaker, not "${text}"`);
+  return found.value;
+}
+
 /** Asks (or takes from flags) everything first; nothing is changed until every answer is in. */
-async function gather(flags: Record<string, unknown>, factory: Factory): Promise<SetupAnswers> {
+async function gather(flags: FlagsOf<typeof setupOptions>, factory: Factory): Promise<SetupAnswers> {
   const { io } = factory;
   const interactive = !flags.yes;
   if (interactive && !io.canPrompt()) {
     throw new UsageError("beaker git setup asks questions and there is no terminal; for scripts: --yes --name N --email E, and --token-stdin [--helper H] or --ssh");
   }
   const { git } = gitDeps(factory);
-  const { protocol, host } = hostFlag(flags);
+  const { protocol, host } = hostFlag(flags.host);
   const p = await import("@clack/prompts");
   const answer = <T>(value: T): Exclude<T, symbol> => {
     if (p.isCancel(value)) {
@@ -42,13 +62,13 @@ async function gather(flags: Record<string, unknown>, factory: Factory): Promise
   const currentName = git.getGlobal("user.name");
   const currentEmail = git.getGlobal("user.email");
   const name =
-    (flags.name as string | undefined) ??
+    flags.name ??
     (interactive
       ? answer(await p.text({ message: "Your name, for commits", initialValue: currentName ?? "", validate: (v) => (v?.trim() ? undefined : "a name is needed") }))
       : currentName);
   if (!name?.trim()) throw new UsageError("--name is needed (git has no user.name yet)");
   const email =
-    (flags.email as string | undefined) ??
+    flags.email ??
     (interactive ? answer(await p.text({ message: "Your email, for commits", initialValue: currentEmail ?? "", validate: (v) => emailProblem(v ?? "") ?? undefined })) : currentEmail);
   if (!email) throw new UsageError("--email is needed (git has no user.email yet)");
   const badEmail = emailProblem(email);
@@ -78,7 +98,7 @@ async function gather(flags: Record<string, unknown>, factory: Factory): Promise
     if (keyExists) {
       writeKey = interactive
         ? answer(await p.confirm({ message: "~/.ssh/id_ed25519 already exists. Replace it with a new key? (No keeps it and uses it)", initialValue: false }))
-        : Boolean(flags.force);
+        : (flags.force ?? false);
     }
     let passphrase: string | null = null;
     if (writeKey && interactive) {
@@ -105,34 +125,27 @@ async function gather(flags: Record<string, unknown>, factory: Factory): Promise
     p.note(`Create one at ${tokenPage(protocol, host)}\nwith the "repo" scope, then paste it here (it is not shown).`, "Personal access token");
     token = answer(await p.password({ message: `Token for ${host}`, mask: "*", validate: (v) => tokenShapeProblem(v ?? "", host) ?? undefined })).trim();
   }
-  const helper = (flags.helper as Helper | undefined) ?? (interactive ? answer(await p.select({ message: "Where should git keep it?", options: helpers, initialValue: "beaker" as Helper })) : "beaker");
-  if (!helpers.some((h) => h.value === helper)) throw new UsageError(`--helper must be cache, store or beaker, not "${helper}"`);
-  let timeoutSeconds = flags.timeout === undefined ? 3600 : Number(flags.timeout);
+  const helper =
+    flags.helper !== undefined
+      ? helperFlag(flags.helper)
+      : interactive
+        ? answer(await p.select({ message: "Where should git keep it?", options: helpers, initialValue: "beaker" as Helper }))
+        : "beaker";
+  let timeoutSeconds = flags.timeout ?? 3600;
   if (helper === "cache" && interactive && flags.timeout === undefined) {
     timeoutSeconds = Number(
       answer(await p.text({ message: "Forget it after how many seconds?", initialValue: "3600", validate: (v) => (/^\d+$/.test(v ?? "") && Number(v) > 0 ? undefined : "a whole number of seconds") })),
     );
   }
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError("--timeout must be a whole number of seconds");
-  const username = (flags.username as string | undefined) ?? "x-access-token";
+  const username = flags.username ?? "x-access-token";
   return { protocol, host, name: name.trim(), email: email.trim(), auth: { kind: "token", username, token, helper, timeoutSeconds } };
 }
 
-export const gitSetupCommand: CommandSpec = {
+export const gitSetupCommand = defineCommand({
   name: "setup",
   summary: "Set up git to push from here: your identity, and a token (cache, store or Beaker's helper) or an SSH key",
-  options: [
-    { flags: "--host <host>", description: "The git host (GitHub Enterprise and others too)", default: "github.com", kind: "string" },
-    { flags: "--name <name>", description: "user.name for commits", kind: "string" },
-    { flags: "--email <email>", description: "user.email for commits", kind: "string" },
-    { flags: "--token-stdin", description: "Use a personal access token, read from stdin", kind: "boolean" },
-    { flags: "--helper <helper>", description: "Where to keep the token: cache, store or beaker", kind: "string" },
-    { flags: "--timeout <seconds>", description: "How long the cache helper keeps the token", kind: "number" },
-    { flags: "--username <name>", description: "Username sent with the token (default x-access-token)", kind: "string" },
-    { flags: "--ssh", description: "Use an SSH key (generated at ~/.ssh/id_ed25519 when missing)", kind: "boolean" },
-    { flags: "--force", description: "With --yes --ssh: replace an existing key", kind: "boolean" },
-    { flags: "-y, --yes", description: "Ask nothing: take the flags (for scripts)", kind: "boolean" },
-  ],
+  options: setupOptions,
   examples: ["beaker git setup", "echo $TOKEN | beaker git setup --yes --name 'Ada L' --email ada@example.org --token-stdin --helper store"],
   async run({ flags, factory }) {
     const answers = await gather(flags, factory);
@@ -147,4 +160,4 @@ export const gitSetupCommand: CommandSpec = {
       io.err.write(`Then clone with git@${answers.host.replace(/:\d+$/, "")}:OWNER/REPO.git\n`);
     }
   },
-};
+});

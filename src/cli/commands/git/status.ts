@@ -2,11 +2,11 @@ import { join } from "node:path";
 import { maskSecret } from "../../../config/user.ts";
 import { parseCredential } from "../../../git/protocol.ts";
 import { readIfExists } from "../../../git/ssh.ts";
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printJson } from "../../output.ts";
 import { gitDeps } from "./deps.ts";
 
-export const gitStatusCommand: CommandSpec = {
+export const gitStatusCommand = defineCommand({
   name: "status",
   summary: "Your git identity, credential helpers, stored tokens (masked) and SSH keys",
   options: [jsonOption],
@@ -46,4 +46,4 @@ export const gitStatusCommand: CommandSpec = {
     for (const c of credentials) out.write(`${c.url}: helper ${c.helpers.filter(Boolean).join(", ") || "(none)"}; token ${c.token ?? "not stored"}\n`);
     out.write(`ssh key:  ${status.sshKey ? `${status.sshKey.path} (${status.sshKey.publicKey})` : "none"}\n`);
   },
-};
+});

@@ -1,31 +1,10 @@
 import { UnavailableError } from "../../../errors.ts";
 import type { GpuStatus } from "../../../gpu/report.ts";
-import type { Inventory } from "../../../gpu/types.ts";
-import { jsonOption, type CommandSpec } from "../../command.ts";
-import type { Factory } from "../../factory.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printJson, printTable } from "../../output.ts";
 import { formatSize } from "../../../config/size.ts";
 import { requireGpuNode } from "../../node-only.ts";
-
-export interface NodeGpusResult {
-  inventory: Inventory;
-  gpus: GpuStatus[];
-  /** Why a GPU would not be handed out, by UUID or bus id; only known when an executor answered. */
-  unavailable: Record<string, string>;
-}
-
-/** Asks the executor (which knows the claims) when one runs; otherwise runs discovery here. */
-export async function loadNodeGpus(factory: Factory): Promise<NodeGpusResult> {
-  const client = factory.executor();
-  if (await client.isRunning()) return client.request<NodeGpusResult>("GET", "/v1/gpus");
-  const { discoverGpus, createNvidiaSmiRunner } = await import("../../../gpu/discover.ts");
-  const { withClaims } = await import("../../../gpu/report.ts");
-  const { usableGpus } = await import("../../../gpu/usable.ts");
-  const timeoutMs = factory.nvidiaSmiTimeoutMs();
-  const inventory = await discoverGpus(createNvidiaSmiRunner(factory.nvidiaSmiPath(), timeoutMs), timeoutMs);
-  const { unavailable } = usableGpus(inventory, []);
-  return { inventory, gpus: withClaims(inventory, new Map()), unavailable };
-}
+import { loadNodeGpus } from "./shared.ts";
 
 function state(gpu: GpuStatus, unavailable: Record<string, string>): string {
   if (!gpu.healthy) return `unhealthy: ${gpu.error ?? "unknown"}`;
@@ -35,7 +14,7 @@ function state(gpu: GpuStatus, unavailable: Record<string, string>): string {
   return reason ? `unavailable: ${reason}` : "free";
 }
 
-export const nodeGpusCommand: CommandSpec = {
+export const nodeGpusCommand = defineCommand({
   name: "gpus",
   summary: "List this node's GPUs and which session holds each",
   options: [jsonOption],
@@ -63,4 +42,4 @@ export const nodeGpusCommand: CommandSpec = {
     if (inventory.note) io.err.write(`${inventory.note}\n`);
     else if (gpus.length === 0) io.err.write("no GPUs on this node\n");
   },
-};
+});

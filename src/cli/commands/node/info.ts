@@ -1,11 +1,11 @@
 import { cpus, hostname, totalmem } from "node:os";
 import { formatSize } from "../../../config/size.ts";
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printJson } from "../../output.ts";
-import { loadNodeGpus } from "./gpus.ts";
+import { loadNodeGpus } from "./shared.ts";
 import { requireGpuNode } from "../../node-only.ts";
 
-export const nodeInfoCommand: CommandSpec = {
+export const nodeInfoCommand = defineCommand({
   name: "info",
   summary: "This node: its executor, server, CPUs, memory and GPUs at a glance",
   options: [jsonOption],
@@ -35,4 +35,4 @@ export const nodeInfoCommand: CommandSpec = {
     out.write(`gpus:      ${info.gpus.free} free of ${info.gpus.total}${names.length ? ` (${names.join(", ")})` : ""}${info.driverVersion ? `, driver ${info.driverVersion}` : ""}\n`);
     if (info.note) out.write(`note:      ${info.note}\n`);
   },
-};
+});

@@ -1,8 +1,7 @@
-import { jsonOption, type CommandSpec } from "../../command.ts";
-import { printJson } from "../../output.ts";
-import { printNodes } from "../cluster/index.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
+import { printJson, printNodes } from "../../output.ts";
 
-export const nodeListCommand: CommandSpec = {
+export const nodeListCommand = defineCommand({
   name: "list",
   summary: "Every node the Beaker server knows, in every cluster",
   options: [jsonOption],
@@ -12,4 +11,4 @@ export const nodeListCommand: CommandSpec = {
     if (nodes.length === 0) return void factory.io.err.write("no nodes\n");
     printNodes(factory.io, nodes, factory.now(), true);
   },
-};
+});

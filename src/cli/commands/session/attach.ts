@@ -1,11 +1,11 @@
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { createReconnect } from "../../reconnect.ts";
 import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
-import { reportOutcome } from "./create.ts";
+import { reportOutcome } from "./outcome.ts";
 import { resolveRunningSession } from "./ref.ts";
 
-export const sessionAttachCommand: CommandSpec = {
+export const sessionAttachCommand = defineCommand({
   name: "attach",
   usesExecutor: true,
   args: "[ID]",
@@ -14,7 +14,7 @@ export const sessionAttachCommand: CommandSpec = {
   async run({ args, flags, factory }) {
     const where = await locateSession(factory, flags, args[0], resolveRunningSession);
     const config = factory.userConfig().read();
-    const keys = (flags.detachKeys as string | undefined) ?? config.detach_keys;
+    const keys = flags.detachKeys ?? config.detach_keys;
     if (where.kind === "remote") {
       const ref = where.ref ? [where.ref] : [];
       return runOnNode(factory, {
@@ -34,4 +34,4 @@ export const sessionAttachCommand: CommandSpec = {
     });
     return reportOutcome(factory.io, session, outcome);
   },
-};
+});

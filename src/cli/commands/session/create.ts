@@ -2,22 +2,24 @@ import { homedir } from "node:os";
 import { CancelledWhileQueued, errorFromCode, RestartingError, UnavailableError, UsageError } from "../../../errors.ts";
 import { ConnectionLostError, ExecutorUnreachableError } from "../../../executor/client.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../../executor/api-types.ts";
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { printJson } from "../../output.ts";
 import { attachTerminal, parseDetachKeys, printPorts } from "../../terminal.ts";
+import { reportOutcome } from "./outcome.ts";
 import { createProgress } from "../../progress.ts";
 import { isNodeMachine } from "../../node-only.ts";
 import { checkNodeName, noClusterHere } from "../../remote.ts";
 import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
 import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
 import { createReconnect, type Reconnect } from "../../reconnect.ts";
-import { createThroughSlurm, slurmOptions, slurmRequest, wantsLoginFlow } from "./slurm-create.ts";
+import { createThroughSlurm, slurmRequest, wantsLoginFlow } from "./slurm-create.ts";
+import { createOptions, type CreateFlags } from "./create-flags.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { formatClock, formatTime } from "./ref.ts";
 import { parseDuration } from "../../../util/duration.ts";
 
-function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+function numberFlag(value: number | string | undefined, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   if (value === undefined) return null;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
@@ -25,37 +27,38 @@ function numberFlag(value: unknown, flag: string, min: number, max = Number.MAX_
 }
 
 /** `--time`: seconds, or null when not given. */
-function timeFlag(value: unknown): number | null {
+function timeFlag(value: string | undefined): number | null {
   if (value === undefined) return null;
-  const seconds = parseDuration(String(value));
-  if (seconds === null) throw new UsageError(`--time "${String(value)}" is not a duration like 4h, 90m or 1-12:00:00`);
+  const seconds = parseDuration(value);
+  if (seconds === null) throw new UsageError(`--time "${value}" is not a duration like 4h, 90m or 1-12:00:00`);
   return seconds;
 }
 
 /** Flags -> the request the executor gets. Pure apart from reading the environment it is given. */
-export function buildCreateRequest(flags: Record<string, unknown>, rest: string[], ctx: { cwd: string; tty: boolean; term: string | null; defaultImage: string | null }): CreateSessionRequest {
-  const cpus = flags.cpus === undefined ? null : Number(flags.cpus);
+export function buildCreateRequest(flags: CreateFlags, rest: string[], ctx: { cwd: string; tty: boolean; term: string | null; defaultImage: string | null }): CreateSessionRequest {
+  const cpusText = flags.cpus;
+  const cpus = cpusText === undefined ? null : Number(cpusText);
   if (cpus !== null && !(cpus > 0)) throw new UsageError("--cpus must be a positive number");
-  const ports = ((flags.port as string[] | undefined) ?? []).map((p) => numberFlag(p, "--port", 1, 65535)!);
-  const env = (flags.env as string[] | undefined) ?? [];
+  const ports = flags.port.map((p) => numberFlag(p, "--port", 1, 65535)!);
+  const env = flags.env;
   for (const entry of env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(entry)) throw new UsageError(`--env "${entry}" must be KEY=VALUE`);
   return {
     gpus: numberFlag(flags.gpus, "--gpus", 0, 64),
-    image: (flags.image as string | undefined) ?? ctx.defaultImage,
-    name: (flags.name as string | undefined) ?? null,
+    image: flags.image ?? ctx.defaultImage,
+    name: flags.name ?? null,
     cpus,
-    memory: (flags.memory as string | undefined) ?? null,
-    sharedMemory: (flags.sharedMemory as string | undefined) ?? null,
+    memory: flags.memory ?? null,
+    sharedMemory: flags.sharedMemory ?? null,
     ports,
     env,
-    mounts: (flags.mount as string[] | undefined) ?? [],
-    workdir: (flags.workdir as string | undefined) ?? null,
+    mounts: flags.mount,
+    workdir: flags.workdir ?? null,
     command: rest,
     cwd: ctx.cwd,
     tty: ctx.tty,
     term: ctx.term,
-    noWait: Boolean(flags.wait === false),
-    detach: Boolean(flags.detach),
+    noWait: !flags.wait,
+    detach: flags.detach ?? false,
     slurm: slurmRequest(flags),
     timeLimit: timeFlag(flags.time),
   };
@@ -138,31 +141,12 @@ export function queueLine(event: Extract<CreateEvent, { type: "queued" }>): stri
   return `${line}; ${gpus} free by ${formatClock(by)} at the latest`;
 }
 
-export const sessionCreateCommand: CommandSpec = {
+export const sessionCreateCommand = defineCommand({
   name: "create",
   usesExecutor: true,
   summary: "Start a session with its own GPUs (on this node, or a cluster's over ssh), and enter it",
   passthrough: true,
-  options: [
-    { flags: "--gpus <n>", description: "GPUs to claim (default 1 on a node with GPUs, 0 without)", kind: "number" },
-    { flags: "--image <image>", description: "Container image (default: your default_image, else the node's)", kind: "string" },
-    { flags: "--name <name>", description: "A name for the session, unique among yours on this node", kind: "string" },
-    { flags: "--cpus <n>", description: "CPU limit", kind: "string" },
-    { flags: "--memory <size>", description: "Memory limit, like 64g", kind: "string" },
-    { flags: "--shared-memory <size>", description: "/dev/shm size (default half the memory limit, or 8g)", kind: "string" },
-    { flags: "--port <port>", description: "Publish a container port (repeatable)", kind: "list" },
-    { flags: "--env <K=V>", description: "Set an environment variable (repeatable)", kind: "list" },
-    { flags: "--mount <SRC:DST[:ro]>", description: "Bind-mount a path you can read (repeatable)", kind: "list" },
-    { flags: "--workdir <dir>", description: "Working directory inside (default: here if inside your home, else home)", kind: "string" },
-    { flags: "--time <duration>", description: 'Stop it after this long: "4h", "90m", or as Slurm writes it, "60" (minutes), "4:00:00"; under Slurm also the job\'s time limit', kind: "string" },
-    { flags: "-d, --detach", description: "Start it without attaching", kind: "boolean" },
-    { flags: "--no-wait", description: "Fail (exit 6) instead of waiting in the queue", kind: "boolean" },
-    { flags: "--cluster <name>", description: "Start it on the node of this cluster with room (default: your default_cluster, where no executor runs)", kind: "string" },
-    { flags: "--node <host>", description: "Start it on this node (reached with ssh)", kind: "string" },
-    { flags: "--gpu-type <type>", description: "With --cluster: GPUs whose name contains this, like H100", kind: "string" },
-    ...slurmOptions,
-    jsonOption,
-  ],
+  options: createOptions,
   examples: [
     "beaker session create",
     "beaker session create --gpus 2 --image nvcr.io/nvidia/pytorch:24.05-py3",
@@ -208,15 +192,15 @@ export const sessionCreateCommand: CommandSpec = {
     });
     return reportOutcome(io, session, outcome);
   },
-};
+});
 
 /**
  * Where a new session goes: null for this node's executor; else a node reached with ssh. `--node` names it; a cluster
  * (`--cluster`, or `default_cluster` where no executor runs) lets the server's view pick it. A pick that lands on this
  * very node stays local.
  */
-async function createTarget(factory: Factory, flags: Record<string, unknown>, defaultCluster: string | null): Promise<{ node: string; gpus: number | null; cluster: string | null } | null> {
-  const explicit = (flags.cluster as string | undefined) ?? null;
+async function createTarget(factory: Factory, flags: CreateFlags, defaultCluster: string | null): Promise<{ node: string; gpus: number | null; cluster: string | null } | null> {
+  const explicit = flags.cluster ?? null;
   // No cluster and no node named anywhere: this machine's executor, with no round trip to ask which node this is.
   if (explicit === null && flags.node === undefined && defaultCluster === null) {
     checkGpuType(flags, false);
@@ -227,8 +211,8 @@ async function createTarget(factory: Factory, flags: Record<string, unknown>, de
   const cluster = explicit ?? (health ? null : defaultCluster);
   checkGpuType(flags, cluster !== null || flags.node !== undefined);
   if (flags.node !== undefined) {
-    const node = checkNodeName(String(flags.node));
-    return health?.node === node ? null : { node, gpus: (flags.gpus as number | undefined) ?? null, cluster };
+    const node = checkNodeName(flags.node);
+    return health?.node === node ? null : { node, gpus: flags.gpus ?? null, cluster };
   }
   if (cluster === null) {
     if (!health && !isNodeMachine(factory.env)) throw noClusterHere();
@@ -247,37 +231,4 @@ async function createTarget(factory: Factory, flags: Record<string, unknown>, de
 function printConnectHint(factory: Factory, session: SessionInfo): void {
   const home = factory.env.HOME || homedir();
   factory.io.err.write(connectHint(session, home, hasHostBlock(sshPaths(home))));
-}
-
-export function reportOutcome(io: Factory["io"], session: SessionInfo, outcome: Awaited<ReturnType<typeof attachTerminal>>): number {
-  if (outcome.kind === "detached") {
-    io.err.write(`\ndetached from session ${session.name}; it keeps running. Back in with: beaker session attach ${session.id}\n`);
-    return 0;
-  }
-  if (outcome.kind === "lost") {
-    const why = outcome.waited === null ? "lost the connection to the executor" : `the executor did not come back within ${outcome.waited} s (reconnect_timeout)`;
-    io.err.write(`\n${why}; the session may still run: beaker session attach ${session.id}\n`);
-    return 1;
-  }
-  if (outcome.whileAway) {
-    io.err.write(`\nsession ${session.name} ended while the executor restarted (${outcome.reason}, exit code ${outcome.code})\n`);
-    return outcome.code;
-  }
-  if (outcome.reason === "exited") return outcome.code;
-  if (outcome.reason.startsWith("slurm: ")) {
-    io.err.write(`\nsession ${session.name} ended: Slurm ended its job (${outcome.reason.slice("slurm: ".length)})\n`);
-    return 143;
-  }
-  if (outcome.reason === "executor lost the container") {
-    io.err.write(`\nsession ${session.name} ended: its container disappeared (removed outside Beaker?)\n`);
-    return outcome.code;
-  }
-  // Stopped (by its user, an admin, for idleness or its time limit): the CLI ends as a SIGTERM'd program would.
-  const why: Record<string, string> = {
-    idle: "stopped: nobody attached for the node's idle timeout",
-    "idle GPUs": "stopped: its GPUs were idle",
-    "time limit": "stopped: it reached its time limit",
-  };
-  io.err.write(`\nsession ${session.name} was ${why[outcome.reason] ?? outcome.reason}\n`);
-  return 143;
 }

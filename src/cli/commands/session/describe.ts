@@ -1,10 +1,10 @@
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printable, printJson } from "../../output.ts";
 import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { formatSlurmJob, formatTime, resolveSession, sessionDuration } from "./ref.ts";
 import { gpuUseLines, statusWithUse, timeLeft } from "./use.ts";
 
-export const sessionDescribeCommand: CommandSpec = {
+export const sessionDescribeCommand = defineCommand({
   name: "describe",
   usesExecutor: true,
   args: "[ID]",
@@ -45,4 +45,4 @@ export const sessionDescribeCommand: CommandSpec = {
       lines.forEach((line, i) => factory.io.out.write(`${i === 0 ? `${key}:`.padEnd(10) : " ".repeat(10)}${printable(line)}\n`));
     }
   },
-};
+});

@@ -1,9 +1,9 @@
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { attachTerminal } from "../../terminal.ts";
 import { resolveRunningSession } from "./ref.ts";
 
-export const sessionExecCommand: CommandSpec = {
+export const sessionExecCommand = defineCommand({
   name: "exec",
   usesExecutor: true,
   args: "[ID]",
@@ -35,4 +35,4 @@ export const sessionExecCommand: CommandSpec = {
     io.err.write(`\nlost the connection to the executor; the command may still run in session ${session.name}\n`);
     return 1;
   },
-};
+});

@@ -1,11 +1,11 @@
 import type { SessionView } from "../../../executor/api-types.ts";
-import { jsonOption, type CommandSpec } from "../../command.ts";
+import { defineCommand, jsonOption } from "../../command.ts";
 import { printJson, printTable } from "../../output.ts";
 import type { Factory } from "../../factory.ts";
 import { formatDuration, formatSlurmJob, formatTime, sessionDuration } from "./ref.ts";
 import { gpuMemory, gpuPercent, statusWithUse, timeLeft } from "./use.ts";
 
-export const sessionListCommand: CommandSpec = {
+export const sessionListCommand = defineCommand({
   name: "list",
   usesExecutor: true,
   summary: "List your sessions on this node (--all: with finished ones; root: everyone's)",
@@ -15,7 +15,7 @@ export const sessionListCommand: CommandSpec = {
     jsonOption,
   ],
   async run({ flags, factory }) {
-    if (flags.cluster !== undefined) return listAcrossCluster(factory, String(flags.cluster), Boolean(flags.json));
+    if (flags.cluster !== undefined) return listAcrossCluster(factory, flags.cluster, flags.json ?? false);
     const sessions = await factory.executor().request<SessionView[]>("GET", `/v1/sessions${flags.all ? "?all=1" : ""}`);
     if (flags.json) return void printJson(factory.io, sessions);
     if (sessions.length === 0) return void factory.io.err.write("no sessions\n");
@@ -42,7 +42,7 @@ export const sessionListCommand: CommandSpec = {
       ]),
     );
   },
-};
+});
 
 /** Sessions on every node of a cluster, as the nodes last reported them to the server. */
 async function listAcrossCluster(factory: Factory, cluster: string, json: boolean): Promise<void> {

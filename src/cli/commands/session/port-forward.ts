@@ -4,7 +4,7 @@ import type { SessionDetails } from "../../../executor/api-types.ts";
 import { forwardLine, freeLocalPort, notPublished, parsePortSpec, publishedAddress, relayLocalPort } from "../../../remote/forward.ts";
 import { beakerOutputOnNode, sshCall } from "../../../remote/node.ts";
 import { withSshDir } from "../../../remote/ssh.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { clusterOption, locateSession, nodeOption, remoteContext } from "../../remote.ts";
 import { resolveRunningSession } from "./ref.ts";
@@ -50,7 +50,7 @@ async function forwardRemote(factory: Factory, node: string, ref: string | undef
   });
 }
 
-export const sessionPortForwardCommand: CommandSpec = {
+export const sessionPortForwardCommand = defineCommand({
   name: "port-forward",
   usesExecutor: true,
   args: "[ID] <LOCAL[:REMOTE]>",
@@ -66,4 +66,4 @@ export const sessionPortForwardCommand: CommandSpec = {
     if (where.kind === "local") return forwardLocal(factory, where.session, ports);
     return forwardRemote(factory, where.node, where.ref, ports);
   },
-};
+});

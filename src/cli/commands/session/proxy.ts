@@ -11,7 +11,7 @@ import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts
 import { ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
 import { parseSessionHost, sshServerCommand } from "../../../ssh/host.ts";
 import { encodePreamble } from "../../../ssh/stdio.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import { openExecPipe, type BytePipe, type PipeOutput } from "../../exec-pipe.ts";
 import type { Factory } from "../../factory.ts";
 
@@ -110,7 +110,7 @@ async function openOnNode(factory: Factory, target: { name: string; node: string
   return pipe;
 }
 
-export const sessionProxyCommand: CommandSpec = {
+export const sessionProxyCommand = defineCommand({
   name: "proxy",
   args: "<HOST>",
   options: [{ flags: "--relay", description: "Internal: pass on the preamble read from stdin (a proxy on the user's laptop)", kind: "boolean" }],
@@ -119,7 +119,7 @@ export const sessionProxyCommand: CommandSpec = {
   async run({ args, flags, factory }) {
     allowJit();
     return runProxy(
-      { host: args[0]!, home: factory.env.HOME || homedir(), relay: Boolean(flags.relay) },
+      { host: args[0]!, home: factory.env.HOME || homedir(), relay: flags.relay ?? false },
       {
         localNode: async () => (await factory.executor().health())?.node ?? null,
         findSession: (ref) => findSession(factory, ref),
@@ -132,4 +132,4 @@ export const sessionProxyCommand: CommandSpec = {
       },
     );
   },
-};
+});

@@ -10,41 +10,33 @@ import type { SlurmRequest } from "../../../executor/api-types.ts";
 import { loginJobName, slurmTime } from "../../../slurm/allocation.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { CommandSlurmRunner } from "../../../slurm/run.ts";
-import type { OptionSpec } from "../../command.ts";
+import type { CreateFlags } from "./create-flags.ts";
 import type { Factory } from "../../factory.ts";
 import { createProgress } from "../../progress.ts";
 import { hasTty } from "../../remote.ts";
 import { formatTime } from "./ref.ts";
 import { remoteCreateArgs } from "./remote-create.ts";
 
-export const slurmOptions: OptionSpec[] = [
-  { flags: "--partition <name>", description: "Slurm: the partition to ask (default: the node's slurm.partition)", kind: "string" },
-  { flags: "--account <name>", description: "Slurm: the account to charge", kind: "string" },
-  { flags: "--qos <name>", description: "Slurm: the quality of service", kind: "string" },
-  { flags: "--slurm-job <id>", description: "Slurm: run in this job of yours (on its node, inside the allocation)", kind: "string" },
-  { flags: "--slurm", description: "Slurm: let Slurm pick the node (salloc, then srun onto it); default where no executor runs and the site's scheduler is slurm", kind: "boolean" },
-];
 
 /** The Slurm part of a create request from the flags, or null when none was given. Pure. */
-export function slurmRequest(flags: Record<string, unknown>): SlurmRequest | null {
-  const value = (flag: string, key: string, pattern: RegExp, shape: string) => {
-    const v = flags[key];
+export function slurmRequest(flags: Pick<CreateFlags, "slurmJob" | "partition" | "account" | "qos">): SlurmRequest | null {
+  const value = (flag: string, v: string | undefined, pattern: RegExp, shape: string) => {
     if (v === undefined) return null;
-    const text = String(v).trim();
+    const text = v.trim();
     if (!pattern.test(text)) throw new UsageError(`${flag} "${text}" must be ${shape}`);
     return text;
   };
   const request: SlurmRequest = {
-    job: value("--slurm-job", "slurmJob", /^\d+$/, "a Slurm job ID"),
-    partition: value("--partition", "partition", slurmNamePattern, "a Slurm partition name"),
-    account: value("--account", "account", slurmNamePattern, "a Slurm account name"),
-    qos: value("--qos", "qos", slurmNamePattern, "a Slurm QOS name"),
+    job: value("--slurm-job", flags.slurmJob, /^\d+$/, "a Slurm job ID"),
+    partition: value("--partition", flags.partition, slurmNamePattern, "a Slurm partition name"),
+    account: value("--account", flags.account, slurmNamePattern, "a Slurm account name"),
+    qos: value("--qos", flags.qos, slurmNamePattern, "a Slurm QOS name"),
   };
   return Object.values(request).some((v) => v !== null) ? request : null;
 }
 
 /** Whether this create goes through Slurm from here (salloc + srun) rather than to this machine's executor. Pure. */
-export function loginFlowWanted(flags: Record<string, unknown>, here: { executor: boolean; siteScheduler: ExecutorConfig["scheduler"] | null }): boolean {
+export function loginFlowWanted(flags: Pick<CreateFlags, "cluster" | "node" | "slurm" | "slurmJob">, here: { executor: boolean; siteScheduler: ExecutorConfig["scheduler"] | null }): boolean {
   const remote = flags.cluster !== undefined || flags.node !== undefined;
   if (flags.slurm) {
     if (remote) throw new UsageError("--slurm lets Slurm pick the node; leave out --cluster and --node");
@@ -63,7 +55,7 @@ function siteConfig(): ExecutorConfig | null {
   }
 }
 
-export async function wantsLoginFlow(factory: Factory, flags: Record<string, unknown>): Promise<boolean> {
+export async function wantsLoginFlow(factory: Factory, flags: CreateFlags): Promise<boolean> {
   if (flags.slurm) return loginFlowWanted(flags, { executor: false, siteScheduler: null });
   const siteScheduler = siteConfig()?.scheduler ?? null;
   // Only a site that schedules with Slurm asks whether an executor runs here (a native node is not slowed down).
@@ -89,7 +81,7 @@ async function passStderr(stream: ReadableStream<Uint8Array>, io: Factory["io"])
  * salloc as the user, srun onto the node Slurm picked, and the job given back when the session is over. `--time`
  * (`timeLimit`, seconds) is the job's time limit: Slurm ends the session, so the node's create is not given it again.
  */
-export async function createThroughSlurm(factory: Factory, flags: Record<string, unknown>, rest: string[], timeLimit: number | null): Promise<number> {
+export async function createThroughSlurm(factory: Factory, flags: CreateFlags, rest: string[], timeLimit: number | null): Promise<number> {
   const { io } = factory;
   const site = siteConfig()?.slurm;
   const asked = slurmRequest(flags);
@@ -112,19 +104,20 @@ export async function createThroughSlurm(factory: Factory, flags: Record<string,
       await Bun.sleep(1000);
     }
   };
+  const cpusText = flags.cpus;
   let id: string;
   try {
     id = await runner.allocate(
       {
         name: loginJobName,
         node: null,
-        gpus: flags.gpus === undefined ? 1 : Number(flags.gpus),
-        cpus: flags.cpus === undefined ? null : Number(flags.cpus),
+        gpus: flags.gpus ?? 1,
+        cpus: cpusText === undefined ? null : Number(cpusText),
         partition: asked?.partition ?? site?.partition ?? null,
         account: asked?.account ?? site?.account ?? null,
         qos: asked?.qos ?? site?.qos ?? null,
         time: timeLimit !== null ? slurmTime(timeLimit) : (site?.time ?? null),
-        immediate: flags.wait === false,
+        immediate: !flags.wait,
       },
       null,
       (job) => void watch(job),
@@ -142,8 +135,8 @@ export async function createThroughSlurm(factory: Factory, flags: Record<string,
   process.on("SIGINT", ignore);
   let code = 1;
   try {
-    const image = (flags.image as string | undefined) ?? factory.userConfig().read().default_image ?? null;
-    const args = remoteCreateArgs({ ...flags, time: undefined }, rest, { gpus: null, image, name: (flags.name as string | undefined) ?? null });
+    const image = flags.image ?? factory.userConfig().read().default_image ?? null;
+    const args = remoteCreateArgs({ ...flags, time: undefined }, rest, { gpus: null, image, name: flags.name ?? null });
     args.splice(2, 0, "--slurm-job", id);
     const env: Record<string, string | undefined> = { ...factory.env };
     delete env.BEAKER_TOKEN; // never in a child's environment: the node's CLI reads the user's config

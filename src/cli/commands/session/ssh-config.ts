@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { writeFileAtomic } from "../../../util/write-atomic.ts";
 import { addHostBlock, buildHostBlock, ensureHostKey, sshPaths } from "../../../ssh/client-config.ts";
 import { currentLoginUser } from "../../../ssh/login.ts";
-import type { CommandSpec } from "../../command.ts";
+import { defineCommand } from "../../command.ts";
 import type { IO } from "../../io.ts";
 
 export interface SshConfigOptions {
@@ -36,7 +36,7 @@ export async function runSshConfig(options: SshConfigOptions, io: IO): Promise<n
   return 0;
 }
 
-export const sessionSshConfigCommand: CommandSpec = {
+export const sessionSshConfigCommand = defineCommand({
   name: "ssh-config",
   summary: "Print (or --write to ~/.ssh/config) the Host *.beaker block: ssh, scp, rsync and VS Code into sessions",
   options: [{ flags: "--write", description: "Add the block to ~/.ssh/config (once; a marker comment shows it)", kind: "boolean" }],
@@ -44,8 +44,8 @@ export const sessionSshConfigCommand: CommandSpec = {
   async run({ flags, factory }) {
     const bun = /\/bun(-\w+)?$/.test(process.execPath);
     return runSshConfig(
-      { write: Boolean(flags.write), home: factory.env.HOME || homedir(), user: currentLoginUser(factory.env).name, beaker: bun ? "beaker" : process.execPath },
+      { write: flags.write ?? false, home: factory.env.HOME || homedir(), user: currentLoginUser(factory.env).name, beaker: bun ? "beaker" : process.execPath },
       factory.io,
     );
   },
-};
+});
