@@ -6,6 +6,7 @@ import { AuthError, ConfigError } from "../errors.ts";
 import { ServerClient } from "../server/client.ts";
 import { processSpawner, type Spawner } from "../remote/ssh.ts";
 import { Timeline } from "../util/trace.ts";
+import { releasePublicKey } from "../version.ts";
 
 /** Everything a command may need, built lazily in one place. Tests pass their own. */
 export interface Factory {
@@ -28,6 +29,10 @@ export interface Factory {
   now(): Date;
   /** Starts child processes (ssh to nodes); tests pass one that records what would run. */
   spawn: Spawner;
+  /** This beaker's own file (what `upgrade` replaces); tests point it at a copy. */
+  execPath: string;
+  /** The Ed25519 key release manifests must be signed with (built in); tests use their own. */
+  releasePublicKey: string;
 }
 
 export function createFactory(io: IO, env: Record<string, string | undefined>, debug: boolean): Factory {
@@ -68,5 +73,7 @@ export function createFactory(io: IO, env: Record<string, string | undefined>, d
     },
     now: () => new Date(),
     spawn: processSpawner,
+    execPath: process.execPath,
+    releasePublicKey,
   };
 }

@@ -5,7 +5,7 @@ import { ConfigError, UsageError } from "../../errors.ts";
 import { detectPlatform, pickTarget } from "../../update/manifest.ts";
 import { isVersion } from "../../update/semver.ts";
 import { readStateFile, recordLatest, statePath, writeStateFile } from "../../update/notifier.ts";
-import { buildInfo, defaultUpdateUrl, releasePublicKey } from "../../version.ts";
+import { buildInfo, defaultUpdateUrl } from "../../version.ts";
 import { defineCommand } from "../command.ts";
 import type { Factory } from "../factory.ts";
 import { createProgress } from "../progress.ts";
@@ -25,9 +25,9 @@ export async function resolveUpdateUrl(factory: Factory): Promise<string> {
   throw new ConfigError("no update URL is known: 'beaker config set update_url https://...' (or set BEAKER_UPDATE_URL)");
 }
 
-function thisBinary(): string {
-  if (/\/bun(-\w+)?$/.test(process.execPath)) throw new UsageError("beaker upgrade replaces a built beaker binary; this is running from source");
-  return realpathSync(process.execPath);
+function thisBinary(execPath: string): string {
+  if (/\/bun(-\w+)?$/.test(execPath)) throw new UsageError("beaker upgrade replaces a built beaker binary; this is running from source");
+  return realpathSync(execPath);
 }
 
 export const upgradeCommand = defineCommand({
@@ -48,7 +48,7 @@ export const upgradeCommand = defineCommand({
     if (!["stable", "canary"].includes(channel)) throw new UsageError(`--channel must be stable or canary, not "${channel}"`);
     const version = flags.version ?? null;
     if (version && !isVersion(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
-    const binary = thisBinary();
+    const binary = thisBinary(factory.execPath);
     const progress = createProgress(io);
     const confirm = async (question: string) => {
       if (flags.yes || flags.dryRun) return true;
@@ -67,7 +67,7 @@ export const upgradeCommand = defineCommand({
         binary,
         currentVersion: buildInfo.version,
         target: pickTarget(detectPlatform()),
-        publicKey: releasePublicKey,
+        publicKey: factory.releasePublicKey,
         baseUrl: await resolveUpdateUrl(factory),
         say,
         confirm,
@@ -113,7 +113,7 @@ export const updateCheckCommand = defineCommand({
       { now: Date.now, readState: () => readStateFile(path), writeState: (state) => writeStateFile(path, state) },
       async () => {
         const { fetchManifest } = await import("../../update/upgrade.ts");
-        return (await fetchManifest(await resolveUpdateUrl(factory), "stable", null, releasePublicKey, 3000)).manifest.version;
+        return (await fetchManifest(await resolveUpdateUrl(factory), "stable", null, factory.releasePublicKey, 3000)).manifest.version;
       },
     );
   },
