@@ -9,7 +9,8 @@ import { writeAccountFiles } from "./accounts.ts";
 import { describeMounts, prepareSession } from "./prepare.ts";
 import { ownSession } from "./queries.ts";
 import { stageMounts, type StagedMounts } from "./stage.ts";
-import { gate, type SessionManager } from "./sessions.ts";
+import { gate } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 
 /**
  * An interactive session is created, then started once its CLI has attached (so no early output is lost). A CLI

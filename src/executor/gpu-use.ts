@@ -14,7 +14,8 @@ import { freeGpus } from "./claims.ts";
 import { GpuHistory } from "./gpu-history.ts";
 import { idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "./idle.ts";
 import { queueBounds } from "./queue-eta.ts";
-import type { LiveSession, SessionManager } from "./sessions.ts";
+import type { LiveSession } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 import { stopLive } from "./stop.ts";
 
 /** Owners hear of a stop this long before it. */

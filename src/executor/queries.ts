@@ -1,7 +1,8 @@
 import { ConflictError } from "../errors.ts";
 import type { SessionDetails, SessionInfo, SessionUse, SessionView } from "./api-types.ts";
 import { resolveRef } from "./lookup.ts";
-import type { LiveSession, PendingSession, SessionManager } from "./sessions.ts";
+import type { LiveSession, PendingSession } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 
 /** What a session reference resolved to. */
 export type Resolved = { kind: "live"; session: LiveSession } | { kind: "pending"; pending: PendingSession } | { kind: "finished"; info: SessionInfo };

@@ -1,6 +1,7 @@
 import type { ManagedContainer } from "../runtime/docker/engine.ts";
 import type { SessionInfo } from "./api-types.ts";
-import { gate, type SessionManager } from "./sessions.ts";
+import { gate } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 
 const runningStates = new Set(["running", "paused", "restarting"]);
 

@@ -1,74 +1,18 @@
-import type { ExecutorConfig } from "../config/executor.ts";
 import { ConflictError, RestartingError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
-import { dockerMessage, isNotFound, type SessionEngine } from "../runtime/docker/engine.ts";
-import type { Clock } from "../util/clock.ts";
+import { dockerMessage, isNotFound } from "../runtime/docker/engine.ts";
 import { Trace } from "../util/trace.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "./api-types.ts";
 import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
 import { createSession, startSession } from "./create.ts";
-import type { SessionHistory } from "./history.ts";
-import type { SlurmSessions } from "./slurm.ts";
 import { usableGpus } from "../gpu/usable.ts";
+import type { LiveSession, PendingSession, SessionDeps } from "./session-types.ts";
 import type { GpuUseMonitor } from "./gpu-use.ts";
 import { describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
-import { PlaceWriter, type PlaceStore } from "./queue-file.ts";
-import type { TicketBook } from "./tickets.ts";
-import type { UserDirectory } from "./users.ts";
-
-export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "idle GPUs" | "time limit" | "executor lost the container" | `slurm: ${string}`;
-
-/** A session the executor is watching: its container exists (created or running). */
-export interface LiveSession {
-  info: SessionInfo;
-  containerId: string;
-  exited: Promise<{ code: number; reason: ExitReason }>;
-  stopReason: ExitReason | null;
-  /** The ports the request asked to publish; start fails when the container did not get them. */
-  requestedPorts: number[];
-  /** `--time`: seconds it may run from its start (label `beaker.time-limit`), or null; the node's maxDuration applies too. */
-  timeLimit: number | null;
-  /** Set once a terminal attached, or on detach: the container may start. */
-  startGate: { open(): void; opened: Promise<void> };
-  /** Terminals (attach and exec) open now, and when the last one closed (ms), for idleTimeout. */
-  terminals: number;
-  lastAttached: number;
-  /** Undoes the staging binds of the user's --mount sources (once started, or ended). */
-  releaseMounts: () => Promise<void>;
-  /** Where its time went, from the create request to the container's removal (empty for an adopted session). */
-  trace: Trace;
-}
-
-/** A request not yet a container: waiting in the queue, or pulling and creating. */
-export interface PendingSession {
-  info: SessionInfo;
-  abort: AbortController;
-}
-
-export interface SessionDeps {
-  config: ExecutorConfig;
-  engine: SessionEngine;
-  inventory: { get(): Promise<Inventory> };
-  users: Pick<UserDirectory, "lookup" | "groupName">;
-  history: Pick<SessionHistory, "add" | "all">;
-  log: (line: string) => void;
-  clock: Clock;
-  /** Called when a session starts or ends (the server link reports at once). */
-  onChange?: () => void;
-  /** Sees every event fed to the claim state machine and what it decided (the simulation checks FIFO order). */
-  onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
-  /** This node: the beaker binary sessions get, its locked-memory cap, CPUs and memory (bounds for requests). */
-  node: { beakerBinary: string | null; memlock: number; cpus: number; memoryBytes: number };
-  /** Signs and checks queue tickets. */
-  tickets: TicketBook;
-  /** Where the queue's order is written down to outlive a restart. */
-  places: PlaceStore;
-  /** With `scheduler: slurm`: sessions run in their callers' Slurm jobs, and get those jobs' GPUs. */
-  slurm?: SlurmSessions;
-}
+import { PlaceWriter } from "./queue-file.ts";
 
 /** A request waiting for the state machine's answer. */
 interface ClaimWaiter {
@@ -81,12 +25,6 @@ interface ClaimWaiter {
 function refusal(reason: Extract<ClaimEffect, { type: "refuse" }>["reason"], message: string): Error {
   if (reason === "no-gpus") return new SessionStartError(message);
   return reason === "restarting" ? new RestartingError(message) : new ConflictError(message);
-}
-
-export function gate(): LiveSession["startGate"] {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
 }
 
 /**

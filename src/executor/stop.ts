@@ -2,7 +2,8 @@ import { ConflictError } from "../errors.ts";
 import { dockerMessage } from "../runtime/docker/engine.ts";
 import type { SessionInfo } from "./api-types.ts";
 import { infoOf, resolveSession } from "./queries.ts";
-import type { ExitReason, LiveSession, SessionManager } from "./sessions.ts";
+import type { ExitReason, LiveSession } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 
 /** Stops a session by reference: a queued or starting request is withdrawn, a running one stopped. */
 export async function stopSessionRef(m: SessionManager, uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {

@@ -7,7 +7,8 @@ import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";
 import { pidsInContainers } from "../gpu/usable.ts";
 import { traceNow, type TracePoint } from "../util/trace.ts";
-import type { LiveSession, SessionManager } from "./sessions.ts";
+import type { LiveSession } from "./session-types.ts";
+import type { SessionManager } from "./sessions.ts";
 
 export interface TerminalData {
   uid: number;

@@ -9,7 +9,8 @@ import { defaultGpuIdlePolicy, type GpuIdlePolicy } from "../../src/config/gpu-u
 import type { CreateEvent, SessionInfo } from "../../src/executor/api-types.ts";
 import { GpuUseMonitor } from "../../src/executor/gpu-use.ts";
 import { ServerLink, steadyFigure } from "../../src/executor/server-link.ts";
-import { gate, SessionManager, type LiveSession } from "../../src/executor/sessions.ts";
+import { gate, type LiveSession } from "../../src/executor/session-types.ts";
+import { SessionManager } from "../../src/executor/sessions.ts";
 import { TicketBook } from "../../src/executor/tickets.ts";
 import type { Gpu, Inventory } from "../../src/gpu/types.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
