@@ -1,5 +1,5 @@
 import { formatCredential, parseCredential } from "../../../git/protocol.ts";
-import type { CommandSpec, NounSpec } from "../../command.ts";
+import { defineCommand, type CommandSpec, type NounSpec } from "../../command.ts";
 import { gitDeps } from "./deps.ts";
 
 /**
@@ -10,7 +10,7 @@ import { gitDeps } from "./deps.ts";
  * but the answer git asked for.
  */
 function action(name: "get" | "store" | "erase", summary: string): CommandSpec {
-  return {
+  return defineCommand({
     name,
     summary,
     async run({ factory }) {
@@ -22,7 +22,7 @@ function action(name: "get" | "store" | "erase", summary: string): CommandSpec {
       } else if (name === "store") await store.store(input);
       else await store.erase(input);
     },
-  };
+  });
 }
 
 export const gitCredentialNoun: NounSpec = {
