@@ -131,6 +131,18 @@ export class TestSlurm {
     return { exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   }
 
+  /**
+   * A read-only query (scontrol show, squeue). Under load slurmctld can answer one with a timeout, which is not the
+   * answer: it is asked again, a few times, unless Slurm said the job is unknown.
+   */
+  private ask(cmd: string[]): { exitCode: number; stdout: string; stderr: string } {
+    for (let attempt = 1; ; attempt++) {
+      const r = this.sh(cmd);
+      if (r.exitCode === 0 || /Invalid job id/i.test(r.stderr) || attempt === 5) return r;
+      Bun.sleepSync(200 * attempt);
+    }
+  }
+
   /** A plain batch job (not Beaker's) of `user`'s; returns its id. */
   sbatch(user: string, args: string[]): string {
     const r = this.sh(["sbatch", "--parsable", "--output=/dev/null", "--chdir=/tmp", ...args, "--wrap", "exec sleep 600"], user);
@@ -148,21 +160,23 @@ export class TestSlurm {
 
   /** `JobState=...` and friends of one job, or null once Slurm has forgotten it. */
   job(id: string): Record<string, string> | null {
-    const r = this.sh(["scontrol", "show", "job", "-d", "-o", id]);
+    const r = this.ask(["scontrol", "show", "job", "-d", "-o", id]);
     if (r.exitCode !== 0) return null;
     return Object.fromEntries([...r.stdout.matchAll(/(\S+?)=(\S*)/g)].map((m) => [m[1]!, m[2]!]));
   }
 
   /** The ids of the jobs Slurm still runs or queues. */
   queue(user?: string): string[] {
-    const r = this.sh(["squeue", "--noheader", "--format=%i", ...(user ? [`--user=${user}`] : [])]);
+    const r = this.ask(["squeue", "--noheader", "--format=%i", ...(user ? [`--user=${user}`] : [])]);
     return r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
   }
 
   /** The GPU indexes Slurm gave a job on this node (from `scontrol show job -d`: GRES=gpu:N(IDX:...)). */
   gpuIndexes(id: string): number[] {
-    const r = this.sh(["scontrol", "show", "job", "-d", id]);
-    const idx = /GRES=gpu[^(]*\(IDX:([^)]*)\)/.exec(r.stdout)?.[1] ?? "";
+    const r = this.ask(["scontrol", "show", "job", "-d", id]);
+    const idx = /GRES=gpu[^(]*\(IDX:([^)]*)\)/.exec(r.stdout)?.[1];
+    // A job Slurm no longer knows (ended and purged) has none, not GPU 0.
+    if (!idx) return [];
     return idx.split(",").flatMap((part) => {
       const [a, b] = part.split("-").map(Number);
       return b === undefined ? [a!] : Array.from({ length: b - a! + 1 }, (_, i) => a! + i);

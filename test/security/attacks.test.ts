@@ -90,11 +90,13 @@ describe("1. --mount binds exactly the directory that was checked", () => {
       // Each request is either refused at once (the check saw the symlink, or no directory) or waits in the queue.
       let finished = 0;
       const runs = Array.from({ length: 24 }, () => executor.run(["session", "create", "--gpus", "1", ...swapProbe(dir)], { user: testUser }).finally(() => finished++));
+      let seen = "";
       await eventually(async () => {
         const mine = (await (await raw(executor, attacker, "GET", "/v1/sessions")).json()) as Array<{ status: string }>;
         const queued = mine.filter((s) => s.status === "queued").length;
+        seen = `${finished} finished; statuses: ${mine.map((s) => s.status).join(" ") || "none"}`;
         return (queued > 0 && queued + finished === runs.length) || undefined;
-      }, 120_000, { what: "every request queued behind the holder or refused" });
+      }, 120_000, { what: "every request queued behind the holder or refused", detail: () => `${seen}\n${executor.log().slice(-2000)}` });
       await executor.run(["session", "stop", holder], { user: otherUser });
       const results = await Promise.all(runs);
       expect(results.filter((r) => r.stdout.includes("root:"))).toEqual([]);
