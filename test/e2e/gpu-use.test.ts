@@ -5,22 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { SessionView } from "../../src/executor/api-types.ts";
-import { beakerBinary, setUtilization } from "../harness.ts";
+import { beakerBinary, eventually, setUtilization } from "../harness.ts";
 import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 
 /** Every GPU busy at 90%, with 20 GiB in use. */
 const busy = () => Array<string>(8).fill("90/20480");
 
 /** Polls `check` until it returns something, or fails with what it saw last. */
-async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(200);
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000) =>
+  eventually(check, timeoutMs, { what, intervalMs: 200 }) as Promise<T>;
 
 async function sessions(executor: TestExecutor, user?: string): Promise<SessionView[]> {
   const result = await executor.run(["session", "list", "--all", "--json"], user ? { user } : {});

@@ -142,10 +142,12 @@ test("the node and session pages show a bar per GPU with its use, and the time a
       await page.goto(`${server.url}${path}`);
       return page.locator(`${row} meter.use`).evaluateAll((all) => all.map((m) => (m as unknown as { value: number }).value));
     };
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await Bun.sleep(300)) {
-      if ((await meters("/sessions", `tr[data-session="${id}"]`)).join() === "40,60") break;
-    }
-    expect(await meters("/sessions", `tr[data-session="${id}"]`)).toEqual([40, 60]);
+    let last: number[] = [];
+    await eventually(async () => (last = await meters("/sessions", `tr[data-session="${id}"]`)).join() === "40,60", 20_000, {
+      what: "the session's bars at 40 and 60",
+      detail: () => `last: ${last.join(",")}`,
+    });
+    expect(last).toEqual([40, 60]);
     expect(await page.locator(`tr[data-session="${id}"] .limits`).textContent()).toMatch(/^1h5\dm left$/);
     expect(await meters("/nodes/use-node", `tr[data-gpu="${gpus[0]}"]`)).toEqual([40]);
     const row = page.locator(`tr[data-gpu="${gpus[0]}"] td`);
