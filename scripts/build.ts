@@ -42,10 +42,11 @@ function valueOf(flag: string): string | undefined {
   return i === -1 ? undefined : args[i + 1];
 }
 
-function run(cmd: string[], cwd = root): string {
-  const result = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+function run(cmd: string[], cwd = root, timeoutMs = 0): string {
+  const result = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", ...(timeoutMs ? { timeout: timeoutMs } : {}) });
   if (result.exitCode !== 0) {
-    throw new Error(`${cmd.join(" ")} failed (${result.exitCode}): ${result.stderr.toString().trim()}`);
+    const why = result.exitCode === null ? `did not finish within ${timeoutMs / 1000} s` : `failed (${result.exitCode})`;
+    throw new Error(`${cmd.join(" ")} ${why}: ${result.stderr.toString().trim()}`);
   }
   return result.stdout.toString().trim();
 }
@@ -66,7 +67,10 @@ function runtimeFor(target: string): string {
   if (existsSync(executable)) return executable;
   rmSync(cache, { recursive: true, force: true });
   mkdirSync(cache, { recursive: true });
-  const packed = JSON.parse(run(["npm", "pack", "--json", `${spec.package}@${bunVersion}`, "--pack-destination", cache])) as Array<{
+  // npm's cache is used without asking the registry again when it holds the package (the integrity below is the
+  // check), and a registry that stalls ends the build with a line instead of holding it forever.
+  const pack = ["npm", "pack", "--json", "--prefer-offline", `${spec.package}@${bunVersion}`, "--pack-destination", cache];
+  const packed = JSON.parse(run(pack, root, 180_000)) as Array<{
     filename: string;
     integrity: string;
   }>;
