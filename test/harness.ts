@@ -72,6 +72,22 @@ export async function eventually<T>(
   }
 }
 
+/**
+ * `promise`, or, after `ms`, an error naming `what` and whatever `detail` then says: a step that stalls fails the test
+ * with what it saw instead of running the test out of time.
+ */
+export async function within<T>(promise: Promise<T>, ms: number, what: string, detail?: () => string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms${detail ? `\n${detail()}` : ""}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface Recording {
   /** A fixture path to replay on stdout, or literal text. */
   out?: { file: string } | string;

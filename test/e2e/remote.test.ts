@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { beakerBinary, eventually, removeDir, tempDir } from "../harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, within } from "../harness.ts";
 import { busyboxImage, managedContainers, TestExecutor, testUser } from "../executor-harness.ts";
 import { TestServer } from "../server-harness.ts";
 import { TestLaptop, TestSshNode } from "../ssh-harness.ts";
@@ -232,9 +232,14 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
   await new Promise<void>((resolve) => blocker.once("error", () => resolve()).listen(8888, "127.0.0.1", () => resolve()));
   const serve = "mkdir -p /tmp/w && echo hello-from-$(hostname) > /tmp/w/index.html && exec httpd -f -p 8888 -h /tmp/w";
   const web = laptop.spawn(["session", "create", "--gpus", "0", "--image", busyboxImage, "--name", "web", "--port", "8888", "--", "sh", "-c", serve]);
-  const webErr = collect(web.stderr);
+  const said: Record<string, { text: string }> = { "create --port": collect(web.stderr) };
+  // Whatever a step stalls on, the failure shows what each command said and what the laptop asked of ssh.
+  const detail = () =>
+    [...Object.entries(said).map(([what, err]) => `${what} said: ${JSON.stringify(err.text)}`), `ssh calls:\n${laptop.sshCalls().split("\n").slice(-12).join("\n")}`].join("\n");
+  const announced = (what: string) =>
+    eventually(() => /is at http:\/\/localhost:\d+/.test(said[what]!.text) && said[what]!.text, 30_000, { what: `${what}'s line`, detail });
   try {
-    const line = await eventually(() => /is at http:\/\/localhost:\d+/.test(webErr.text) && webErr.text, 30_000, { what: "the forward's line" });
+    const line = await announced("create --port");
     expect(line).toMatch(/port 8888 of session web is at http:\/\/localhost:\d+; localhost:8888 is taken here/);
     const [, port] = /is at http:\/\/localhost:(\d+)/.exec(line)!;
     expect(Number(port)).toBeGreaterThan(8888);
@@ -242,42 +247,43 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
     expect(node).toMatch(/^gpu-[ab]$/);
 
     const forward = laptop.spawn(["session", "port-forward", "web", "9000:8888"]);
-    const fwdErr = collect(forward.stderr);
-    const fwdLine = await eventually(() => /is at http:\/\/localhost:\d+/.test(fwdErr.text) && fwdErr.text, 30_000, { what: "port-forward's line" });
+    said["port-forward"] = collect(forward.stderr);
+    const fwdLine = await announced("port-forward");
     expect(fwdLine).toMatch(new RegExp(`^port 8888 of session web on ${node} is at http://localhost:\\d+(; localhost:9000 is taken here)?; Ctrl-C stops it\n$`));
     const fwdPort = /is at http:\/\/localhost:(\d+)/.exec(fwdLine)![1];
     const answer = await eventually(() => {
       const r = curlAsLaptop(`http://localhost:${fwdPort}/`);
       return r.code === 0 && r;
-    }, 30_000, { what: "port-forward to answer" });
+    }, 30_000, { what: "port-forward to answer", detail });
     expect(answer.body).toBe(`hello-from-${node}\n`);
     forward.kill("SIGINT");
-    expect(await forward.exited).toBe(0);
+    expect(await within(forward.exited, 10_000, "port-forward after Ctrl-C", detail)).toBe(0);
 
     // On the node itself, a relay from localhost to the session's published port.
     const local = executors[node!]!.spawn(["session", "port-forward", "web", "9100:8888"], { user: testUser, env: { BEAKER_TOKEN: alice } });
-    const localErr = collect(local.stderr);
-    const localLine = await eventually(() => /is at http:\/\/localhost:\d+/.test(localErr.text) && localErr.text, 30_000, { what: "the local forward's line" });
+    said["port-forward on the node"] = collect(local.stderr);
+    const localLine = await announced("port-forward on the node");
     expect(localLine).toMatch(/^port 8888 of session web is at http:\/\/localhost:\d+(; localhost:9100 is taken here)?; Ctrl-C stops it\n$/);
     const localPort = /is at http:\/\/localhost:(\d+)/.exec(localLine)![1];
     expect(curlAsLaptop(`http://localhost:${localPort}/`).body).toBe(`hello-from-${node}\n`);
     local.kill("SIGINT");
-    expect(await local.exited).toBe(0);
+    expect(await within(local.exited, 10_000, "port-forward on the node after Ctrl-C", detail)).toBe(0);
   } finally {
-    await laptop.run(["session", "stop", "web", "--timeout", "0"]);
+    const stopped = await within(laptop.run(["session", "stop", "web", "--timeout", "0"]), 30_000, "session stop web", detail);
     blocker.close();
+    expect(stopped.exitCode).toBe(0);
   }
-  expect(await web.exited).toBe(143);
-}, 90_000);
+  expect(await within(web.exited, 15_000, "create --port after its session stopped", detail)).toBe(143);
+}, 200_000);
 
 test("ssh into a session on another node from the laptop: NAME.NODE.beaker, and NAME.beaker found through the server", async () => {
-  expect((await laptop.run(["config", "set", "default_cluster", "lab"])).exitCode).toBe(0);
+  expect(await laptop.run(["config", "set", "default_cluster", "lab"])).toMatchObject({ exitCode: 0 });
   const made = await onNode("gpu-b", ["session", "create", "--detach", "--name", "far", "--gpus", "0", "--image", busyboxImage, "--", "sleep", "300"]);
-  expect(made.exitCode).toBe(0);
+  expect(made).toMatchObject({ exitCode: 0 });
   await eventually(async () => (await serverSessions()).some((x) => x.name === "far" && x.node === "gpu-b" && x.status === "running"), 30_000, {
     what: "the server to list the session",
   });
-  expect((await laptop.run(["session", "ssh-config", "--write"])).exitCode).toBe(0);
+  expect(await laptop.run(["session", "ssh-config", "--write"])).toMatchObject({ exitCode: 0 });
   try {
     for (const host of ["far.gpu-b.beaker", "far.beaker"]) {
       const proc = Bun.spawn(laptop.asUser(["ssh", host, "--", "sh", "-c", "'id -un; exit 7'"]), { stdout: "pipe", stderr: "pipe" });
@@ -291,10 +297,10 @@ test("ssh into a session on another node from the laptop: NAME.NODE.beaker, and 
 
 test("SSH failures: an unknown host, a refused key, a dead node: one line naming the node, exit 1", async () => {
   const unknown = await laptop.run(["session", "create", "--node", "no-such-node.invalid", "--gpus", "0", "--", "true"]);
-  expect(unknown.exitCode).toBe(1);
+  expect(unknown).toMatchObject({ exitCode: 1, stdout: "" });
   expect(unknown.stderr).toMatch(/^beaker: cannot reach no-such-node\.invalid over SSH: Could not resolve hostname no-such-node\.invalid: [^\n]+\n$/);
   const stranger = await laptop.run(["session", "create", "--node", "gpu-a-stranger", "--gpus", "0", "--", "true"]);
-  expect(stranger.exitCode).toBe(1);
+  expect(stranger).toMatchObject({ exitCode: 1, stdout: "" });
   expect(stranger.stderr).toMatch(/^beaker: cannot reach gpu-a-stranger over SSH: [^\n]*Permission denied \(publickey\)\.\n$/);
   await nodes["gpu-b"]!.stop();
   const dead = await laptop.run(["session", "create", "--node", "gpu-b", "--gpus", "0", "--", "true"]);
