@@ -7,13 +7,17 @@
  *
  * Runs its own executor (dist/beaker, root, a private socket and state dir, a fake 8-GPU nvidia-smi), so the figures
  * are this build's and nothing else's; `BEAKER_EXECUTOR_SOCKET` and `EXECUTOR_PID` measure a running one instead.
+ * After each command it waits until the executor's background work (making a warm network namespace again and
+ * removing the used one: src/executor/netns-pool.ts) is done, so each command runs on an otherwise idle engine;
+ * `SETTLE=0` runs them back to back instead, the refill competing with the next command.
  * `SESSION_NETWORK=bridge` puts sessions on Docker's default bridge instead of their isolated network, to tell the
- * network's cost from Beaker's. `TRACE=N` then runs N traced creates (BEAKER_TRACE=1, alternating with docker runs as above) and prints the median
- * time of each phase since the CLI started: where the time goes.
+ * network's cost from Beaker's. `TRACE=N` then runs N traced creates (BEAKER_TRACE=1, alternating with docker runs)
+ * and prints the median time of each phase since the CLI started, and what the engine saw for both: where time goes.
  */
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { holderLabel, poolSize } from "../src/executor/netns-pool.ts";
 
 const root = resolve(import.meta.dir, "..");
 const beaker = process.env.BEAKER ?? join(root, "dist/beaker");
@@ -24,6 +28,7 @@ const concurrent = Number(process.env.CONCURRENT ?? 40);
 interface Executor {
   socket: string;
   pid: number;
+  node: string;
   stop(): Promise<void>;
 }
 
@@ -48,11 +53,14 @@ async function startExecutor(): Promise<Executor> {
   return {
     socket,
     pid: proc.pid,
+    node,
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
-      const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
-      if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+      for (const label of [`beaker.node=${node}`, `beaker.netns=${node}`]) {
+        const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=${label}`]).stdout.toString().trim();
+        if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -66,12 +74,34 @@ async function healthy(socket: string): Promise<boolean> {
   }
 }
 
-function run(cmd: string[], env: Record<string, string | undefined>): { ms: number; rss: number } {
+interface Run {
+  ms: number;
+  rss: number;
+  stderr: string;
+  start: number;
+  end: number;
+}
+
+/** Runs one command to its end (its wall time, peak RSS and stderr), then lets the executor's background work finish. */
+async function run(cmd: string[], env: Record<string, string | undefined>): Promise<Run> {
+  const start = Date.now();
   const t = performance.now();
   const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", env });
   const ms = performance.now() - t;
+  const end = Date.now();
   if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: exit ${r.exitCode}: ${r.stderr}`);
-  return { ms, rss: r.resourceUsage.maxRSS };
+  await settle();
+  return { ms, rss: r.resourceUsage.maxRSS, stderr: r.stderr.toString(), start, end };
+}
+
+/** Waits (up to 3 s) until the executor's warm network namespaces are back to the pool's size, all running. */
+async function settle(): Promise<void> {
+  if (!executor.node || process.env.SETTLE === "0") return;
+  for (const deadline = Date.now() + 3000; Date.now() < deadline; await Bun.sleep(20)) {
+    const out = Bun.spawnSync(["docker", "ps", "-a", "--filter", `label=${holderLabel}=${executor.node}`, "--format", "{{.State}}"]).stdout.toString().trim();
+    const states = out ? out.split("\n") : [];
+    if (states.length === poolSize && states.every((state) => state === "running")) return;
+  }
 }
 
 const median = (xs: number[]) => {
@@ -81,12 +111,12 @@ const median = (xs: number[]) => {
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** The two commands alternating, `runs` times each: medians, their ratio, and each CLI's peak RSS. */
-function compare(session: string[], docker: string[], env: Record<string, string | undefined>): void {
-  const b: Array<{ ms: number; rss: number }> = [];
-  const d: Array<{ ms: number; rss: number }> = [];
+async function compare(session: string[], docker: string[], env: Record<string, string | undefined>): Promise<void> {
+  const b: Run[] = [];
+  const d: Run[] = [];
   for (let i = 0; i < runs; i++) {
-    if (i % 2) b.push(run(session, env)), d.push(run(docker, env));
-    else d.push(run(docker, env)), b.push(run(session, env));
+    if (i % 2) b.push(await run(session, env)), d.push(await run(docker, env));
+    else d.push(await run(docker, env)), b.push(await run(session, env));
   }
   const bm = median(b.map((r) => r.ms));
   const dm = median(d.map((r) => r.ms));
@@ -113,9 +143,10 @@ async function concurrentCreates(session: string[], env: Record<string, string |
 /**
  * Where the time goes, over `n` runs of each command (alternating): the median of each phase of beaker's own timeline
  * (BEAKER_TRACE, ms since the CLI started), then, for both commands, when the engine saw the container's create,
- * attach, start, die and destroy and when the command exited (ms since it was spawned, from `docker events`).
+ * attach, start, die and destroy and when the command exited (ms since it was spawned, from `docker events`; a
+ * warm network namespace's own events are left out).
  */
-function printMedianTimeline(session: string[], docker: string[], env: Record<string, string | undefined>, n: number): void {
+async function printMedianTimeline(session: string[], docker: string[], env: Record<string, string | undefined>, n: number): Promise<void> {
   const traced = new Map<string, number[]>();
   const engine = { beaker: new Map<string, number[]>(), docker: new Map<string, number[]>() };
   const windows: Array<{ kind: "beaker" | "docker"; start: number; end: number }> = [];
@@ -123,20 +154,20 @@ function printMedianTimeline(session: string[], docker: string[], env: Record<st
   const first = Date.now();
   for (let i = 0; i < n; i++) {
     for (const kind of i % 2 ? (["beaker", "docker"] as const) : (["docker", "beaker"] as const)) {
-      const start = Date.now();
-      const r = Bun.spawnSync(kind === "beaker" ? session : docker, { env: { ...env, BEAKER_TRACE: "1" }, stdout: "ignore", stderr: "pipe" });
-      windows.push({ kind, start, end: Date.now() });
+      const r = await run(kind === "beaker" ? session : docker, { ...env, BEAKER_TRACE: "1" });
+      windows.push({ kind, start: r.start, end: r.end });
       if (kind === "docker") continue;
-      for (const line of r.stderr.toString().split("\n")) {
+      for (const line of r.stderr.split("\n")) {
         const m = /^\s*([\d.]+)\s+\+[\d.]+\s+(\S+)\s+(.+)$/.exec(line);
         if (m) add(traced, `${m[2]!.padEnd(9)}${m[3]}`, Number(m[1]));
       }
     }
   }
   const until = Date.now() + 1;
-  const events = Bun.spawnSync(["docker", "events", "--since", String(first / 1000), "--until", String(until / 1000), "--filter", "type=container", "--format", "{{.TimeNano}} {{.Action}}"]);
+  const events = Bun.spawnSync(["docker", "events", "--since", String(first / 1000), "--until", String(until / 1000), "--filter", "type=container", "--format", "{{.TimeNano}} {{.Action}} {{.Actor.Attributes.name}}"]);
   for (const line of events.stdout.toString().trim().split("\n")) {
-    const [nano, action] = line.split(" ");
+    const [nano, action, name] = line.split(" ");
+    if (name?.startsWith("beaker-netns-")) continue;
     const at = Number(nano) / 1e6;
     const w = windows.find((x) => at >= x.start && at <= x.end);
     if (w && action && !action.startsWith("exec_")) add(engine[w.kind], action, at - w.start);
@@ -159,16 +190,16 @@ function printMedianTimeline(session: string[], docker: string[], env: Record<st
 
 const external = process.env.BEAKER_EXECUTOR_SOCKET;
 const executor: Executor = external
-  ? { socket: external, pid: Number(process.env.EXECUTOR_PID ?? 0), stop: async () => {} }
+  ? { socket: external, pid: Number(process.env.EXECUTOR_PID ?? 0), node: "", stop: async () => {} }
   : await startExecutor();
 try {
   const env = { ...process.env, BEAKER_EXECUTOR_SOCKET: executor.socket, BEAKER_NO_UPDATE_NOTIFIER: "1", BEAKER_TRACE: undefined };
   const session = [beaker, "session", "create", "--gpus", "0", "--image", image, "--", "true"];
   const docker = ["docker", "run", "--rm", "--init", image, "true"];
-  for (let i = 0; i < 3; i++) run(session, env), run(docker, env);
-  if (runs > 0) compare(session, docker, env);
+  for (let i = 0; i < 3; i++) await run(session, env), await run(docker, env);
+  if (runs > 0) await compare(session, docker, env);
   if (concurrent > 0) await concurrentCreates(session, env, executor.pid);
-  if (Number(process.env.TRACE) > 0) printMedianTimeline(session, docker, env, Number(process.env.TRACE));
+  if (Number(process.env.TRACE) > 0) await printMedianTimeline(session, docker, env, Number(process.env.TRACE));
 } finally {
   await executor.stop();
 }

@@ -67,8 +67,11 @@ try {
 } finally {
   executor.kill();
   await executor.exited;
-  const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
-  if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+  // Its sessions, and the warm network namespaces it made (src/executor/netns-pool.ts).
+  for (const label of [`beaker.node=${node}`, `beaker.netns=${node}`]) {
+    const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=${label}`]).stdout.toString().trim();
+    if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);
+  }
   rmSync(dir, { recursive: true, force: true });
   rmSync(smi.dir, { recursive: true, force: true });
 }

@@ -106,9 +106,12 @@ export class TestExecutor implements AsyncDisposable {
     return managedContainers(this.nodeName);
   }
 
-  /** Removes containers a crashed earlier run of this file left behind (they would hold GPUs in the ledger). */
+  /**
+   * Removes containers a crashed earlier run of this file left behind (they would hold GPUs in the ledger), and the
+   * warm network namespaces (src/executor/netns-pool.ts) its executors made.
+   */
   removeLeftovers(): void {
-    const ids = this.containers();
+    const ids = [...this.containers(), ...netnsHolders(this.nodeName)];
     if (ids.length) Bun.spawnSync(["docker", "rm", "-f", ...ids]);
   }
 
@@ -166,4 +169,18 @@ export class TestExecutor implements AsyncDisposable {
 export function managedContainers(node: string): string[] {
   const out = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=beaker.node=${node}`]).stdout.toString().trim();
   return out ? out.split("\n") : [];
+}
+
+/** The warm network namespaces (holder containers) an executor of this node made. */
+export function netnsHolders(node: string): string[] {
+  const out = Bun.spawnSync(["docker", "ps", "-aq", "--no-trunc", "--filter", `label=beaker.netns=${node}`]).stdout.toString().trim();
+  return out ? out.split("\n") : [];
+}
+
+/** The running holders of this node that no session has joined: what the next creates will get. */
+export function idleHolders(node: string): string[] {
+  const list = (filter: string, format: string) =>
+    Bun.spawnSync(["docker", "ps", "--no-trunc", "--filter", filter, "--format", format]).stdout.toString().trim().split("\n").filter(Boolean);
+  const joined = new Set(list(`label=beaker.node=${node}`, '{{.Label "beaker.netns-holder"}}'));
+  return list(`label=beaker.netns=${node}`, "{{.ID}}").filter((id) => !joined.has(id));
 }

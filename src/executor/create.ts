@@ -47,6 +47,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
   const cancelled = () => (abort.signal.reason instanceof BeakerError ? abort.signal.reason : new ConflictError("the caller went away"));
   let containerId: string | null = null;
   let staged: StagedMounts | null = null;
+  let holderTaken: Promise<string | null> = Promise.resolve(null);
   try {
     // Sent again after a restart: the ticket names the place it had (checked: this node's, this user's, this request).
     const place = m.deps.tickets.placeOf(uid, req);
@@ -96,6 +97,8 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       ? await m.deps.slurm.claim(m, { sessionId, uid, count, req, info, emit, signal: abort.signal })
       : await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
     trace.mark("claim");
+    // A warm network namespace (netns-pool.ts), checked while the image is: only once the GPUs are had, never queued.
+    if (m.deps.netns && req.ports.length === 0) holderTaken = m.deps.netns.take(sessionId);
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
     trace.mark("image check");
@@ -112,6 +115,8 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     if (abort.signal.aborted) throw cancelled();
     staged = await stageMounts(config.stateDir, sessionId, plan.userMounts, plan.user);
     if (plan.userMounts.length > 0) trace.mark("mounts staged");
+    const netnsHolder = await holderTaken;
+    if (netnsHolder) trace.mark("warm network taken");
     const spec = buildContainerSpec({
       ...plan,
       mounts: [...plan.nodePaths, ...staged.mounts],
@@ -126,8 +131,10 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       term: req.term,
       account,
       slurmJob: info.slurmJob?.id ?? null,
+      netnsHolder,
     });
     containerId = await engine.create(spec);
+    if (netnsHolder) m.deps.netns?.settle(netnsHolder, true);
     trace.mark("create");
     if (abort.signal.aborted) throw cancelled();
     m.dispatch({ type: "confirmed", sessionId });
@@ -141,6 +148,9 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     else clock.later(unattachedStartMs, () => void startSession(m, sessionId).catch(() => {}));
     return info;
   } catch (err) {
+    // A holder taken for a container never made goes now; one a container named goes with that container.
+    const holder = await holderTaken.catch(() => null);
+    if (holder && !containerId) m.deps.netns?.settle(holder, false);
     if (containerId && !m.sessions.has(sessionId)) await m.removeQuietly(containerId);
     if (!m.sessions.has(sessionId)) {
       await staged?.release();
@@ -180,5 +190,7 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
     // A started container holds its own binds; the staging ones are no longer needed either way.
     await session.releaseMounts();
     session.startGate.open();
+    // Warm network namespaces are made again now, off this session's own start.
+    m.deps.netns?.refill();
   }
 }

@@ -18,6 +18,7 @@ import { releaseAllStaged } from "./stage.ts";
 import { parseCreateRequest, parseKeepRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
 import { GpuUseMonitor } from "./gpu-use.ts";
 import { viewOf } from "./queries.ts";
+import { holdersHelp, NetnsPool } from "./netns-pool.ts";
 import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { SlurmSessions } from "./slurm.ts";
@@ -125,6 +126,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   let link: ServerLink | null = null;
   const slurm = config.scheduler === "slurm" ? new SlurmSessions(new CommandSlurmRunner(process.env), config.slurm) : undefined;
   if (slurm) log(`scheduler: slurm (this node is ${config.slurm.node} to Slurm); sessions run in their callers' Slurm jobs`);
+  const netns = holdersHelp(config.sessionNetwork) ? new NetnsPool(engine, config, log) : null;
   const manager = new SessionManager({
     config,
     engine,
@@ -142,6 +144,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
     slurm,
     tickets: new TicketBook(loadTicketKey(config.stateDir, log)),
     places: queueFile(config.stateDir, log),
+    ...(netns ? { netns } : {}),
   });
   manager.restoreQueue();
   const gpuUse = new GpuUseMonitor(manager, { sample: () => inventory.fresh(), notify: noticeTerminals });
@@ -166,6 +169,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
       engineReady = true;
     }
     await manager.reconcile();
+    void netns?.tend();
   };
   try {
     await setUpEngine();
@@ -321,6 +325,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   await stopRequested;
   gpuUse.stop();
   await drainExecutor(manager, terminals);
+  await netns?.close();
   clearInterval(reconcileTimer);
   clearInterval(sweepTimer);
   link?.stop();

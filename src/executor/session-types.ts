@@ -6,6 +6,7 @@ import type { Trace } from "../util/trace.ts";
 import type { SessionInfo } from "./api-types.ts";
 import type { ClaimEffect, ClaimEvent } from "./claims.ts";
 import type { SessionHistory } from "./history.ts";
+import type { NetnsPool } from "./netns-pool.ts";
 import type { PlaceStore } from "./queue-file.ts";
 import type { SlurmSessions } from "./slurm.ts";
 import type { TicketBook } from "./tickets.ts";
@@ -57,6 +58,8 @@ export interface SessionDeps {
   node: { beakerBinary: string | null; memlock: number; cpus: number; memoryBytes: number };
   /** Signs and checks queue tickets. */
   tickets: TicketBook;
+  /** Warm network namespaces for sessions without ports (netns-pool.ts); absent: each session makes its own. */
+  netns?: Pick<NetnsPool, "take" | "settle" | "refill" | "ended">;
   /** Where the queue's order is written down to outlive a restart. */
   places: PlaceStore;
   /** With `scheduler: slurm`: sessions run in their callers' Slurm jobs, and get those jobs' GPUs. */

@@ -198,6 +198,7 @@ export class SessionManager {
       this.deps.log(`session ${info.id} of ${info.user} ended: ${reason}, exit code ${code}`);
       await this.removeQuietly(containerId);
       session.trace.mark("remove");
+      this.deps.netns?.ended(info.id);
       await session.releaseMounts();
       this.sessions.delete(info.id);
       this.deps.history.add(info);

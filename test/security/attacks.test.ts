@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { busyboxImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
+import { busyboxImage, idleHolders, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { beakerBinary, eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
 import { asUser, executorPid, raw, rssMiB, terminalSocket, uidOf } from "./harness.ts";
 
@@ -295,19 +295,70 @@ describe("5. sessions have limits by default, and flags are bounded", () => {
 });
 
 describe("6. sessions are isolated from each other on the network", () => {
+  const serve = "mkdir -p /tmp/w && echo SECRET > /tmp/w/index.html && exec httpd -f -p 8888 -h /tmp/w";
+  /**
+   * A shell line that prints REACHED when http://IP:8888/ answers with the secret, else BLOCKED. (busybox nc: the
+   * static busybox's wget crashes, which once made this check print BLOCKED whatever the network did.)
+   */
+  const probe = (ip: string) => `if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8888 | grep -q SECRET; then echo REACHED; else echo BLOCKED; fi`;
+  const inspect = (ref: string) => JSON.parse(Bun.spawnSync(["docker", "inspect", ref]).stdout.toString())[0];
+  const ipOn = (container: Record<string, any>) => (container.NetworkSettings.Networks as Record<string, { IPAddress: string }>)["beaker-sessions"]!.IPAddress;
+  /** The probe run in `session` as `user`, once the server answers there (the probe's own proof that it can see REACHED). */
+  const probeFrom = async (session: string, user: string, ip: string) =>
+    (await executor.run(["session", "exec", session, "--", "sh", "-c", probe(ip)], { user })).stdout.trim();
+
   test("one user's session cannot reach another's unpublished port; published ports bind to 127.0.0.1", async () => {
-    const server = await detached(otherUser, ["--gpus", "0", "--image", busyboxImage, "--port", "8080", "--", "sh", "-c", "mkdir -p /tmp/w && echo SECRET > /tmp/w/index.html && httpd -f -p 8888 -h /tmp/w"]);
+    const server = await detached(otherUser, ["--gpus", "0", "--image", busyboxImage, "--port", "8080", "--", "sh", "-c", serve]);
+    const prober = await detached(testUser, ["--gpus", "0", "--image", busyboxImage, "--", "sleep", "300"]);
     try {
-      const inspect = JSON.parse(Bun.spawnSync(["docker", "inspect", `beaker-${server}`]).stdout.toString())[0];
-      const ip = Object.values(inspect.NetworkSettings.Networks as Record<string, { IPAddress: string }>)[0]!.IPAddress;
+      const own = inspect(`beaker-${server}`);
+      expect(own.HostConfig.NetworkMode).toBe("beaker-sessions");
+      const ip = ipOn(own);
       expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-      const bindings = Object.values(inspect.HostConfig.PortBindings as Record<string, Array<{ HostIp: string }>>).flat();
+      const bindings = Object.values(own.HostConfig.PortBindings as Record<string, Array<{ HostIp: string }>>).flat();
       expect(bindings.map((b) => b.HostIp)).toEqual(["127.0.0.1"]);
-      const r = await executor.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--", "sh", "-c", `wget -T 3 -q -O- http://${ip}:8888/ || echo BLOCKED`], { user: testUser });
-      expect(r.stdout.trim()).toBe("BLOCKED");
+      // The same probe from the server's own session reaches it at that address: the probe works, the server serves.
+      await eventually(async () => (await probeFrom(server, otherUser, ip)) === "REACHED", 20_000, { what: "the server to answer at its own address" });
+      expect(await probeFrom(prober, testUser, ip)).toBe("BLOCKED");
     } finally {
       await stopAll();
     }
+  }, 60_000);
+
+  test("sessions in warm network namespaces (no ports): each its own namespace, unreachable from another's", async () => {
+    await eventually(() => idleHolders(node).length === 2, 30_000, { what: "two warm network namespaces" });
+    const server = await detached(otherUser, ["--gpus", "0", "--image", busyboxImage, "--", "sh", "-c", serve]);
+    const prober = await detached(testUser, ["--gpus", "0", "--image", busyboxImage, "--", "sleep", "300"]);
+    try {
+      const holderOf = (session: string) => inspect(`beaker-${session}`).HostConfig.NetworkMode as string;
+      const [serverNs, proberNs] = [holderOf(server), holderOf(prober)];
+      expect(serverNs).toStartWith("container:");
+      expect(proberNs).toStartWith("container:");
+      expect(serverNs).not.toBe(proberNs);
+      const ip = ipOn(inspect(serverNs.slice("container:".length)));
+      expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      await eventually(async () => (await probeFrom(server, otherUser, ip)) === "REACHED", 20_000, { what: "the server to answer at its own address" });
+      expect(await probeFrom(prober, testUser, ip)).toBe("BLOCKED");
+    } finally {
+      await stopAll();
+    }
+  }, 60_000);
+
+  test("the probe sees a port it can reach: on Docker's default bridge (traffic between containers on) it gets through", async () => {
+    await using open = new TestExecutor({ nodeName: testNodeName(import.meta.file, "bridge"), extra: "sessionNetwork: bridge\n" });
+    open.removeLeftovers();
+    await open.start();
+    const start = async (user: string, command: string[]) => {
+      const r = await open.run(["session", "create", "--detach", "--gpus", "0", "--image", busyboxImage, "--", ...command], { user });
+      expect(r).toMatchObject({ exitCode: 0 });
+      return r.stdout.trim().split("\n")[0]!;
+    };
+    const server = await start(otherUser, ["sh", "-c", serve]);
+    const prober = await start(testUser, ["sleep", "300"]);
+    const ip = (inspect(`beaker-${server}`).NetworkSettings.Networks as Record<string, { IPAddress: string }>).bridge!.IPAddress;
+    const probeOn = async (session: string, user: string) => (await open.run(["session", "exec", session, "--", "sh", "-c", probe(ip)], { user })).stdout.trim();
+    await eventually(async () => (await probeOn(server, otherUser)) === "REACHED", 20_000, { what: "the server to answer at its own address" });
+    expect(await probeOn(prober, testUser)).toBe("REACHED");
   }, 60_000);
 });
 

@@ -100,6 +100,16 @@ describe("buildContainerSpec", () => {
     expect(spec.HostConfig.ShmSize).toBe(8 * 1024 ** 3);
     expect(shmSizeFor(null, 1024)).toBe(1024);
   });
+  test("a warm network namespace: the session joins the holder's, gets its hostname, and names it in a label", () => {
+    const joined = buildContainerSpec({ ...base, netnsHolder: "h0lder" }) as Record<string, any>;
+    expect(joined.HostConfig.NetworkMode).toBe("container:h0lder");
+    expect(joined.Hostname).toBeUndefined();
+    expect(joined.Labels["beaker.netns-holder"]).toBe("h0lder");
+    expect(spec.Hostname).toBe("gpu-07");
+    expect(spec.Labels["beaker.netns-holder"]).toBeUndefined();
+    // Published ports belong to the namespace's maker: such a session never joins a holder.
+    expect(() => buildContainerSpec({ ...base, netnsHolder: "h0lder", ports: [8888] })).toThrow("makes its own network namespace");
+  });
   test("a command replaces the shell; no command runs bash or sh as a login shell", () => {
     expect((buildContainerSpec({ ...base, command: ["python3", "x.py"] }) as any).Cmd).toEqual(["python3", "x.py"]);
     expect(spec.Cmd.join(" ")).toContain("exec /bin/bash -l");

@@ -107,8 +107,26 @@ export class DockerEngine implements SessionEngine {
     }));
   }
 
+  /** Containers carrying `label` (KEY=VALUE), running or not: each one's ID and whether it runs. */
+  async listLabelled(label: string): Promise<Array<{ id: string; running: boolean }>> {
+    const list = await this.call((d) => d.listContainers({ all: true, filters: { label: [label] } }));
+    return list.map((c) => ({ id: c.Id, running: c.State === "running" }));
+  }
+
+  /** Whether the container runs now; false when it is gone. */
+  isRunning(id: string): Promise<boolean> {
+    return this.onContainer(id, async (c) => {
+      try {
+        return (await c.inspect()).State.Running;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    });
+  }
+
   /** The image's ID, or null when it is not here. */
-  private async imageId(image: string): Promise<string | null> {
+  async imageId(image: string): Promise<string | null> {
     return this.call(async (d) => {
       try {
         return (await d.getImage(image).inspect()).Id;

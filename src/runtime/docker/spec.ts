@@ -42,6 +42,11 @@ export interface SpecInput {
   pidsLimit: number;
   /** The Docker network the session joins, and the host address its published ports bind to. */
   network: string;
+  /**
+   * A container already on `network` whose network namespace the session joins instead of making its own (a warm
+   * one: executor/netns-pool.ts). Its hostname is the session's; a session that publishes ports never gets one.
+   */
+  netnsHolder?: string | null;
   publishAddress: string;
   workdir: string;
   tty: boolean;
@@ -87,6 +92,14 @@ export function workdirFor(cwd: string, home: string, requested: string | null):
   return cwd === home || cwd.startsWith(`${home.replace(/\/+$/, "")}/`) ? cwd : home;
 }
 
+/** The hostname sessions of a node get: the node's short name. */
+export function hostnameFor(node: string): string {
+  return node.split(".")[0]!.slice(0, 63);
+}
+
+/** The label naming the network holder a session joined (executor/netns-pool.ts keeps it while a session names it). */
+export const netnsHolderLabel = "beaker.netns-holder";
+
 /** Docker's ContainerCreate body for a session. Pure: everything it needs is in the input. */
 export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateOptions {
   const { user } = input;
@@ -114,6 +127,8 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
     exposed[`${port}/tcp`] = {};
     portBindings[`${port}/tcp`] = [{ HostIp: input.publishAddress, HostPort: "" }];
   }
+  const holder = input.netnsHolder ?? null;
+  if (holder && input.ports.length > 0) throw new Error("a session that publishes ports makes its own network namespace");
   const shell = ["/bin/sh", "-c", 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
   return {
     name: `beaker-${input.sessionId}`,
@@ -122,7 +137,8 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
     User: `${user.uid}:${user.gid}`,
     Env: env,
     WorkingDir: input.workdir,
-    Hostname: input.node.split(".")[0]!.slice(0, 63),
+    // Joining a holder's namespace, the session gets the holder's hostname (Docker refuses one of its own).
+    ...(holder ? {} : { Hostname: hostnameFor(input.node) }),
     Tty: input.tty,
     OpenStdin: true,
     StdinOnce: !input.tty,
@@ -143,10 +159,11 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       ...(input.account ? { "beaker.account": input.account } : {}),
       ...(input.slurmJob ? { "beaker.slurm.job": input.slurmJob } : {}),
       ...(input.timeLimit ? { "beaker.time-limit": String(input.timeLimit) } : {}),
+      ...(holder ? { [netnsHolderLabel]: holder } : {}),
     },
     HostConfig: {
       Mounts: mounts,
-      NetworkMode: input.network,
+      NetworkMode: holder ? `container:${holder}` : input.network,
       PortBindings: portBindings,
       Init: true,
       Privileged: false,
