@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Trace } from "../util/trace.ts";
 import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
-import { dockerMessage } from "../runtime/docker/engine.ts";
+import { dockerMessage } from "../runtime/docker/errors.ts";
 import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
 import { writeAccountFiles } from "./accounts.ts";

@@ -1,7 +1,7 @@
 import { ConflictError, RestartingError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
-import { dockerMessage, isNotFound } from "../runtime/docker/engine.ts";
+import { dockerMessage, isNotFound } from "../runtime/docker/errors.ts";
 import { Trace } from "../util/trace.ts";
 import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "./api-types.ts";
 import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";

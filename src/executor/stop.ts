@@ -1,5 +1,5 @@
 import { ConflictError } from "../errors.ts";
-import { dockerMessage } from "../runtime/docker/engine.ts";
+import { dockerMessage } from "../runtime/docker/errors.ts";
 import type { SessionInfo } from "./api-types.ts";
 import { infoOf, resolveSession } from "./queries.ts";
 import type { ExitReason, LiveSession } from "./session-types.ts";

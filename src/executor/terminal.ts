@@ -1,7 +1,7 @@
 import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
-import { dockerMessage, dockerStatus } from "../runtime/docker/engine.ts";
+import { dockerMessage, dockerStatus } from "../runtime/docker/errors.ts";
 import { ConflictError, errorCodeOf, errorMessage } from "../errors.ts";
 import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";

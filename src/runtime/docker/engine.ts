@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { SessionStartError, UnavailableError } from "../../errors.ts";
 import type { PublishedState } from "./ports.ts";
 import { readFirstFile } from "./tar.ts";
+import { dockerMessage, dockerStatus, isDockerDown, isNotFound } from "./errors.ts";
 
 export interface ManagedContainer {
   id: string;
@@ -23,20 +24,6 @@ export interface PullProgress {
   current?: number;
   total?: number;
 }
-
-/** Whether an error means the engine itself is not answering. */
-export function isDockerDown(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  return code === "ECONNREFUSED" || code === "ENOENT" || code === "EACCES" || code === "ECONNRESET" || code === "EPIPE";
-}
-
-/** Docker's HTTP status for a failed call (404: no such container), or null. */
-export function dockerStatus(err: unknown): number | null {
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === "number" ? status : null;
-}
-
-export const isNotFound = (err: unknown): boolean => dockerStatus(err) === 404;
 
 /** What a session needs to know of an image's filesystem. */
 export interface ImageFacts {
@@ -111,18 +98,6 @@ export class DockerEngine implements SessionEngine {
   async listLabelled(label: string): Promise<Array<{ id: string; running: boolean }>> {
     const list = await this.call((d) => d.listContainers({ all: true, filters: { label: [label] } }));
     return list.map((c) => ({ id: c.Id, running: c.State === "running" }));
-  }
-
-  /** Whether the container runs now; false when it is gone. */
-  isRunning(id: string): Promise<boolean> {
-    return this.onContainer(id, async (c) => {
-      try {
-        return (await c.inspect()).State.Running;
-      } catch (err) {
-        if (isNotFound(err)) return false;
-        throw err;
-      }
-    });
   }
 
   /** The image's ID, or null when it is not here. */
@@ -209,16 +184,25 @@ export class DockerEngine implements SessionEngine {
     });
   }
 
-  exists(id: string): Promise<boolean> {
+  /** The container's state, or null when it is gone. */
+  private state(id: string): Promise<Dockerode.ContainerInspectInfo["State"] | null> {
     return this.onContainer(id, async (c) => {
       try {
-        await c.inspect();
-        return true;
+        return (await c.inspect()).State;
       } catch (err) {
-        if (isNotFound(err)) return false;
+        if (isNotFound(err)) return null;
         throw err;
       }
     });
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (await this.state(id)) !== null;
+  }
+
+  /** Whether the container runs now; false when it is gone. */
+  async isRunning(id: string): Promise<boolean> {
+    return (await this.state(id))?.Running ?? false;
   }
 
   /** What a started container got of the ports it asked for (and whether it still runs, which changes the answer). */
@@ -349,11 +333,4 @@ export class DockerEngine implements SessionEngine {
   demux(stream: Duplex, stdout: (b: Buffer) => void, stderr: (b: Buffer) => void): void {
     this.docker!.modem.demuxStream(stream, { write: (b: Buffer) => (stdout(b), true) } as never, { write: (b: Buffer) => (stderr(b), true) } as never);
   }
-}
-
-/** Docker's own words for a failed call, without the HTTP framing dockerode adds. */
-export function dockerMessage(err: unknown): string {
-  const e = err as { json?: { message?: string }; reason?: string; message?: string };
-  const text = e.json?.message ?? e.message ?? String(err);
-  return text.replace(/^\(HTTP code \d+\) [\w ]+ - /, "").replace(/\s+/g, " ").trim();
 }
