@@ -25,6 +25,14 @@ export function viewOf(m: SessionManager, info: SessionInfo): SessionView {
 }
 
 /**
+ * Every session not yet ended, each once. A create's record stays in `pending` until its request is over, which for a
+ * detached create is after its container was made and started: from then it is a live session too, and counts as one.
+ */
+export function currentSessions(m: SessionManager): Array<LiveSession | PendingSession> {
+  return [...m.sessions.values(), ...[...m.pending.values()].filter((p) => !m.sessions.has(p.info.id))];
+}
+
+/**
  * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
  * caller's own unless root; someone else's is "not found", like one that does not exist.
  */
@@ -57,7 +65,7 @@ export function findLive(m: SessionManager, uid: number, ref: string): LiveSessi
 /** The caller's sessions (root with `all`: everyone's); `all` adds the finished ones still remembered. */
 export function listSessions(m: SessionManager, uid: number, all: boolean): SessionView[] {
   const mine = (info: SessionInfo) => (all && uid === 0) || info.uid === uid;
-  const live = [...m.sessions.values(), ...m.pending.values()].map((s) => s.info);
+  const live = currentSessions(m).map((s) => s.info);
   const finished = all ? m.deps.history.all().filter((f) => !live.some((l) => l.id === f.id)) : [];
   return [...live, ...finished]
     .filter(mine)

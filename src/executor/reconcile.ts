@@ -36,7 +36,9 @@ export async function reconcileOnce(m: SessionManager): Promise<void> {
     // A container still being set up (its request is pending), watched, or just adopted is not a leftover.
     if (m.sessions.has(c.sessionId) || m.pending.has(c.sessionId) || runningStates.has(c.state)) continue;
     log(`removing leftover session container ${c.sessionId} (${c.state})`);
-    if (c.state === "exited" && c.sessionId) {
+    // One that ended while this executor watched it is in the history already (its container outlived the removal,
+    // Docker being down); one that ended while no executor ran is not.
+    if (c.state === "exited" && c.sessionId && !history.all().some((h) => h.id === c.sessionId)) {
       history.add({ ...infoFrom(m, c), status: "exited", exitCode: c.exitCode, reason: "exited", finishedAt: new Date(m.deps.clock.now()).toISOString() });
     }
     await m.removeQuietly(c.id);

@@ -9,7 +9,7 @@ import { createSession, startSession } from "./create.ts";
 import { usableGpus } from "../gpu/usable.ts";
 import type { LiveSession, PendingSession, SessionDeps } from "./session-types.ts";
 import type { GpuUseMonitor } from "./gpu-use.ts";
-import { describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
+import { currentSessions, describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
 import { PlaceWriter } from "./queue-file.ts";
@@ -293,7 +293,7 @@ export class SessionManager {
 
   /** Every session not yet ended, whoever it belongs to (for the server's picture of this node). */
   liveSessions(): SessionView[] {
-    return [...this.sessions.values(), ...this.pending.values()].map((s) => viewOf(this, s.info));
+    return currentSessions(this).map((s) => viewOf(this, s.info));
   }
 
   list(uid: number, all: boolean): SessionView[] {

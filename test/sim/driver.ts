@@ -31,6 +31,8 @@ export interface SimManager {
   onClaim?: (event: ClaimEvent, effects: readonly ClaimEffect[]) => void;
   /** Two claims on one GPU in the manager's own records, or null. */
   holdsOverlap?: () => string | null;
+  /** A session that the server's report or `session list --all` shows twice, or null. */
+  shownTwice?: (what: "report" | "list") => string | null;
 }
 
 export interface SimEnv {
@@ -176,6 +178,8 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
     if (!manager || options.observableOnly) return;
     const overlap = manager.holdsOverlap?.() ?? null;
     if (overlap) violation(overlap);
+    const twice = manager.shownTwice?.("report") ?? null;
+    if (twice) violation(twice);
     if (!reconciledOnce) return;
     const claims = manager.claims();
     for (const c of engine.running()) {
@@ -189,6 +193,8 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   /** After a reconcile: every claim belongs to a session that still exists; every container is tracked or gone. */
   function checkAfterReconcile(m: SimManager): void {
     if (options.observableOnly) return;
+    const twice = m.shownTwice?.("list") ?? null;
+    if (twice) violation(twice);
     const tracked = m.tracked();
     for (const [uuid, sessionId] of m.claims()) {
       const exists = engine.existing().some((c) => c.sessionId === sessionId);

@@ -72,6 +72,15 @@ export function simManager(env: SimEnv): SimManager {
     set onClaim(fn: SimManager["onClaim"]) {
       onClaim = fn;
     },
+    shownTwice: (what) => {
+      const ids = what === "report" ? manager.liveSessions().map((s) => s.id) : manager.list(0, true).map((s) => s.id);
+      const seen = new Set<string>();
+      for (const id of ids) {
+        if (seen.has(id)) return `session ${id} shown twice in ${what === "report" ? "the server's report" : "session list --all"}`;
+        seen.add(id);
+      }
+      return null;
+    },
     holdsOverlap: () => {
       const seen = new Map<string, string>();
       for (const [sessionId, hold] of manager.claimState.holds) {
