@@ -112,8 +112,8 @@ test("first contact with a node: the token goes once over the SSH connection's s
 }, 60_000);
 
 test("placement: --gpus 2 lands on the node it fits best, --gpus 7 queues on the right one and says so, --no-wait exits 6", async () => {
-  expect((await onNode("gpu-a", ["session", "create", "--detach", "--gpus", "7", "--name", "hold-a", "--", "sleep", "600"])).exitCode).toBe(0);
-  expect((await onNode("gpu-b", ["session", "create", "--detach", "--gpus", "2", "--name", "hold-b", "--", "sleep", "600"])).exitCode).toBe(0);
+  expect(await onNode("gpu-a", ["session", "create", "--detach", "--gpus", "7", "--name", "hold-a", "--", "sleep", "600"])).toMatchObject({ exitCode: 0 });
+  expect(await onNode("gpu-b", ["session", "create", "--detach", "--gpus", "2", "--name", "hold-b", "--", "sleep", "600"])).toMatchObject({ exitCode: 0 });
   await freeOnServer({ "gpu-a": 1, "gpu-b": 6 });
 
   const two = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "2", "--detach", "--json", "--name", "two", "--", "sleep", "600"]);
@@ -136,18 +136,18 @@ test("placement: --gpus 2 lands on the node it fits best, --gpus 7 queues on the
   }, 30_000, { what: "seven queued on gpu-b" });
   await eventually(async () => (await serverSessions()).some((x) => x.name === "two"), 30_000, { what: "the server to know session two" });
   const stopped = await laptop.run(["session", "stop", "two", "--cluster", "lab", "--timeout", "0"]);
-  expect(stopped.exitCode).toBe(0);
+  expect(stopped).toMatchObject({ exitCode: 0 });
   expect(stopped.stderr).toMatch(/^stopped session two \(\w+\)\n$/);
-  expect((await onNode("gpu-b", ["session", "stop", "hold-b", "--timeout", "0"])).exitCode).toBe(0);
+  expect(await onNode("gpu-b", ["session", "stop", "hold-b", "--timeout", "0"])).toMatchObject({ exitCode: 0 });
   expect(await seven.exited).toBe(0);
   expect(JSON.parse(await new Response(seven.stdout).text())).toMatchObject({ name: "seven", node: "gpu-b", status: "running" });
   expect(sevenErr.text).toStartWith("no node of lab can start it now; queueing on gpu-b (4 of 8 GPUs free)\n");
   expect(sevenErr.text).toContain("Waiting for 7 GPUs: position 1 in the queue (4 free now)");
-  expect((await onNode("gpu-b", ["session", "stop", "seven", "--timeout", "0"])).exitCode).toBe(0);
+  expect(await onNode("gpu-b", ["session", "stop", "seven", "--timeout", "0"])).toMatchObject({ exitCode: 0 });
 }, 90_000);
 
 test("default_cluster: arguments with quotes, spaces, $, ; and newlines arrive unchanged; the exit code comes back", async () => {
-  expect((await laptop.run(["config", "set", "default_cluster", "lab"])).exitCode).toBe(0);
+  expect(await laptop.run(["config", "set", "default_cluster", "lab"])).toMatchObject({ exitCode: 0 });
   const words = ["a b", "it's", '"double"', "$HOME", "${x:-y}", "x;y", "a && b", "$(id)", "`id`", "line1\nline2", "", "back\\slash", "*", "#"];
   const r = await laptop.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--", "printf", "[%s]\\n", ...words]);
   expect(r.stdout).toBe(words.map((w) => `[${w}]\n`).join(""));
