@@ -95,7 +95,8 @@ test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slu
   const report = JSON.parse((await as(testUser, ["node", "gpus", "--json"])).stdout) as Array<{ slurmJob: { id: string; user: string } | null }>;
   expect(report.filter((g) => g.slurmJob?.id === blocker && g.slurmJob.user === otherUser)).toHaveLength(6);
 
-  const waiting = background(testUser, ["session", "create", "--gpus", "4", "--", "sh", "-c", "echo gpus=$NVIDIA_VISIBLE_DEVICES"]);
+  // It outlives its output by a few seconds: Slurm shows a job's GPUs only while the job runs.
+  const waiting = background(testUser, ["session", "create", "--gpus", "4", "--", "sh", "-c", "echo gpus=$NVIDIA_VISIBLE_DEVICES; sleep 5"]);
   const [, job] = await waiting.waitErr(/Waiting for Slurm job (\d+): (Resources|Priority)/);
   // The backfill scheduler works out when the blocker's time limit frees enough GPUs.
   await waiting.waitErr(/Slurm expects it to start at \d{4}-\d\d-\d\d \d\d:\d\d/);
@@ -104,10 +105,12 @@ test("GPUs of a plain sbatch job show as busy; a --gpus 4 session waits with Slu
   expect(slurm.job(job!)).toMatchObject({ JobState: "PENDING", UserId: expect.stringMatching(new RegExp(`^${testUser}\\(`)) });
 
   slurm.sh(["scancel", blocker]);
-  const result = await waiting.done();
-  // Read once: the session has ended, and with it the job, which Slurm forgets soon after.
-  const given = uuidsOf(job!);
+  const given = await eventually(() => {
+    const gpus = uuidsOf(job!);
+    return gpus.length > 0 && gpus;
+  }, 30_000, { what: "Slurm to run the job on its GPUs", detail: executorLog });
   expect(given).toHaveLength(4);
+  const result = await waiting.done();
   expect(result).toMatchObject({ exitCode: 0, stdout: `gpus=${given.join(",")}\n` });
 }, 90_000);
 
