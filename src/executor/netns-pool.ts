@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type Dockerode from "dockerode";
 import type { ExecutorConfig } from "../config/executor.ts";
-import type { DockerEngine } from "../runtime/docker/engine.ts";
+import { isUserDefinedNetwork, type DockerEngine } from "../runtime/docker/engine.ts";
 import { hostnameFor, netnsHolderLabel } from "../runtime/docker/spec.ts";
 
 /**
@@ -27,9 +27,7 @@ export const holderLabel = "beaker.netns";
 export const poolSize = 2;
 
 /** Whether sessions on this network gain from holders: Docker starts an embedded DNS on user-defined networks only. */
-export function holdersHelp(network: string): boolean {
-  return !["none", "bridge", "host", "default"].includes(network) && !network.startsWith("container:");
-}
+export const holdersHelp = isUserDefinedNetwork;
 
 export interface TendView {
   /** The holders Docker lists for this node. */

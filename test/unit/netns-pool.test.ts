@@ -98,7 +98,6 @@ describe("warm network namespaces", () => {
     await p.tend();
     expect(engine.boxes.has(b)).toBe(true);
     p.ended("s2");
-    await Bun.sleep(0);
     expect(engine.boxes.has(b)).toBe(false);
   });
 

@@ -5,6 +5,11 @@ import type { PublishedState } from "./ports.ts";
 import { readFirstFile } from "./tar.ts";
 import { dockerMessage, dockerStatus, isDockerDown, isNotFound } from "./errors.ts";
 
+/** A network of the admin's naming, not one of Docker's own (`none`, `bridge`, `host`, `default`, `container:ID`). */
+export function isUserDefinedNetwork(name: string): boolean {
+  return !["none", "bridge", "host", "default"].includes(name) && !name.startsWith("container:");
+}
+
 export interface ManagedContainer {
   id: string;
   sessionId: string;
@@ -291,7 +296,7 @@ export class DockerEngine implements SessionEngine {
    * reach another's ports. "none" and Docker's own networks are used as they are.
    */
   async ensureSessionNetwork(name: string): Promise<void> {
-    if (["none", "bridge", "host"].includes(name)) return;
+    if (!isUserDefinedNetwork(name)) return;
     await this.call(async (d) => {
       try {
         await d.getNetwork(name).inspect();
