@@ -15,6 +15,11 @@ export const slurmDir = "/tmp/beaker-test-slurm";
 export const slurmConf = join(slurmDir, "slurm.conf");
 /** Slurm's name of this machine's node (what the executor's slurm.node defaults to). */
 export const slurmNode = hostname().split(".")[0]!;
+/**
+ * Another name Slurm takes for that node (its NodeHostname): `--nodelist` accepts it, and the job then runs on, and
+ * is listed under, `slurmNode`. What an executor whose slurm.node is not the node's name in Slurm asks for.
+ */
+export const slurmHostAlias = "beaker-slurm-alias";
 
 const pidFiles = ["munged.pid", "slurmctld.pid", "slurmd.pid"].map((f) => join(slurmDir, f));
 
@@ -69,7 +74,7 @@ AccountingStorageType=accounting_storage/none
 JobSubmitPlugins=logging
 KillWait=5
 MinJobAge=600
-NodeName=${slurmNode} NodeAddr=127.0.0.1 CPUs=32 Gres=gpu:8 State=UNKNOWN
+NodeName=${slurmNode} NodeHostname=${slurmHostAlias} NodeAddr=127.0.0.1 CPUs=32 Gres=gpu:8 State=UNKNOWN
 PartitionName=gpu Nodes=${slurmNode} Default=YES MaxTime=INFINITE State=UP
 PartitionName=debug Nodes=${slurmNode} Default=NO MaxTime=INFINITE State=UP
 `;
@@ -99,7 +104,8 @@ export class TestSlurm {
     this.spawn(["munged", "-F", "--force", `--key-file=${key}`, `--socket=${munge}/munge.socket.2`, `--pid-file=${slurmDir}/munged.pid`, `--seed-file=${munge}/seed`], "munged.out");
     await eventually(() => existsSync(`${munge}/munge.socket.2`), 30_000, { what: "munged's socket" });
     this.spawn(["slurmctld", "-D", "-c", "-f", slurmConf], "slurmctld.out");
-    this.spawn(["slurmd", "-D", "-f", slurmConf], "slurmd.out");
+    // -N: slurmd finds its node by the hostname it is told (the NodeHostname is an alias no machine has).
+    this.spawn(["slurmd", "-D", "-N", slurmNode, "-f", slurmConf], "slurmd.out");
     await eventually(() => this.sh(["sinfo", "--noheader", "--format=%T"]).stdout.trim() === "idle", 60_000, { what: "the Slurm node to be idle", detail: () => this.logs() });
   }
 
