@@ -15,10 +15,7 @@ export const slurmDir = "/tmp/beaker-test-slurm";
 export const slurmConf = join(slurmDir, "slurm.conf");
 /** Slurm's name of this machine's node (what the executor's slurm.node defaults to). */
 export const slurmNode = hostname().split(".")[0]!;
-/**
- * Another name Slurm takes for that node (its NodeHostname): `--nodelist` accepts it, and the job then runs on, and
- * is listed under, `slurmNode`. What an executor whose slurm.node is not the node's name in Slurm asks for.
- */
+/** Another name of that node: one that Slurm's --nodelist takes where `aliasingSalloc` is first on the PATH. */
 export const slurmHostAlias = "beaker-slurm-alias";
 
 const pidFiles = ["munged.pid", "slurmctld.pid", "slurmd.pid"].map((f) => join(slurmDir, f));
@@ -74,10 +71,21 @@ AccountingStorageType=accounting_storage/none
 JobSubmitPlugins=logging
 KillWait=5
 MinJobAge=600
-NodeName=${slurmNode} NodeHostname=${slurmHostAlias} NodeAddr=127.0.0.1 CPUs=32 Gres=gpu:8 State=UNKNOWN
+NodeName=${slurmNode} NodeAddr=127.0.0.1 CPUs=32 Gres=gpu:8 State=UNKNOWN
 PartitionName=gpu Nodes=${slurmNode} Default=YES MaxTime=INFINITE State=UP
 PartitionName=debug Nodes=${slurmNode} Default=NO MaxTime=INFINITE State=UP
 `;
+}
+
+/**
+ * Writes into `dir` a `salloc` that takes `slurmHostAlias` for this node, as a site's Slurm takes a node's other names
+ * (a NodeHostname, a DNS alias): `--nodelist=<alias>` goes on as the node's own name, so the job runs on, and Slurm
+ * lists it under, `slurmNode`. Everything else reaches the real salloc unchanged.
+ */
+export function writeAliasingSalloc(dir: string): void {
+  const script = `#!/bin/sh\nfor a; do shift; [ "$a" = "--nodelist=${slurmHostAlias}" ] && a="--nodelist=${slurmNode}"; set -- "$@" "$a"; done\nexec /usr/bin/salloc "$@"\n`;
+  writeFileSync(join(dir, "salloc"), script);
+  chmodSync(join(dir, "salloc"), 0o755);
 }
 
 export class TestSlurm {
@@ -104,8 +112,7 @@ export class TestSlurm {
     this.spawn(["munged", "-F", "--force", `--key-file=${key}`, `--socket=${munge}/munge.socket.2`, `--pid-file=${slurmDir}/munged.pid`, `--seed-file=${munge}/seed`], "munged.out");
     await eventually(() => existsSync(`${munge}/munge.socket.2`), 30_000, { what: "munged's socket" });
     this.spawn(["slurmctld", "-D", "-c", "-f", slurmConf], "slurmctld.out");
-    // -N: slurmd finds its node by the hostname it is told (the NodeHostname is an alias no machine has).
-    this.spawn(["slurmd", "-D", "-N", slurmNode, "-f", slurmConf], "slurmd.out");
+    this.spawn(["slurmd", "-D", "-f", slurmConf], "slurmd.out");
     await eventually(() => this.sh(["sinfo", "--noheader", "--format=%T"]).stdout.trim() === "idle", 60_000, { what: "the Slurm node to be idle", detail: () => this.logs() });
   }
 

@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { beakerBinary, eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
-import { slurmDir, slurmHostAlias, slurmNode, TestSlurm } from "../slurm-harness.ts";
+import { slurmDir, slurmHostAlias, slurmNode, TestSlurm, writeAliasingSalloc } from "../slurm-harness.ts";
 import { Tmux } from "../tmux.ts";
 import type { SessionInfo, SessionView } from "../../src/executor/api-types.ts";
 
@@ -244,8 +244,9 @@ test("from a login node: salloc, then srun --pty onto the node; TTY, resize and 
  */
 async function withExecutor(slurmSettings: string, squeueFails: boolean, check: (e: TestExecutor) => Promise<void>): Promise<void> {
   const bin = tempDir("beaker-slurm-bin-");
+  mkdirSync(bin, { recursive: true });
+  writeAliasingSalloc(bin);
   if (squeueFails) {
-    mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, "squeue"), "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n");
     chmodSync(join(bin, "squeue"), 0o755);
   }
