@@ -9,7 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { eventually, removeDir } from "./harness.ts";
+import { eventually, removeDir, stopProcess } from "./harness.ts";
 
 export const slurmDir = "/tmp/beaker-test-slurm";
 export const slurmConf = join(slurmDir, "slurm.conf");
@@ -130,8 +130,7 @@ export class TestSlurm {
   }
 
   async stop(): Promise<void> {
-    for (const child of this.children) child.kill("SIGTERM");
-    await Promise.all(this.children.map((c) => c.exited));
+    await Promise.all(this.children.map((c, i) => stopProcess(c, `Slurm test daemon ${i + 1} of ${this.children.length}`)));
     this.children = [];
     await stopDaemons();
     removeDir(slurmDir);
