@@ -8,7 +8,7 @@
  *   flock /tmp/beaker-e2e.lock node_modules/.bin/bun bench/remote.ts [--runs 15]
  */
 import { parseArgs } from "node:util";
-import { beakerBinary, removeDir, tempDir } from "../test/harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, within } from "../test/harness.ts";
 import { managedContainers, TestExecutor, testImage } from "../test/executor-harness.ts";
 import { TestServer } from "../test/server-harness.ts";
 import { TestLaptop, TestSshNode } from "../test/ssh-harness.ts";
@@ -24,6 +24,9 @@ const tokenDir = tempDir("beaker-bench-token-");
 let executor: TestExecutor | null = null;
 let node: TestSshNode | null = null;
 
+/** How long one timed command may take, to its prompt and its end: past it, the run stops and says what it saw. */
+const commandLimitMs = 60_000;
+
 /** Runs `cmd` as the laptop user in a pty; resolves with the ms until `until` shows on screen (or the exit). */
 async function timed(cmd: string[], until: RegExp | null): Promise<number> {
   const start = performance.now();
@@ -31,15 +34,22 @@ async function timed(cmd: string[], until: RegExp | null): Promise<number> {
   let elapsed = 0;
   let screen = "";
   const decoder = new TextDecoder();
-  for await (const chunk of proc.stdout) {
-    screen += decoder.decode(chunk, { stream: true });
-    if (until && !elapsed && until.test(screen)) {
-      elapsed = performance.now() - start;
-      proc.stdin.write("exit\n");
-      proc.stdin.flush();
+  const read = async () => {
+    for await (const chunk of proc.stdout) {
+      screen += decoder.decode(chunk, { stream: true });
+      if (until && !elapsed && until.test(screen)) {
+        elapsed = performance.now() - start;
+        proc.stdin.write("exit\n");
+        proc.stdin.flush();
+      }
     }
-  }
-  const code = await proc.exited;
+    return proc.exited;
+  };
+  const waited = until ? `${until} on the screen of '${cmd.join(" ")}', then its end` : `'${cmd.join(" ")}' to end`;
+  const code = await within(read(), commandLimitMs, waited, () => `screen so far:\n${screen}`).catch((err: Error) => {
+    proc.kill("SIGKILL");
+    throw err;
+  });
   if (!until) elapsed = performance.now() - start;
   if (code !== 0 || !elapsed) throw new Error(`${cmd.join(" ")} exited ${code}: ${screen}${await new Response(proc.stderr).text()}`);
   return elapsed;
@@ -48,6 +58,9 @@ async function timed(cmd: string[], until: RegExp | null): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
+  if (Bun.spawnSync(["docker", "image", "inspect", testImage], { stdout: "ignore", stderr: "ignore" }).exitCode !== 0) {
+    throw new Error(`the test image ${testImage} is missing: scripts/test builds it (or set BEAKER_TEST_IMAGE)`);
+  }
   for (const id of managedContainers("gpu-a")) Bun.spawnSync(["docker", "rm", "-f", id]);
   const alice = await server.createUser("alice");
   await server.admin(["cluster", "create", "lab"]);
@@ -59,12 +72,17 @@ try {
   await node.start(laptop.publicKey);
   laptop.writeSshConfig([node], node);
   await laptop.run(["account", "login", "--server", server.url, "--token-stdin"], { stdin: `${alice}\n` });
-  // The node gets the token once (and the server hears from the node) before anything is timed.
-  for (;;) {
-    const first = await laptop.run(["session", "create", "--cluster", "lab", "--gpus", "0", "--", "true"]);
-    if (first.exitCode === 0) break;
-    await Bun.sleep(500);
-  }
+  // The node gets the token once (and the server hears from the node) before anything is timed; a create that
+  // keeps failing (an image scripts/test did not leave, a node the server never saw) ends the bench with its reason.
+  await eventually(
+    async () => {
+      const first = await within(laptop.run(["session", "create", "--cluster", "lab", "--gpus", "0", "--", "true"]), commandLimitMs, "the first remote create");
+      if (first.exitCode !== 0) throw new Error(`exit ${first.exitCode}: ${first.stderr.trim().split("\n").at(-1)}`);
+      return true;
+    },
+    120_000,
+    { intervalMs: 500, what: "a first 'session create --cluster lab' to succeed", detail: () => `executor log:\n${executor?.log().slice(-1500) ?? ""}` },
+  );
 
   const remote = [beakerBinary, "session", "create", "--cluster", "lab", "--gpus", "0", "--image", testImage];
   const byHand = ["ssh", "-t", "gpu-a", "beaker", "session", "create", "--gpus", "0", "--image", testImage];

@@ -121,7 +121,8 @@ async function run(kind: "sqlite" | "postgres", db: string, dbPid: number | null
   const inflight = new Set<Promise<void>>();
   const send = (key: string, url: string, init: RequestInit) => {
     const start = performance.now();
-    const p = fetch(url, init)
+    // A request unanswered for 30 s counts as an error (it would otherwise hold the final wait for it forever).
+    const p = fetch(url, { ...init, signal: AbortSignal.timeout(30_000) })
       .then(async (res) => {
         const body = await res.text();
         if (!res.ok) {

@@ -5,11 +5,11 @@
  * take a lock directory per GPU they were given (mkdir fails when another running session holds it), hold it for
  * 0.2-0.5 s and let go. Reports the overlaps seen (required: 0) and each round's wall time. Run as root, with Docker.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { eightFreeGpus } from "../test/executor-harness.ts";
-import { beakerBinary as built, makeNvidiaSmiScenario, tempDir } from "../test/harness.ts";
+import { beakerBinary as built, eventually, makeNvidiaSmiScenario, stopProcess, tempDir, within } from "../test/harness.ts";
 
 /** The binary under test: dist/beaker, or another build (BEAKER=path) to compare against. */
 const beakerBinary = process.env.BEAKER ?? built;
@@ -26,14 +26,9 @@ const docker = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/d
 writeFileSync(join(dir, "config.yml"), `socket: ${socket}\nstateDir: ${join(dir, "state")}\ndockerSocket: ${docker}\nnvidiaSmi: ${smi.executable}\ndefaultImage: ${values.image}\nnodeName: ${node}\nmountPaths: []\n`);
 const executor = Bun.spawn([beakerBinary, "executor", "run", "--config", join(dir, "config.yml")], { stdout: "ignore", stderr: Bun.file(join(dir, "executor.log")) });
 
-async function ready(): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (await fetch("http://x/v1/health", { unix: socket }).then((r) => r.ok, () => false)) return;
-    await Bun.sleep(100);
-  }
-  throw new Error("the executor did not start");
-}
+const ready = () =>
+  eventually(() => fetch("http://x/v1/health", { unix: socket }).then((r) => r.ok), 20_000, { what: "the executor answering on its socket", detail: () => executorLog() });
+const executorLog = () => (existsSync(join(dir, "executor.log")) ? readFileSync(join(dir, "executor.log"), "utf8").slice(-1500) : "");
 
 /** One session: lock each GPU it got, hold, unlock; prints OVERLAP for a lock some other running session holds. */
 function session(i: number): Promise<{ out: string; code: number }> {
@@ -45,7 +40,9 @@ function session(i: number): Promise<{ out: string; code: number }> {
     stdout: "pipe",
     stderr: "pipe",
   });
-  return Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).then(([out, err, code]) => ({ out: out + err, code }));
+  const done = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).then(([out, err, code]) => ({ out: out + err, code }));
+  // A session holds its GPUs for half a second; one that takes minutes is stuck, and the bench says so.
+  return within(done, 120_000, `session ${i} (create, hold, end)`, executorLog).catch((err: Error) => (proc.kill("SIGKILL"), { out: err.message, code: -1 }));
 }
 
 let overlaps = 0;
@@ -65,8 +62,7 @@ try {
     console.log(`round ${round}: 40 sessions in ${(wall / 1000).toFixed(1)} s, ${seen.length} overlaps, ${failed.length} failed${failed[0] ? ` (${failed[0].out.trim().split("\n")[0]})` : ""}`);
   }
 } finally {
-  executor.kill();
-  await executor.exited;
+  await stopProcess(executor, "the executor");
   // Its sessions, and the warm network namespaces it made (src/executor/netns-pool.ts).
   for (const label of [`beaker.node=${node}`, `beaker.netns=${node}`]) {
     const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=${label}`]).stdout.toString().trim();

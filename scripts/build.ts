@@ -9,13 +9,15 @@
  *       writes it) or BEAKER_RELEASE_KEY; it is never committed.
  * Both take --version V (default: package.json). Binaries trust the public key in release-key.pub, or the
  * base64 raw key in BEAKER_RELEASE_PUBLIC_KEY (tests build binaries that trust their own key).
- * Release runtimes come from the @oven/bun-* npm packages of this Bun version (fetched with `npm pack`, checked
- * against the integrity pinned in scripts/bun-targets.json), so Bun's own cross-compile download is never used.
+ * Release runtimes come from the @oven/bun-* npm packages of this Bun version (fetched with `npm pack`, retried with
+ * backoff, kept in ~/.cache/beaker/bun-runtimes or BEAKER_RUNTIME_CACHE, and checked against the integrity pinned in
+ * scripts/bun-targets.json at every use), so Bun's own cross-compile download is never used.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { signManifest, type ReleaseManifest } from "../src/update/manifest.ts";
+import { runtimeCacheDir, runtimeTarball } from "./bun-runtime.ts";
 import { hostTarget } from "./host-target.ts";
 import { isVersion } from "../src/update/semver.ts";
 
@@ -58,27 +60,27 @@ function gitCommit(): string {
   return sha !== "unknown" && dirty.stdout.toString().trim() !== "" ? `${sha}-dirty` : sha;
 }
 
-/** Fetches and verifies the Bun runtime of one target; returns the path of its `bun` executable. */
+/** The Bun runtime of one target, from the verified tarball in the runtime cache (scripts/bun-runtime.ts); its `bun`. */
 function runtimeFor(target: string): string {
   const spec = targets[target]!;
   const bunVersion = run([process.execPath, "--version"]);
-  const cache = join(root, ".cache", "bun-runtimes", `${target}-${bunVersion}`);
-  const executable = join(cache, "package", "bin", "bun");
+  const dir = join(root, ".cache", "bun-runtimes", `${target}-${bunVersion}`);
+  const executable = join(dir, "package", "bin", "bun");
   if (existsSync(executable)) return executable;
-  rmSync(cache, { recursive: true, force: true });
-  mkdirSync(cache, { recursive: true });
-  // npm's cache is used without asking the registry again when it holds the package (the integrity below is the
-  // check), and a registry that stalls ends the build with a line instead of holding it forever.
-  const pack = ["npm", "pack", "--json", "--prefer-offline", `${spec.package}@${bunVersion}`, "--pack-destination", cache];
-  const packed = JSON.parse(run(pack, root, 180_000)) as Array<{
-    filename: string;
-    integrity: string;
-  }>;
-  const file = packed[0]!;
-  if (file.integrity !== spec.integrity) {
-    throw new Error(`${spec.package}@${bunVersion} integrity ${file.integrity} does not match the pinned ${spec.integrity}; update scripts/bun-targets.json deliberately`);
-  }
-  run(["tar", "-xzf", join(cache, file.filename), "-C", cache]);
+  const tarball = runtimeTarball(runtimeCacheDir(process.env), spec, bunVersion, {
+    // npm's own cache is used without asking the registry again when it holds the package; a registry that stalls
+    // ends the try with a line instead of holding it forever.
+    pack: (pkg, into) => (JSON.parse(run(["npm", "pack", "--json", "--prefer-offline", pkg, "--pack-destination", into], root, 180_000)) as Array<{ filename: string }>)[0]!.filename,
+    sleep: (ms) => Bun.sleepSync(ms),
+    log: (line) => console.error(line),
+  });
+  // Unpacked beside its place and renamed into it: a build killed midway leaves no half runtime to be taken as whole.
+  const unpacking = `${dir}.unpacking-${process.pid}`;
+  rmSync(unpacking, { recursive: true, force: true });
+  mkdirSync(unpacking, { recursive: true });
+  run(["tar", "-xzf", tarball, "-C", unpacking]);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(unpacking, dir);
   return executable;
 }
 

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SessionInfo } from "../src/executor/api-types.ts";
-import { beakerBinary, eventually, makeNvidiaSmiScenario, removeDir, fixture, tempDir, type RunResult } from "./harness.ts";
+import { beakerBinary, eventually, makeNvidiaSmiScenario, removeDir, fixture, stopProcess, tempDir, within, type RunResult } from "./harness.ts";
 
 export const testImage = process.env.BEAKER_TEST_IMAGE ?? "beaker-test/debian:bookworm";
 export const busyboxImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox:latest";
@@ -91,13 +91,12 @@ export class TestExecutor implements AsyncDisposable {
 
   /** Resolves when the executor process ends of its own accord (after `beaker executor restart`, as under systemd). */
   async exited(): Promise<void> {
-    await this.proc?.exited;
+    if (this.proc) await within(this.proc.exited, 120_000, "the executor to exit of its own accord", () => this.log().slice(-2000));
     this.proc = null;
   }
 
   async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    this.proc?.kill(signal);
-    await this.proc?.exited;
+    if (this.proc) await stopProcess(this.proc, "the executor", signal);
     this.proc = null;
   }
 

@@ -88,6 +88,21 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string, d
   }
 }
 
+/**
+ * Ends a process this run started: `signal`, then SIGKILL when it has not exited within `graceMs` (said on stderr),
+ * so no stop waits forever. Resolves once it has exited.
+ */
+export async function stopProcess(proc: { exitCode: number | null; signalCode?: unknown; kill(signal?: NodeJS.Signals): void; exited: Promise<unknown> }, what: string, signal: NodeJS.Signals = "SIGTERM", graceMs = 30_000): Promise<void> {
+  if (proc.exitCode === null && !proc.signalCode) proc.kill(signal);
+  try {
+    await within(proc.exited, graceMs, `${what} to exit after ${signal}`);
+  } catch (err) {
+    console.error(`${(err as Error).message}: killing it`);
+    proc.kill("SIGKILL");
+    await within(proc.exited, 10_000, `${what} to exit after SIGKILL`);
+  }
+}
+
 export interface Recording {
   /** A fixture path to replay on stdout, or literal text. */
   out?: { file: string } | string;

@@ -2,7 +2,7 @@
 import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { beakerBinary, eventually, removeDir, tempDir, type RunResult } from "./harness.ts";
+import { beakerBinary, eventually, removeDir, stopProcess, tempDir, type RunResult } from "./harness.ts";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -66,8 +66,7 @@ export class TestPostgres {
   }
 
   async stop(): Promise<void> {
-    this.proc?.kill("SIGINT");
-    await this.proc?.exited;
+    if (this.proc) await stopProcess(this.proc, "PostgreSQL", "SIGINT");
     removeDir(this.dir);
   }
 }
@@ -107,8 +106,7 @@ export class TestServer {
   }
 
   async stop(): Promise<void> {
-    this.proc?.kill("SIGTERM");
-    await this.proc?.exited;
+    if (this.proc) await stopProcess(this.proc, "the Beaker server");
     this.proc = null;
   }
 

@@ -9,12 +9,14 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { eventually, removeDir } from "./harness.ts";
+import { eventually, removeDir, stopProcess } from "./harness.ts";
 
 export const slurmDir = "/tmp/beaker-test-slurm";
 export const slurmConf = join(slurmDir, "slurm.conf");
 /** Slurm's name of this machine's node (what the executor's slurm.node defaults to). */
 export const slurmNode = hostname().split(".")[0]!;
+/** Another name of that node: one that Slurm's --nodelist takes where `aliasingSalloc` is first on the PATH. */
+export const slurmHostAlias = "beaker-slurm-alias";
 
 const pidFiles = ["munged.pid", "slurmctld.pid", "slurmd.pid"].map((f) => join(slurmDir, f));
 
@@ -75,6 +77,17 @@ PartitionName=debug Nodes=${slurmNode} Default=NO MaxTime=INFINITE State=UP
 `;
 }
 
+/**
+ * Writes into `dir` a `salloc` that takes `slurmHostAlias` for this node, as a site's Slurm takes a node's other names
+ * (a NodeHostname, a DNS alias): `--nodelist=<alias>` goes on as the node's own name, so the job runs on, and Slurm
+ * lists it under, `slurmNode`. Everything else reaches the real salloc unchanged.
+ */
+export function writeAliasingSalloc(dir: string): void {
+  const script = `#!/bin/sh\nfor a; do shift; [ "$a" = "--nodelist=${slurmHostAlias}" ] && a="--nodelist=${slurmNode}"; set -- "$@" "$a"; done\nexec /usr/bin/salloc "$@"\n`;
+  writeFileSync(join(dir, "salloc"), script);
+  chmodSync(join(dir, "salloc"), 0o755);
+}
+
 export class TestSlurm {
   private children: Array<ReturnType<typeof Bun.spawn>> = [];
   /** What Slurm's commands need in their environment. */
@@ -117,8 +130,7 @@ export class TestSlurm {
   }
 
   async stop(): Promise<void> {
-    for (const child of this.children) child.kill("SIGTERM");
-    await Promise.all(this.children.map((c) => c.exited));
+    await Promise.all(this.children.map((c, i) => stopProcess(c, `Slurm test daemon ${i + 1} of ${this.children.length}`)));
     this.children = [];
     await stopDaemons();
     removeDir(slurmDir);

@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { beakerBinary, eventually, removeDir, tempDir } from "./harness.ts";
+import { beakerBinary, eventually, removeDir, stopProcess, tempDir } from "./harness.ts";
 import { freePort } from "./server-harness.ts";
 import { testUser } from "./executor-harness.ts";
 
@@ -121,8 +121,7 @@ export class TestSshNode {
   }
 
   async stop(): Promise<void> {
-    this.proc?.kill("SIGTERM");
-    await this.proc?.exited;
+    if (this.proc) await stopProcess(this.proc, `sshd for ${this.name}`);
     this.proc = null;
   }
 
@@ -224,10 +223,7 @@ export class TestLaptop {
   }
 
   async cleanup(): Promise<void> {
-    for (const proc of this.spawned.filter((p) => p.exitCode === null && p.signalCode === null)) {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    }
+    for (const proc of this.spawned.filter((p) => p.exitCode === null && p.signalCode === null)) await stopProcess(proc, "a laptop command");
     rmSync(this.sshConfig, { force: true });
     if (existsSync(this.backup)) renameSync(this.backup, this.sshConfig);
     if (this.createdSshDir) rmSync(join(home, ".ssh"), { recursive: true, force: true });

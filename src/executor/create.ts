@@ -156,6 +156,12 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       await staged?.release();
       // Frees a reservation (or leaves the queue); a session already tracked frees its GPUs when its container is gone.
       m.dispatch({ type: "cancel", sessionId });
+      // A job Slurm gave this request goes back (by its ID: the node-wide listing may not show it).
+      const job = m.pending.get(sessionId)?.info.slurmJob;
+      if (job && m.deps.slurm) {
+        m.deps.slurm.release(sessionId, job.id, uid);
+        void m.deps.slurm.sync(m);
+      }
     }
     throw err;
   } finally {

@@ -203,6 +203,7 @@ export class SessionManager {
       this.sessions.delete(info.id);
       this.deps.history.add(info);
       this.dispatch({ type: "ended", sessionId: info.id });
+      if (info.slurmJob) this.deps.slurm?.release(info.id, info.slurmJob.id, info.uid);
       this.deps.onChange?.();
       return { code, reason };
     })();

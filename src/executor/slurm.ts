@@ -39,6 +39,8 @@ function refOf(job: SlurmJob): SlurmJobRef {
 
 export class SlurmSessions {
   private orphanSince = new Map<string, number>();
+  /** Jobs of sessions that ended (or never started), to cancel by ID: tried on every pass until Slurm has them gone. */
+  private readonly toGiveBack = new Map<string, { sessionId: string; uid: number }>();
   private syncing: Promise<void> | null = null;
   private syncAgain = false;
 
@@ -53,9 +55,17 @@ export class SlurmSessions {
     const user = await m.deps.users.lookup(uid);
     const job = req.slurm?.job ? await this.checkGiven(m, sessionId, uid, req.slurm.job) : await this.allocate(m, input, user);
     info.slurmJob = refOf(job);
+    const node = this.settings.node;
+    // Slurm takes another name of a node (its NodeHostname) in --nodelist, and lists the job under the node's own.
+    if (!job.nodes.includes(node)) {
+      throw new SessionStartError(`Slurm ran job ${job.id} on ${job.nodes.join(",") || "no node"}, not on ${node} (slurm.node in the executor's config), so its GPUs cannot be given: set slurm.node to this node's NodeName in Slurm`);
+    }
     const gpus = await this.uuidsOf(m, job);
     if (req.slurm?.job && req.gpus !== null && req.gpus !== gpus.length) {
       throw new ConflictError(`Slurm job ${job.id} has ${gpus.length} GPU${gpus.length === 1 ? "" : "s"} on this node, but --gpus ${req.gpus} was asked; leave --gpus out`);
+    }
+    if (!req.slurm?.job && gpus.length !== input.count) {
+      throw new SessionStartError(`Slurm gave job ${job.id} ${gpus.length} GPU${gpus.length === 1 ? "" : "s"} on ${node}, not the ${input.count} asked for: see 'scontrol show job -d ${job.id}' and gres.conf`);
     }
     await this.assign(m, sessionId, uid, gpus);
     return gpus;
@@ -173,8 +183,34 @@ export class SlurmSessions {
     return this.syncing;
   }
 
+  /**
+   * A session that ended, or a request that failed after Slurm gave it a job, gives that job back: cancelled by its ID
+   * on the next pass (and the ones after, while Slurm does not answer), whatever the node-wide listing says. Only the
+   * executor's own job (`beaker-<session id>`) is cancelled; a job the caller named (`--slurm-job`) stays theirs.
+   */
+  release(sessionId: string, job: string, uid: number): void {
+    this.toGiveBack.set(job, { sessionId, uid });
+  }
+
+  private async giveBack(m: SessionManager): Promise<void> {
+    for (const [id, { sessionId, uid }] of [...this.toGiveBack]) {
+      try {
+        const job = await this.runner.showJob(id);
+        if (job && job.name === ownJobName(sessionId) && (holdsAllocation(job) || job.state === "PENDING")) {
+          const owner = await m.deps.users.lookup(uid);
+          await this.runner.cancel(id, identity(owner));
+          m.deps.log(`cancelled Slurm job ${id} of ${owner.name}: its session ${sessionId} is over`);
+        }
+        this.toGiveBack.delete(id);
+      } catch (err) {
+        m.deps.log(`cannot cancel Slurm job ${id} yet (tried again on the next pass): ${errorMessage(err)}`);
+      }
+    }
+  }
+
   private async syncOnce(m: SessionManager): Promise<void> {
     const { log, clock } = m.deps;
+    await this.giveBack(m);
     let jobs: SlurmJob[];
     try {
       jobs = await this.runner.jobsOnNode(this.settings.node);

@@ -5,11 +5,11 @@
  * CLI gets its session through salloc and srun --pty.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eightUuids, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { beakerBinary, eventually, testNodeName } from "../harness.ts";
-import { slurmDir, slurmNode, TestSlurm } from "../slurm-harness.ts";
+import { beakerBinary, eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
+import { slurmDir, slurmHostAlias, slurmNode, TestSlurm, writeAliasingSalloc } from "../slurm-harness.ts";
 import { Tmux } from "../tmux.ts";
 import type { SessionInfo, SessionView } from "../../src/executor/api-types.ts";
 
@@ -236,4 +236,54 @@ test("from a login node: salloc, then srun --pty onto the node; TTY, resize and 
   await tmux.waitFor("t", /^beaker-exit=7\s*$/m);
   expect(tmux.screen("t")).not.toMatch(/srun: error/);
   await eventually(async () => slurm.queue(testUser).length === 0, 30_000, { what: "the login job to be given back", detail: executorLog });
+}, 90_000);
+
+/**
+ * Runs `check` against a second executor of this node (the file's own is stopped meanwhile: two executors on one Slurm
+ * node would cancel each other's jobs) with `slurm:` settings of its own, and `squeue` failing on every call if asked.
+ */
+async function withExecutor(slurmSettings: string, squeueFails: boolean, check: (e: TestExecutor) => Promise<void>): Promise<void> {
+  const bin = tempDir("beaker-slurm-bin-");
+  mkdirSync(bin, { recursive: true });
+  writeAliasingSalloc(bin);
+  if (squeueFails) {
+    writeFileSync(join(bin, "squeue"), "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n");
+    chmodSync(join(bin, "squeue"), 0o755);
+  }
+  const extra = `scheduler: slurm\nslurm:\n  orphanGrace: 10\n${slurmSettings}`;
+  const other = new TestExecutor({ nodeName: testNodeName(import.meta.file, "other"), env: { ...env, PATH: `${bin}:${process.env.PATH}` }, extra });
+  await executor.kill();
+  try {
+    await other.start();
+    await check(other);
+  } finally {
+    await other.cleanup();
+    removeDir(bin);
+    await executor.start();
+  }
+}
+
+test("a slurm.node that is not the job's node in Slurm: --gpus 2 fails to start, saying both names, and its job is cancelled", async () => {
+  await withExecutor(`  node: ${slurmHostAlias}\n`, false, async (other) => {
+    const r = await other.run(["session", "create", "--gpus", "2", "--", "true"], { user: testUser, env });
+    expect(r.stderr).toMatch(
+      new RegExp(`^beaker: Slurm ran job \\d+ on ${slurmNode}, not on ${slurmHostAlias} \\(slurm\\.node in the executor's config\\), so its GPUs cannot be given: set slurm\\.node to this node's NodeName in Slurm\n$`),
+    );
+    expect(r.exitCode).toBe(125);
+    await eventually(() => slurm.queue(testUser).length === 0, 30_000, { what: "the job to be cancelled", detail: () => other.log().slice(-2000) });
+  });
+}, 90_000);
+
+test("while squeue fails on every pass, a session that ends gives its job back (cancelled by ID)", async () => {
+  await withExecutor("", true, async (other) => {
+    const ran = await other.run(["session", "create", "--gpus", "1", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"], { user: testUser, env });
+    expect(ran.exitCode).toBe(0);
+    expect(ran.stdout.trim()).toMatch(/^GPU-/);
+    await eventually(() => slurm.queue(testUser).length === 0, 30_000, { what: "the ended session's job to be cancelled", detail: () => other.log().slice(-2000) });
+    const id = (await other.run(["session", "create", "--gpus", "1", "--detach", "--", "sleep", "1000"], { user: testUser, env })).stdout.trim();
+    expect(slurm.queue(testUser)).toHaveLength(1);
+    expect((await other.run(["session", "stop", id], { user: testUser, env })).exitCode).toBe(0);
+    await eventually(() => slurm.queue(testUser).length === 0, 30_000, { what: "the stopped session's job to be cancelled", detail: () => other.log().slice(-2000) });
+    expect(other.log()).toMatch(/slurm: cannot reach Slurm \(squeue --nodelist=/);
+  });
 }, 90_000);

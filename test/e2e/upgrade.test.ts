@@ -7,11 +7,12 @@ import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, read
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { eventually, removeDir, repoRoot, tempDir } from "../harness.ts";
+import { eventually, removeDir, tempDir } from "../harness.ts";
 import { makeReleaseKeys } from "../release-keys.ts";
 import { TestServer } from "../server-harness.ts";
 import { testUser } from "../executor-harness.ts";
 import { signManifest } from "../../src/update/manifest.ts";
+import { buildBeaker, NodeExecutor, runBinary } from "../upgrade-harness.ts";
 
 const work = tempDir("beaker-upgrade-");
 const releases = join(work, "releases");
@@ -22,16 +23,6 @@ let oldDigest: string;
 
 const sha = (path: string) => new Bun.CryptoHasher("sha256").update(readFileSync(path)).digest("hex");
 
-function build(args: string[]) {
-  const r = Bun.spawnSync([process.execPath, "scripts/build.ts", ...args], {
-    cwd: repoRoot,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, BEAKER_RELEASE_KEY_FILE: keys.privateKeyFile, BEAKER_RELEASE_PUBLIC_KEY: keys.publicKey },
-  });
-  if (r.exitCode !== 0) throw new Error(`build ${args.join(" ")}: ${r.stderr}`);
-}
-
 /** A fresh install of the old binary in its own folder. */
 function install(dir = join(work, `inst-${crypto.randomUUID().slice(0, 8)}`)): string {
   mkdirSync(dir, { recursive: true });
@@ -41,26 +32,16 @@ function install(dir = join(work, `inst-${crypto.randomUUID().slice(0, 8)}`)): s
   return path;
 }
 
-async function run(binary: string, args: string[], env: Record<string, string> = {}, user?: string) {
-  const cmd = user ? ["setpriv", `--reuid=${user}`, `--regid=${user}`, "--init-groups", binary, ...args] : [binary, ...args];
-  const proc = Bun.spawn(cmd, {
-    env: { PATH: process.env.PATH, HOME: join(work, "home"), BEAKER_EXECUTOR_SOCKET: join(work, "no.sock"), ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { exitCode, stdout, stderr };
-}
-
+const run = (binary: string, args: string[], env: Record<string, string> = {}, user?: string) => runBinary(binary, args, { HOME: join(work, "home"), BEAKER_EXECUTOR_SOCKET: join(work, "no.sock"), ...env }, user);
 const version = async (binary: string) => (await run(binary, ["--version"])).stdout.split(" ")[1];
 const leftovers = (binary: string) => readdirSync(join(binary, "..")).filter((f) => f.startsWith("."));
 
 beforeAll(async () => {
   keys = await makeReleaseKeys(work);
-  build(["--out", join(work, "old"), "--version", "0.1.0"]);
+  buildBeaker(["--out", join(work, "old"), "--version", "0.1.0"], keys);
   oldBinary = join(work, "old", "beaker");
   oldDigest = sha(oldBinary);
-  build(["--release", "--out", releases, "--version", "0.2.0", "--targets", "linux-x64,linux-x64-baseline"]);
+  buildBeaker(["--release", "--out", releases, "--version", "0.2.0", "--targets", "linux-x64,linux-x64-baseline"], keys);
   server = new TestServer(undefined, releases);
   await server.start();
 }, 240_000);
@@ -223,39 +204,66 @@ test("two upgrades at once: one installs, the other says so; nothing is corrupte
   expect(leftovers(binary)).toEqual([]);
 }, 120_000);
 
-test("upgrading under a running executor: --yes restarts it gracefully onto the new file; status says when file and executor differ", async () => {
-  const binary = install();
-  const dir = join(binary, "..");
-  const socket = join(dir, "run", "executor.sock");
-  writeFileSync(join(dir, "config.yml"), `socket: ${socket}\nstateDir: ${join(dir, "state")}\ndockerSocket: /nonexistent/docker.sock\nnvidiaSmi: /nonexistent/nvidia-smi\nnodeName: upgrade-node\n`);
-  // The test plays systemd (Restart=always): whenever the executor exits, the file at the same path is started again.
-  let daemon: ReturnType<typeof Bun.spawn> | null = null;
-  let supervising = true;
-  const supervisor = (async () => {
-    while (supervising) {
-      daemon = Bun.spawn([binary, "executor", "run", "--config", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
-      await daemon.exited;
+describe("the node's executor after an upgrade", () => {
+  const node = (binary: string, systemd: boolean) => new NodeExecutor(binary, join(binary, "..", `node-${systemd ? "unit" : "bare"}`), { systemd });
+  const envOf = (e: NodeExecutor) => ({ ...url(), BEAKER_EXECUTOR_SOCKET: e.socket, PATH: e.path });
+
+  test("run from the replaced file by a systemd unit: --yes restarts it gracefully onto the new file; status says when file and executor differ", async () => {
+    const binary = install();
+    const executor = node(binary, true);
+    const env = envOf(executor);
+    try {
+      await executor.start();
+      const up = await run(binary, ["upgrade", "--yes"], env);
+      expect(up.exitCode).toBe(0);
+      expect(up.stderr).toMatch(/executor 0\.1\.0 \(pid \d+\) is stopping: creates in flight finish, queued requests keep their places, attached terminals reconnect\nexecutor 0\.2\.0 is running \(pid \d+\)\n$/);
+      expect(JSON.parse((await run(binary, ["executor", "status", "--json"], env)).stdout)).toMatchObject({ version: "0.2.0", binaryVersion: "0.2.0", restartNeeded: false });
+      // Rolled back under the new executor: the file is the old version again, and status says to restart.
+      expect((await run(binary, ["upgrade", "--rollback", "--yes"], env)).exitCode).toBe(0);
+      const status = await run(binary, ["executor", "status"], env);
+      expect(status.stdout).toContain("executor 0.2.0 ");
+      expect(status.stdout).toContain(`${binary} is now 0.1.0, not the version the executor runs: restart it with 'sudo beaker executor restart' (sessions run on; terminals reconnect)`);
+      expect(JSON.parse((await run(binary, ["executor", "status", "--json"], env)).stdout)).toMatchObject({ version: "0.2.0", binaryVersion: "0.1.0", restartNeeded: true });
+    } finally {
+      await executor.stop();
     }
-  })();
-  const env = { ...url(), BEAKER_EXECUTOR_SOCKET: socket };
-  try {
-    await eventually(async () => (await run(binary, ["executor", "status"], env)).exitCode === 0, 30_000, { what: "the executor answering" });
-    const up = await run(binary, ["upgrade", "--yes"], env);
-    expect(up.exitCode).toBe(0);
-    expect(up.stderr).toMatch(/executor 0\.1\.0 \(pid \d+\) is stopping: creates in flight finish, queued requests keep their places, attached terminals reconnect\nexecutor 0\.2\.0 is running \(pid \d+\)\n$/);
-    expect(JSON.parse((await run(binary, ["executor", "status", "--json"], env)).stdout)).toMatchObject({ version: "0.2.0", binaryVersion: "0.2.0", restartNeeded: false });
-    // Rolled back under the new executor: the file is the old version again, and status says to restart.
-    expect((await run(binary, ["upgrade", "--rollback", "--yes"], env)).exitCode).toBe(0);
-    const status = await run(binary, ["executor", "status"], env);
-    expect(status.stdout).toContain("executor 0.2.0 ");
-    expect(status.stdout).toContain(`${binary} is now 0.1.0, not the version the executor runs: restart it with 'sudo beaker executor restart' (sessions run on; terminals reconnect)`);
-    expect(JSON.parse((await run(binary, ["executor", "status", "--json"], env)).stdout)).toMatchObject({ version: "0.2.0", binaryVersion: "0.1.0", restartNeeded: true });
-  } finally {
-    supervising = false;
-    (daemon as ReturnType<typeof Bun.spawn> | null)?.kill();
-    await supervisor;
-  }
-}, 90_000);
+  }, 90_000);
+
+  test("an executor that runs another file is left running: exit 0, and the line says which file it runs", async () => {
+    const other = install();
+    const executor = node(other, true);
+    try {
+      await executor.start();
+      const before = (await executor.health())!.pid;
+      const binary = install();
+      const up = await run(binary, ["upgrade", "--yes"], envOf(executor));
+      expect(up.stderr).toEndWith(`this node's executor (pid ${before}) runs ${other}, not ${binary}: it was not restarted (to upgrade that one: sudo ${other} upgrade)\n`);
+      expect(up.exitCode).toBe(0);
+      expect(await version(binary)).toBe("0.2.0");
+      expect(await executor.health()).toMatchObject({ pid: before, version: "0.1.0" });
+    } finally {
+      await executor.stop();
+    }
+  }, 60_000);
+
+  test("an executor of the replaced file that no systemd unit would start again is left running: exit 0, with what to run", async () => {
+    const binary = install();
+    const executor = node(binary, false);
+    try {
+      await executor.start();
+      const before = (await executor.health())!.pid;
+      const up = await run(binary, ["upgrade", "--yes"], envOf(executor));
+      expect(up.stderr).toEndWith(
+        `this node's executor (pid ${before}) still runs 0.1.0 from the old file, and no systemd unit would start it again, so it was not restarted: ` +
+          `stop it (sudo kill ${before}) and start it again as before: ${binary} executor run --config ${join(binary, "..", "node-bare", "config.yml")}\n`,
+      );
+      expect(up.exitCode).toBe(0);
+      expect(await executor.health()).toMatchObject({ pid: before, version: "0.1.0" });
+    } finally {
+      await executor.stop();
+    }
+  }, 60_000);
+});
 
 test("a root-owned binary run by a user is refused with the command to run instead", async () => {
   const binary = install();

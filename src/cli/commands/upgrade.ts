@@ -1,4 +1,4 @@
-import { realpathSync } from "node:fs";
+import { realpathSync, statSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { loadExecutorConfig } from "../../config/executor.ts";
 import { ConfigError, UsageError } from "../../errors.ts";
@@ -49,6 +49,8 @@ export const upgradeCommand = defineCommand({
     const version = flags.version ?? null;
     if (version && !isVersion(version)) throw new UsageError(`--version ${version} is not a version like 1.2.3`);
     const binary = thisBinary(factory.execPath);
+    // The file as it is before the upgrade: the executor is restarted only if it runs this one.
+    const replaced = statSync(binary);
     const progress = createProgress(io);
     const confirm = async (question: string) => {
       if (flags.yes || flags.dryRun) return true;
@@ -79,21 +81,26 @@ export const upgradeCommand = defineCommand({
         done: () => progress.done(),
       },
     );
-    const executor = installed ? await factory.executor().health() : null;
-    if (executor && executor.version !== installed) await offerRestart(factory, executor.version, { yes: flags.yes ?? false, confirm, say });
+    if (installed) await offerRestart(factory, { binary, replaced, installed }, { yes: flags.yes ?? false, confirm, say });
   },
 });
 
 /**
- * The node's executor still runs the old file. Root is offered the graceful restart (sessions run on, queued requests
- * keep their places, attached terminals reconnect); anyone else is told the command.
+ * After an upgrade: an executor that runs the replaced file, under a systemd unit that starts it again from the new
+ * one, is offered to root for the graceful restart (sessions run on, queued requests keep their places, attached
+ * terminals reconnect); anyone else is told the command. Any other executor is left running, with what to run.
  */
 async function offerRestart(
   factory: Factory,
-  running: string,
+  { binary, replaced, installed }: { binary: string; replaced: Stats; installed: string },
   { yes, confirm, say }: { yes: boolean; confirm: (question: string) => Promise<boolean>; say: (line: string) => void },
 ): Promise<void> {
-  const line = `this node's executor still runs ${running} from the old file`;
+  const executor = await factory.executor().health();
+  if (!executor || executor.version === installed) return;
+  const { decideRestart, lookAtExecutor } = await import("../../update/executor-restart.ts");
+  const decision = decideRestart(lookAtExecutor(executor, binary, replaced), binary);
+  if (!decision.restart) return say(decision.line);
+  const line = `this node's executor still runs ${executor.version} from the old file`;
   const hint = "restart it with 'sudo beaker executor restart' (sessions run on; attached terminals reconnect)";
   // Asked on a terminal; without one only --yes restarts it.
   const question = `${line}. Restart it now? Sessions run on, queued requests keep their places, attached terminals reconnect`;
