@@ -104,6 +104,43 @@ describe("6. output nobody reads is not buffered without bound", () => {
       removeSessions();
     }
   }, 180_000);
+
+  test("a client that stops reading and comes back gets every byte, and the command its exit code", async () => {
+    const { id, container } = await detached(testUser, ["sleep", "600"]);
+    const script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; seq 1 3000000; exit 3";
+    const client = executor.spawn(["session", "exec", id, "--", "sh", "-c", script], { user: testUser });
+    try {
+      await eventually(() => processesIn(container, "sh").length === 1 || undefined, 30_000, { what: "the command waiting in the session" });
+      // The client stops reading (suspended), and only then does the output start: 20 MB of it.
+      client.kill("SIGSTOP");
+      Bun.spawnSync(["docker", "exec", container, "touch", "/tmp/go"]);
+      const [seq] = await eventually(() => {
+        const found = processesIn(container, "seq");
+        return found.length === 1 ? found : undefined;
+      }, 30_000, { what: "seq running in the session" });
+      let last = -1;
+      // The executor stopped reading for this client: seq waits in its write.
+      await eventually(
+        () => {
+          const now = progress(seq!);
+          const blocked = now.state === "S" && now.written === last;
+          last = now.written;
+          return blocked || undefined;
+        },
+        30_000,
+        { intervalMs: 500, what: "seq to wait for the stopped client" },
+      );
+      client.kill("SIGCONT");
+      const [out, code] = await Promise.all([new Response(client.stdout).text(), client.exited]);
+      const lines = out.split("\n");
+      expect(lines.length).toBe(3_000_001);
+      expect(lines[2_999_999]).toBe("3000000");
+      expect(code).toBe(3);
+    } finally {
+      client.kill("SIGKILL");
+      removeSessions();
+    }
+  }, 120_000);
 });
 
 describe("7. control frames make a bounded number of Docker calls", () => {
