@@ -59,6 +59,8 @@ export interface ExecutorConfig {
   gpuIdle: GpuIdlePolicy | null;
   /** Seconds any session may run; null = no limit. `session create --time` asks for less. */
   maxDuration: number | null;
+  /** Terminals (attach and exec) one user may have open on this node at once; root is not counted. */
+  maxTerminalsPerUser: number;
 }
 
 /** The `slurm:` section: defaults for the jobs sessions ask for, and how this node pairs jobs with sessions. */
@@ -104,6 +106,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     gpuSampleInterval: 30,
     gpuIdle: null,
     maxDuration: null,
+    maxTerminalsPerUser: 64,
   };
 }
 
@@ -209,6 +212,7 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   gpuSampleInterval: parseSampleInterval,
   gpuIdle: parseGpuIdle,
   maxDuration: parseMaxDuration,
+  maxTerminalsPerUser: count(1),
   historyRetention: seconds,
   updateUrl: optional((v) => {
     if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");

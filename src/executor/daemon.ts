@@ -23,7 +23,8 @@ import { ServerLink, TokenChecker } from "./server-link.ts";
 import { SessionManager } from "./sessions.ts";
 import { SlurmSessions } from "./slurm.ts";
 import { CommandSlurmRunner } from "../slurm/run.ts";
-import { closeTerminal, noticeTerminals, onTerminalMessage, openTerminal, type TerminalData } from "./terminal.ts";
+import { closeTerminal, noticeTerminals, onTerminalMessage, openTerminal, terminalDrained, type TerminalData } from "./terminal.ts";
+import { requestCap, terminalCap } from "./user-caps.ts";
 import { drainExecutor } from "./drain.ts";
 import { queueFile } from "./queue-file.ts";
 import { loadTicketKey, TicketBook } from "./tickets.ts";
@@ -195,6 +196,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   let requestStop!: () => void;
   const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
   const terminals = new Set<ServerWebSocket<TerminalData>>();
+  const caps = { terminals: terminalCap(config.maxTerminalsPerUser), requests: requestCap() };
 
   const server = Bun.serve<TerminalData, never>({
     unix: config.socket,
@@ -206,6 +208,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
       const received = traceNow();
       const url = new URL(req.url);
       const path = url.pathname;
+      let release = () => {};
       try {
         if (path === "/v1/health") {
           return Response.json({
@@ -219,6 +222,8 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
           });
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));
+        // Given back once the answer starts (or fails): a hanging request holds one of its user's places till then.
+        release = caps.requests.take(uid);
         const account = tokens && path.startsWith("/v1/sessions") ? (await tokens.check(req.headers.get(tokenHeader))).name : null;
         const callerChecked = traceNow();
         const traceAsked = req.headers.get(traceHeader) === "1";
@@ -269,15 +274,18 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
       } catch (err) {
         if (!(err instanceof BeakerError)) log(`${req.method} ${path}: ${errorMessage(err)}`);
         return errorResponse(err);
+      } finally {
+        release();
       }
     },
     websocket: {
       maxPayloadLength: 1024 * 1024,
       open: (ws) => {
         terminals.add(ws);
-        void openTerminal(ws, manager, engine).catch((err) => log(`terminal: ${errorMessage(err)}`));
+        void openTerminal(ws, { manager, engine, terminals: caps.terminals }).catch((err) => log(`terminal: ${errorMessage(err)}`));
       },
-      message: (ws, message) => void onTerminalMessage(ws, message, engine).catch((err) => log(`terminal message: ${errorMessage(err)}`)),
+      message: (ws, message) => void onTerminalMessage(ws, message).catch((err) => log(`terminal message: ${errorMessage(err)}`)),
+      drain: terminalDrained,
       close: (ws) => {
         terminals.delete(ws);
         closeTerminal(ws);

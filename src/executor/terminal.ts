@@ -9,6 +9,8 @@ import { pidsInContainers } from "../gpu/usable.ts";
 import { traceNow, type TracePoint } from "../util/trace.ts";
 import type { LiveSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
+import { OutputFlow, TerminalControls, terminalLimits } from "./terminal-flow.ts";
+import type { PerUserCap } from "./user-caps.ts";
 
 export interface TerminalData {
   uid: number;
@@ -26,7 +28,14 @@ export interface TerminalData {
   trace: boolean;
   session?: LiveSession;
   stream?: Duplex;
-  resize?: (cols: number, rows: number) => Promise<void>;
+  /** Docker's output on its way to the client, paused while the client does not take it. */
+  flow?: OutputFlow;
+  /** Resizes and signals on their way to Docker: one call at a time, the last size wins. */
+  controls?: TerminalControls;
+  /** Gives back this terminal's place under the user's cap (maxTerminalsPerUser). */
+  release?: () => void;
+  /** Resolves an attach waiting for its session once the client has left. */
+  leave?: () => void;
   /** exec only: the process's PID on this host (Docker's exec API cannot signal it; the executor, as root, can). */
   execPid?: number;
   /** exec only: signals that came before the PID was known (Ctrl-C right after start); sent once it is. */
@@ -34,6 +43,15 @@ export interface TerminalData {
   closed?: boolean;
   /** Messages that arrived before Docker's stream was ready; replayed in order once it is. */
   early?: Array<string | Buffer>;
+  earlyBytes?: number;
+}
+
+/** What a terminal needs of the executor. */
+export interface TerminalDeps {
+  manager: SessionManager;
+  engine: DockerEngine;
+  /** Open terminals per user (maxTerminalsPerUser). */
+  terminals: PerUserCap;
 }
 
 function send(ws: ServerWebSocket<TerminalData>, message: ServerControl): void {
@@ -50,14 +68,17 @@ export function noticeTerminals(session: LiveSession, message: string): void {
 
 /** Docker's stream -> the WebSocket: raw bytes on a TTY, else each frame tagged with stdout or stderr. */
 function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, stream: Duplex, tty: boolean): Promise<void> {
-  if (tty) stream.on("data", (chunk: Buffer) => !ws.data.closed && ws.sendBinary(chunk));
+  const flow = new OutputFlow(ws, stream);
+  ws.data.flow = flow;
+  if (ws.data.closed) flow.end();
+  if (tty) stream.on("data", (chunk: Buffer) => !ws.data.closed && flow.send(chunk));
   else {
     const tagged = (tag: number) => (chunk: Buffer) => {
       if (ws.data.closed) return;
       const frame = new Uint8Array(chunk.length + 1);
       frame[0] = tag;
       frame.set(chunk, 1);
-      ws.sendBinary(frame);
+      flow.send(frame);
     };
     engine.demux(stream, tagged(streamTag.stdout), tagged(streamTag.stderr));
   }
@@ -73,9 +94,11 @@ function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, str
  * before it starts (no early output lost); resizes and signals are forwarded and the exit code reported. When the
  * CLI goes away the session runs on.
  */
-export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: SessionManager, engine: DockerEngine): Promise<void> {
+export async function openTerminal(ws: ServerWebSocket<TerminalData>, deps: TerminalDeps): Promise<void> {
+  const { manager, engine } = deps;
   let session: LiveSession | null = null;
   try {
+    ws.data.release = deps.terminals.take(ws.data.uid);
     session = manager.find(ws.data.uid, ws.data.sessionRef);
     ws.data.session = session;
     manager.terminalOpened(session);
@@ -87,6 +110,8 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, manager: S
     send(ws, { type: "error", code: errorCodeOf(err), message: errorMessage(err) });
     ws.close(1011, "error");
   } finally {
+    ws.data.release?.();
+    ws.data.controls?.end();
     if (session) {
       manager.terminalClosed(session);
       openTerminals.get(session)?.delete(ws);
@@ -106,26 +131,36 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   const stream = await engine.attach(session.containerId);
   if (ws.data.start) session.trace.mark("attach");
   const tty = session.info.tty;
-  ws.data.resize = async (cols, rows) => {
-    if (!tty || session.info.status !== "running") return;
-    try {
-      await engine.resize(session.containerId, cols, rows);
-    } catch (err) {
-      if (dockerStatus(err) !== 409) throw new Error(dockerMessage(err));
-    }
-  };
+  const controls = new TerminalControls({
+    resize: async (cols, rows) => {
+      if (!tty || session.info.status !== "running") return;
+      try {
+        await engine.resize(session.containerId, cols, rows);
+      } catch (err) {
+        if (dockerStatus(err) !== 409) throw new Error(dockerMessage(err));
+      }
+    },
+    signal: (name) => engine.kill(session.containerId, name),
+  });
+  ws.data.controls = controls;
   ws.data.stream = stream;
   const streamEnded = pipeOutput(ws, engine, stream, tty);
-  await replayEarly(ws, engine);
+  replayEarly(ws);
   if (ws.data.start) {
     await manager.start(session.info.id);
     send(ws, { type: "started", ports: session.info.ports, ...tracePoints(ws, session, from) });
   } else if (ws.data.cols > 1 && ws.data.rows > 1) {
     // Re-attaching at the size it already had sends no SIGWINCH, and a full-screen program would not redraw: nudge it.
-    await ws.data.resize(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
+    await controls.resizeNow(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
   }
-  if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
-  const { code, reason } = await session.exited;
+  if (ws.data.cols > 0 && ws.data.rows > 0) await controls.resizeNow(ws.data.cols, ws.data.rows);
+  controls.start();
+  // A client that left ends the wait: nothing of this terminal outlives it (its session runs on).
+  const left = new Promise<null>((resolve) => (ws.data.leave = () => resolve(null)));
+  if (ws.data.closed) return;
+  const exited = await Promise.race([session.exited, left]);
+  if (!exited) return;
+  const { code, reason } = exited;
   await Promise.race([streamEnded, Bun.sleep(2000)]);
   send(ws, { type: "exit", code, reason, ...tracePoints(ws, session, from) });
   ws.close(1000, "session ended");
@@ -153,9 +188,16 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
     throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
   }
   const { stream, execId } = exec;
-  ws.data.resize = async (cols, rows) => {
-    if (tty) await engine.execResize(execId, cols, rows).catch(() => {});
-  };
+  const controls = new TerminalControls({
+    resize: async (cols, rows) => {
+      if (tty) await engine.execResize(execId, cols, rows).catch(() => {});
+    },
+    signal: async (name) => {
+      if (ws.data.execPid) signalExec(ws, name as NodeJS.Signals);
+      else if ((ws.data.pendingSignals ??= []).length < terminalLimits.queuedSignals) ws.data.pendingSignals.push(name as NodeJS.Signals);
+    },
+  });
+  ws.data.controls = controls;
   if (!tty) {
     void findExecPid(engine, execId).then((pid) => {
       ws.data.execPid = pid ?? undefined;
@@ -171,8 +213,9 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   };
   stream.on("data", keepHead);
   const streamEnded = pipeOutput(ws, engine, stream, tty);
-  await replayEarly(ws, engine);
-  if (ws.data.cols > 0 && ws.data.rows > 0) await ws.data.resize(ws.data.cols, ws.data.rows);
+  replayEarly(ws);
+  if (ws.data.cols > 0 && ws.data.rows > 0) await controls.resizeNow(ws.data.cols, ws.data.rows);
+  controls.start();
   await Promise.race([streamEnded, session.exited]);
   ws.data.execPid = undefined;
   let code = 255;
@@ -201,16 +244,28 @@ async function findExecPid(engine: DockerEngine, execId: string): Promise<number
   return null;
 }
 
-async function replayEarly(ws: ServerWebSocket<TerminalData>, engine: DockerEngine): Promise<void> {
-  for (const message of ws.data.early?.splice(0) ?? []) await onTerminalMessage(ws, message, engine);
+function replayEarly(ws: ServerWebSocket<TerminalData>): void {
+  for (const message of ws.data.early?.splice(0) ?? []) void onTerminalMessage(ws, message);
 }
 
-export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, message: string | Buffer, engine: DockerEngine): Promise<void> {
-  const { stream, session } = ws.data;
-  if (!stream) {
-    (ws.data.early ??= []).push(message);
+/** Holds a message until Docker's stream is ready (a size only updates the one to start at); too much closes the terminal. */
+function holdEarly(ws: ServerWebSocket<TerminalData>, message: string | Buffer): void {
+  const control = typeof message === "string" ? parseControl(message) : null;
+  if (control?.type === "resize") {
+    ws.data.cols = control.cols;
+    ws.data.rows = control.rows;
     return;
   }
+  ws.data.earlyBytes = (ws.data.earlyBytes ?? 0) + message.length;
+  if (ws.data.earlyBytes > terminalLimits.earlyBytes) ws.close(1009, "too much input before the terminal was ready");
+  else (ws.data.early ??= []).push(message);
+}
+
+/** Handles one frame, whole, before the next: async only so that whatever it throws lands in the caller's catch. */
+export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, message: string | Buffer): Promise<void> {
+  const { stream, controls } = ws.data;
+  if (ws.data.closed) return;
+  if (!stream || !controls) return holdEarly(ws, message);
   if (typeof message !== "string") {
     stream.write(message);
     return;
@@ -221,13 +276,11 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
   if (control.type === "resize") {
     ws.data.cols = control.cols;
     ws.data.rows = control.rows;
-    await ws.data.resize?.(control.cols, control.rows).catch(() => {});
+    controls.resize(control.cols, control.rows);
   } else if (control.type === "stdin-eof") {
     stream.end();
-  } else if (control.type === "signal" && session) {
-    if (ws.data.mode === "attach") await engine.kill(session.containerId, control.name).catch(() => {});
-    else if (ws.data.execPid) signalExec(ws, control.name as NodeJS.Signals);
-    else (ws.data.pendingSignals ??= []).push(control.name as NodeJS.Signals);
+  } else if (control.type === "signal") {
+    controls.signal(control.name);
   }
 }
 
@@ -240,7 +293,18 @@ function signalExec(ws: ServerWebSocket<TerminalData>, name: NodeJS.Signals): vo
   } catch {}
 }
 
+/** The client left: Docker's stream, the control line, the stall timer and the user's place all end now. */
 export function closeTerminal(ws: ServerWebSocket<TerminalData>): void {
   ws.data.closed = true;
   ws.data.stream?.destroy();
+  ws.data.flow?.end();
+  ws.data.controls?.end();
+  ws.data.early = [];
+  ws.data.release?.();
+  ws.data.leave?.();
+}
+
+/** Bun's `drain`: the client took some of its output, so reading may go on. */
+export function terminalDrained(ws: ServerWebSocket<TerminalData>): void {
+  ws.data.flow?.drained();
 }
