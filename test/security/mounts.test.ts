@@ -104,6 +104,20 @@ describe("a mount target inside another bind mount is never made by root", () =>
     }
   });
 
+  test("through a link in the home that points, inside the session, at a folder the user may only read: refused", async () => {
+    const tag = randomBytes(4).toString("hex");
+    const sources = userSources(tag);
+    asUser(testUser, `ln -s /data ${home}/lnk-${tag}`);
+    try {
+      const r = await create(["--mount", `${shared}/ro:/data`, "--mount", `${sources.dir}:${home}/lnk-${tag}/planted-${tag}`, "--", "true"]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      await expectNodeUnharmed(tag);
+    } finally {
+      cleanTag(tag);
+    }
+  });
+
   test("home inside a user's mount (--mount DIR:/home) is made in DIR as the user", async () => {
     const tag = randomBytes(4).toString("hex");
     const sources = userSources(tag);
