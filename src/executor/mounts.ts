@@ -142,7 +142,8 @@ export function checkMount(mount: BindMount, user: SessionUser, policy: SourcePo
   const typed = normalize(mount.source);
   if (!sourceAllowed(typed, policy)) {
     const allowed = policy.anywhere ? "" : ` (only your home${policy.listed.length > 0 ? ` and this node's mountPaths: ${policy.listed.join(", ")}` : ""})`;
-    throw new ForbiddenError(`--mount ${mount.source}: mounting ${typed} into a session is not allowed${allowed}`);
+    // The path as typed, only when it differs: a refusal reads the same whatever the path names.
+    throw new ForbiddenError(`--mount ${mount.source}: ${typed === mount.source ? "" : `${typed} is `}not allowed in a session${allowed}`);
   }
   const opened = openSourceAs(mount.source, user, policy);
   opened.close();

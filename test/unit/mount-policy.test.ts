@@ -1,6 +1,7 @@
 /** Issue 26 finding 1, the pure parts: where --mount sources may come from, and which paths runc would make inside a bind mount. */
 import { describe, expect, test } from "bun:test";
-import { isForbiddenSource, sourceAllowed, sourcePolicy } from "../../src/executor/mounts.ts";
+import { ForbiddenError } from "../../src/errors.ts";
+import { checkMount, isForbiddenSource, sourceAllowed, sourcePolicy } from "../../src/executor/mounts.ts";
 import { planNestedPaths } from "../../src/executor/mountpoints.ts";
 
 const ada = { uid: 1000, home: "/home/ada" };
@@ -34,6 +35,13 @@ describe("--mount sources", () => {
   ])("%s: a user %p, root %p", (path, forUser, forRoot) => {
     expect(sourceAllowed(path, user)).toBe(forUser);
     expect(sourceAllowed(path, root)).toBe(forRoot);
+  });
+  test.each([
+    ["/var", "--mount /var: not allowed in a session (only your home and this node's mountPaths: /net, /opt/datasets)"],
+    ["/home/ada/../bob/x", "--mount /home/ada/../bob/x: /home/bob/x is not allowed in a session (only your home and this node's mountPaths: /net, /opt/datasets)"],
+  ])("%s is refused by name, before anything is opened", (source, message) => {
+    const caller = { ...ada, name: "ada", gid: 1000, groups: [1000], gecos: "" };
+    expect(() => checkMount({ source, target: "/data", readOnly: false }, caller, user)).toThrow(new ForbiddenError(message));
   });
   test("only the mountPaths that exist are listed", () => {
     expect(user.listed).toEqual(["/net", "/opt/datasets"]);
