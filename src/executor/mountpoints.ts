@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import type { SessionUser } from "../runtime/docker/spec.ts";
+import { permits } from "./mounts.ts";
 
 /**
  * runc makes a missing mount target, and a missing working directory, as root: inside whatever is mounted above it,
@@ -55,10 +56,14 @@ const O_PATH = 0o10000000;
 
 type Walk = { ok: true } | { ok: false; missing: string[]; dirFd: number; link: boolean };
 
-/** Walks `parts` under the handle `dirFd` without following links; on a missing name, the deepest folder found. */
-function walk(dirFd: number, parts: string[], held: number[]): Walk {
+/**
+ * Walks `parts` under the handle `dirFd` without following links; on a missing name (or a folder `user` may not
+ * search, which answers the same, so nothing is learnt of what is in it), the deepest folder found.
+ */
+function walk(dirFd: number, parts: string[], held: number[], user: SessionUser): Walk {
   let dir = dirFd;
   for (const [i, name] of parts.entries()) {
+    if (!permits(fstatSync(dir), user, 1)) return { ok: false, missing: parts.slice(i), dirFd: dir, link: false };
     let fd: number;
     try {
       fd = openSync(`/proc/self/fd/${dir}/${name}`, O_PATH | constants.O_NOFOLLOW);
@@ -91,19 +96,19 @@ async function runAsUser(user: SessionUser, dirFd: number, args: string[]): Prom
 
 /** Makes what is missing of one nested path as the user, and checks the whole path again; refuses on any failure. */
 async function ensureOne(nested: NestedPath, user: SessionUser): Promise<void> {
-  const refuse = () =>
-    new UsageError(`${nested.flag} ${nested.path}: it is not a folder of yours inside ${nested.parentTarget}, and you (${user.name}) cannot make it there; make it first, or use another path`);
+  const refuse = (why = `it does not exist and you (${user.name}) cannot make it in ${nested.parentTarget}; make it first, or use another path`) =>
+    new UsageError(`${nested.flag} ${nested.path}: ${why}`);
   const held: number[] = [];
   try {
     const isFile = nested.source !== null && statSync(nested.source).isFile();
     held.push(openSync(nested.hostDir, O_PATH | constants.O_DIRECTORY));
-    const first = walk(held[0]!, nested.parts, held);
+    const first = walk(held[0]!, nested.parts, held, user);
     if (first.ok) return;
-    if (first.link) throw refuse();
+    if (first.link) throw refuse(`a link or a file is on the way inside ${nested.parentTarget} (links there are not followed); name the real path`);
     const [dirs, file] = isFile ? [first.missing.slice(0, -1), first.missing.at(-1)!] : [first.missing, null];
     if (dirs.length > 0 && !(await runAsUser(user, first.dirFd, ["mkdir", "-p", "--", dirs.join("/")]))) throw refuse();
     if (file !== null && !(await runAsUser(user, first.dirFd, ["touch", "--", [...dirs, file].join("/")]))) throw refuse();
-    if (!walk(held[0]!, nested.parts, held).ok) throw refuse();
+    if (!walk(held[0]!, nested.parts, held, user).ok) throw refuse();
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw refuse();

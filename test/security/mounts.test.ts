@@ -163,6 +163,18 @@ describe("--workdir inside a bind mount is never made by root", () => {
     }
   });
 
+  test("in a folder the user may not search: the same answer whether the path exists there or not", async () => {
+    mkdirSync(join(shared, "closed", "exists"), { recursive: true, mode: 0o700 });
+    const answers = await Promise.all(
+      ["exists", "missing"].map(async (name) => {
+        const r = await create(["--workdir", `${shared}/closed/${name}`, "--", "true"]);
+        return { code: r.exitCode, err: r.stderr.replace(name, "NAME") };
+      }),
+    );
+    expect(answers[0]!.code).toBe(2);
+    expect(answers[1]).toEqual(answers[0]!);
+  });
+
   test("inside the user's home: made as the user, and the session starts there", async () => {
     const tag = randomBytes(4).toString("hex");
     try {
