@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Trace } from "../util/trace.ts";
-import { BeakerError, ConflictError, SessionStartError } from "../errors.ts";
+import { BeakerError, ConflictError, SessionStartError, UsageError } from "../errors.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage } from "../runtime/docker/errors.ts";
 import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
 import { writeAccountFiles } from "./accounts.ts";
 import { describeMounts, prepareSession } from "./prepare.ts";
+import { ensureNestedPaths, planNestedPaths } from "./mountpoints.ts";
 import { ownSession } from "./queries.ts";
 import { stageMounts, type StagedMounts } from "./stage.ts";
 import { gate } from "./session-types.ts";
@@ -113,7 +114,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     const accountFiles = writeAccountFiles(config.stateDir, facts, plan.user, groups);
     trace.mark("user files");
     if (abort.signal.aborted) throw cancelled();
-    staged = await stageMounts(config.stateDir, sessionId, plan.userMounts, plan.user);
+    staged = await stageMounts(config.stateDir, sessionId, plan.userMounts, plan.user, plan.sourcePolicy);
     if (plan.userMounts.length > 0) trace.mark("mounts staged");
     const netnsHolder = await holderTaken;
     if (netnsHolder) trace.mark("warm network taken");
@@ -133,6 +134,10 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       slurmJob: info.slurmJob?.id ?? null,
       netnsHolder,
     });
+    // Targets and the working directory inside another bind mount: made by the user now, never by runc as root.
+    const nested = planNestedPaths(spec.HostConfig?.Mounts ?? [], spec.WorkingDir ?? "/");
+    await ensureNestedPaths(nested, plan.user);
+    if (nested.length > 0) trace.mark("nested paths");
     containerId = await engine.create(spec);
     if (netnsHolder) m.deps.netns?.settle(netnsHolder, true);
     trace.mark("create");
@@ -142,6 +147,8 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     session.requestedPorts = req.ports;
     session.timeLimit = plan.timeLimit;
     session.releaseMounts = staged.release;
+    // Checked again right before the start: the user may have removed what was made while the session waited.
+    if (nested.length > 0) session.checkNestedPaths = () => ensureNestedPaths(nested, plan.user);
     session.trace = trace;
     m.deps.log(`created session ${sessionId} for ${plan.user.name} (GPUs: ${info.gpus.join(",") || "none"}, image ${image})`);
     if (req.detach) await startSession(m, sessionId);
@@ -176,6 +183,7 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
   if (!session || session.info.status !== "starting") return;
   session.info.status = "running";
   try {
+    await session.checkNestedPaths?.();
     await m.deps.engine.start(session.containerId);
     session.trace.mark("start");
     if (session.requestedPorts.length > 0) {
@@ -190,7 +198,7 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
   } catch (err) {
     session.stopReason ??= "exited";
     await m.removeQuietly(session.containerId);
-    if (err instanceof SessionStartError) throw err;
+    if (err instanceof SessionStartError || err instanceof UsageError) throw err;
     throw new SessionStartError(`the session's container did not start: ${dockerMessage(err)}`);
   } finally {
     // A started container holds its own binds; the staging ones are no longer needed either way.

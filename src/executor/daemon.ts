@@ -158,7 +158,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   }
   prepareSocket(config.socket);
   const proofs = proofDirFor(config.socket);
-  await releaseAllStaged(config.stateDir);
+  await releaseAllStaged(config.stateDir, log);
 
   await inventory.get();
   // Docker-side setup (the sessions' network, leftovers of a crash), then the first reconcile; retried until it works.

@@ -4,8 +4,13 @@ import { ForbiddenError, UsageError } from "../errors.ts";
 import type { BindMount, SessionUser } from "../runtime/docker/spec.ts";
 import { hasControlChars } from "./validate.ts";
 
-/** Host paths no session may mount: the node's configuration, devices, Docker and Beaker's own control paths. */
+/**
+ * Host paths no session may mount, nor any folder that holds one: the node's configuration, devices, Docker and
+ * Beaker's own control paths (with the configured state folder and socket folder: `SourcePolicy.refused`).
+ */
 const forbiddenSources = ["/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/var/lib/docker", "/var/lib/beaker", "/root"];
+/** System trees: mounted only where the admin lists them (or a folder in them) in mountPaths. */
+const systemTrees = ["/var", "/usr", "/opt", "/srv", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/snap", "/boot", "/lost+found"];
 /** Paths inside a session no mount may cover: the system the session runs on, and the beaker binary Beaker mounts. */
 const forbiddenTargets = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys", "/dev", "/run", "/boot", "/var/run"];
 
@@ -29,9 +34,41 @@ export function parseMountFlag(flag: string): BindMount {
   return { source, target: cleanTarget, readOnly: parts[2] === "ro" };
 }
 
-/** Whether a resolved host path is one no session may mount. */
-export function isForbiddenSource(resolved: string): boolean {
-  return under(resolved, forbiddenSources);
+/** Whether a resolved host path is one no session may mount: in or around the node's control paths (and `refused`). */
+export function isForbiddenSource(resolved: string, refused: string[] = []): boolean {
+  const control = [...forbiddenSources, ...refused];
+  return under(resolved, control) || control.some((path) => under(path, [resolved]));
+}
+
+/**
+ * Where a caller's `--mount` sources may come from. `roots`: the folders a non-root caller's sources must lie in (their
+ * home, and the node's mountPaths, as written and as they resolve); `anywhere`: root, whose sources may lie anywhere
+ * outside the system trees and control paths; `refused`: Beaker's own folders on this node (state, socket).
+ */
+export interface SourcePolicy {
+  roots: string[];
+  anywhere: boolean;
+  refused: string[];
+  /** The mountPaths, for the message that says what may be mounted. */
+  listed: string[];
+}
+
+/** The policy for `user` on a node whose admin lists `mountPaths`. Pure: `resolve` gives a path's real location. */
+export function sourcePolicy(node: { mountPaths: string[]; refused: string[] }, user: Pick<SessionUser, "uid" | "home">, resolve: (path: string) => string | null): SourcePolicy {
+  const both = (path: string) => [normalize(path), resolve(path)].filter((p): p is string => p !== null);
+  // A home of "/" or of a whole system tree (service accounts) gives no folder of its own.
+  const home = ["/", ...systemTrees].includes(normalize(user.home)) ? [] : both(user.home);
+  // mountPaths that do not exist on this node are not mounted, and give nothing either.
+  const present = node.mountPaths.filter((p) => resolve(p) !== null);
+  const listed = present.flatMap(both).filter((p) => p !== "/");
+  return { roots: [...new Set([...home, ...listed])], anywhere: user.uid === 0, refused: node.refused.flatMap(both), listed: present };
+}
+
+/** Whether a source (as typed, or as it resolves) may be mounted under `policy`. Pure. */
+export function sourceAllowed(path: string, policy: SourcePolicy): boolean {
+  if (isForbiddenSource(path, policy.refused)) return false;
+  if (under(path, policy.roots)) return true;
+  return policy.anywhere && !under(path, systemTrees);
 }
 
 /** Whether `user` may search (x) or read (r) what `st` describes, by its mode bits (owner, group, other). Pure. */
@@ -56,7 +93,7 @@ export interface CheckedSource {
  * component for a symlink after the check changes nothing. Every way of failing gives the same answer, so the check
  * tells nobody what exists where they cannot look.
  */
-export function openSourceAs(source: string, user: SessionUser): CheckedSource {
+export function openSourceAs(source: string, user: SessionUser, policy: SourcePolicy): CheckedSource {
   const refuse = () => new UsageError(`--mount ${source}: no such file or directory that you (${user.name}) can read`);
   const open = (path: string) => openSync(path, O_PATH | constants.O_NOFOLLOW);
   const held: number[] = [];
@@ -83,7 +120,7 @@ export function openSourceAs(source: string, user: SessionUser): CheckedSource {
     }
     const st = fstatSync(dir);
     const path = readlinkSync(`/proc/self/fd/${dir}`);
-    if (!(st.isDirectory() || st.isFile()) || !permits(st, user, 4) || (st.isDirectory() && !permits(st, user, 1)) || isForbiddenSource(path)) throw refuse();
+    if (!(st.isDirectory() || st.isFile()) || !permits(st, user, 4) || (st.isDirectory() && !permits(st, user, 1)) || !sourceAllowed(path, policy)) throw refuse();
     const fd = dir;
     for (const other of held) if (other !== fd) closeSync(other);
     held.length = 0;
@@ -96,14 +133,19 @@ export function openSourceAs(source: string, user: SessionUser): CheckedSource {
 }
 
 /**
- * Checks a mount for `user` (root-owned sources the user names directly are refused by name; everything else is the
- * uniform answer of `openSourceAs`) and returns it with the source where it resolves now. The handle is closed: the
- * bind itself reopens and stages the source right before the container is made (`stage.ts`).
+ * Checks a mount for `user` (a source the policy refuses as typed is refused by name; everything else is the uniform
+ * answer of `openSourceAs`, which checks the policy again where the source resolves) and returns it with the source
+ * where it resolves now. The handle is closed: the bind itself reopens and stages the source right before the
+ * container is made (`stage.ts`).
  */
-export function checkMount(mount: BindMount, user: SessionUser): BindMount {
+export function checkMount(mount: BindMount, user: SessionUser, policy: SourcePolicy): BindMount {
   const typed = normalize(mount.source);
-  if (isForbiddenSource(typed)) throw new ForbiddenError(`--mount ${mount.source}: mounting ${typed} into a session is not allowed`);
-  const opened = openSourceAs(mount.source, user);
+  if (!sourceAllowed(typed, policy)) {
+    const allowed = policy.anywhere ? "" : ` (only your home${policy.listed.length > 0 ? ` and this node's mountPaths: ${policy.listed.join(", ")}` : ""})`;
+    // The path as typed, only when it differs: a refusal reads the same whatever the path names.
+    throw new ForbiddenError(`--mount ${mount.source}: ${typed === mount.source ? "" : `${typed} is `}not allowed in a session${allowed}`);
+  }
+  const opened = openSourceAs(mount.source, user, policy);
   opened.close();
   return { ...mount, source: opened.path };
 }

@@ -1,12 +1,12 @@
-import { chownSync, existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
 import { formatSize, parseSize } from "../config/size.ts";
 import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
 import { formatDuration } from "../util/duration.ts";
 import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
 import type { CreateSessionRequest } from "./api-types.ts";
-import { checkMount, parseMountFlag } from "./mounts.ts";
+import { checkMount, parseMountFlag, sourcePolicy } from "./mounts.ts";
 import { ensureBeakerRuntime } from "./session-runtime.ts";
 
 /** What the executor knows of its node that bounds a request. */
@@ -69,7 +69,8 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
   if (!existsSync(home)) throw new SessionStartError(`your home directory ${home} does not exist on this node`);
   const sessionUser = { ...user, home };
   const nodePaths: BindMount[] = config.mountPaths.filter((p) => existsSync(p)).map((p) => ({ source: p, target: p, readOnly: false }));
-  const userMounts = req.mounts.map((flag) => checkMount(parseMountFlag(flag), sessionUser));
+  const policy = sourcePolicy({ mountPaths: config.mountPaths, refused: [config.stateDir, dirname(config.socket)] }, sessionUser, realPath);
+  const userMounts = req.mounts.map((flag) => checkMount(parseMountFlag(flag), sessionUser, policy));
   return {
     user: sessionUser,
     command: req.command.length > 0 ? req.command : null,
@@ -80,6 +81,7 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
     ports: req.ports,
     nodePaths,
     userMounts,
+    sourcePolicy: policy,
     workdir: workdirFor(req.cwd, home, req.workdir),
     beakerBinary: node.beakerBinary,
     beakerRuntime: node.beakerBinary ? ensureBeakerRuntime(config.stateDir) : null,
@@ -89,6 +91,14 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
     publishAddress: config.publishAddress,
     timeLimit,
   };
+}
+
+function realPath(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
 }
 
 export type SessionPlan = ReturnType<typeof prepareSession>;

@@ -32,6 +32,8 @@ export interface LiveSession {
   lastAttached: number;
   /** Undoes the staging binds of the user's --mount sources (once started, or ended). */
   releaseMounts: () => Promise<void>;
+  /** Checks (and makes, as the user) the targets and working directory inside other bind mounts again (mountpoints.ts). */
+  checkNestedPaths?: () => Promise<void>;
   /** Where its time went, from the create request to the container's removal (empty for an adopted session). */
   trace: Trace;
 }

@@ -1,6 +1,6 @@
 /** The executor and `beaker session create` on the real Docker engine, run as users run them. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxImage, eightUuids, noShellImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { eventually, removeDir, scopedDir, testNodeName } from "../harness.ts";
@@ -64,11 +64,17 @@ describe("a session as a non-root user", () => {
   });
 
   test("mounts: the caller's readable paths only, never the node's control paths", async () => {
-    using secret = scopedDir("beaker-secret-");
-    chmodSync(secret.path, 0o700);
-    const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret.path}:/s`, "--", "true"], { user: testUser });
+    // Root's folder in the user's own home: a place they may mount from, but not read.
+    const secret = `/home/${testUser}/secret-${process.pid}`;
+    mkdirSync(secret, { mode: 0o700 });
+    const denied = await executor.run(["session", "create", "--gpus", "0", "--mount", `${secret}:/s`, "--", "true"], { user: testUser });
+    removeDir(secret);
     expect(denied.exitCode).toBe(2);
-    expect(denied.stderr).toBe(`beaker: --mount ${secret.path}: no such file or directory that you (${testUser}) can read\n`);
+    expect(denied.stderr).toBe(`beaker: --mount ${secret}: no such file or directory that you (${testUser}) can read\n`);
+    using elsewhere = scopedDir("beaker-elsewhere-");
+    const outside = await executor.run(["session", "create", "--gpus", "0", "--mount", `${elsewhere.path}:/s`, "--", "true"], { user: testUser });
+    expect(outside.exitCode).toBe(4);
+    expect(outside.stderr).toBe(`beaker: --mount ${elsewhere.path}: not allowed in a session (only your home)\n`);
     const mine = `/home/${testUser}/mount-me`;
     mkdirSync(mine, { recursive: true });
     Bun.spawnSync(["chown", testUser, mine]);

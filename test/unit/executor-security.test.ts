@@ -102,13 +102,14 @@ describe("mounts", () => {
       writeFileSync(join(root, "closed", "x"), "x");
       chmodSync(join(root, "closed"), 0o700);
       const nobody = { name: "nobody", uid: 65534, gid: 65534, groups: [65534], home: "/", gecos: "" };
-      const opened = openSourceAs(join(root, "link"), nobody);
+      const policy = { roots: [root], anywhere: false, refused: [], listed: [] };
+      const opened = openSourceAs(join(root, "link"), nobody, policy);
       expect(opened.path).toBe(join(root, "real"));
       expect(opened.isDirectory).toBe(true);
       opened.close();
       const refusal = (path: string) => `--mount ${path}: no such file or directory that you (nobody) can read`;
       for (const path of [join(root, "missing"), join(root, "closed", "x"), join(root, "closed", "nope"), join(root, "etc-link")]) {
-        expect(() => openSourceAs(path, nobody)).toThrow(new UsageError(refusal(path)));
+        expect(() => openSourceAs(path, nobody, policy)).toThrow(new UsageError(refusal(path)));
       }
     } finally {
       removeDir(root);
