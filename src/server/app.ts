@@ -58,10 +58,15 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   const now = options.now ?? Date.now;
   const attempts = new TokenAttempts(options.attempts ?? attemptLimits, now, log);
 
-  /** A presented token checked with the store, within the limits on failed attempts. */
-  async function authenticate(token: string, from: string): Promise<Principal | null> {
+  /** Throws when this address (or the token's id) has failed too often to have a token looked up now. */
+  function mayTry(token: string, from: string): void {
     const wait = attempts.refusal(from, token);
     if (wait !== null) throw new TooManyAttemptsError(`too many failed token attempts; try again in ${wait} s`, wait);
+  }
+
+  /** A presented token checked with the store, within the limits on failed attempts. */
+  async function authenticate(token: string, from: string): Promise<Principal | null> {
+    mayTry(token, from);
     const who = await store.authenticate(token);
     if (who) attempts.succeeded(token);
     else attempts.failed(from, token);
@@ -111,7 +116,10 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
       // The digest of the body as sent: a node whose report has not changed costs one statement, nothing parsed.
       const digest = createHash("sha256").update(text).digest("hex");
       const token = bearer(req);
+      if (token) mayTry(token, from);
       const touched = token ? await store.touchNode(hostname, token, digest) : null;
+      // Remembered as good: a user spraying bad tokens from this node's address does not cut the node off.
+      if (touched && token) attempts.succeeded(token);
       if (touched?.unchanged) return Response.json(touched);
       if (!touched) {
         const who = await principal(req, from);

@@ -96,6 +96,18 @@ describe("the server's API", () => {
     expect((await whoami(bad(99), "192.0.2.8")).status).toBe(401);
   });
 
+  test("a node's heartbeat still gets through when a user on that node sprays bad tokens from its address", async () => {
+    const store = new Store(db);
+    await store.createCluster("lab");
+    const nodeToken = (await store.addNode("gpu1", "lab")).token;
+    const beat = () =>
+      handle(new Request("http://s/api/v1/nodes/gpu1/heartbeat", { method: "PUT", headers: { authorization: `Bearer ${nodeToken}` }, body: JSON.stringify({ cpus: 1, memoryBytes: 1, version: "v", gpus: [], sessions: [] }) }), "203.0.113.5");
+    expect((await beat()).status).toBe(200);
+    for (let i = 0; i < 25; i++) await whoami(bad(900 + i), "203.0.113.5");
+    expect((await whoami(bad(999), "203.0.113.5")).status).toBe(429);
+    expect((await beat()).status).toBe(200);
+  });
+
   test("the web sign-in counts and refuses the same way", async () => {
     const login = (token: string) => handle(new Request("http://s/login", { method: "POST", body: new URLSearchParams({ token }) }), "198.51.100.4");
     const statuses: number[] = [];
