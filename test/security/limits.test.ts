@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { busyboxImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
@@ -29,11 +29,14 @@ describe("5. the one-executor-per-node claim", () => {
   test("another user holding the claim's old socket name, or trying its file, cannot stop an executor from starting", async () => {
     const claimNode = testNodeName(import.meta.file, "claim");
     const key = claimKey(claimNode);
-    // The attacker binds the abstract socket that used to be the claim, and keeps it.
-    const squatter = Bun.spawn(
-      ["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", "/usr/bin/python3", "-c", `import socket,time\ns=socket.socket(socket.AF_UNIX)\ns.bind("\\0beaker-executor-${key}")\ns.listen()\nprint("held",flush=True)\ntime.sleep(120)`],
-      { stdout: "pipe", stderr: "pipe" },
-    );
+    // The attacker binds the abstract socket that used to be the claim, and keeps it (with the Bun inside dist/beaker,
+    // which every user may run).
+    const squat = `Bun.listen({ unix: "\\0beaker-executor-${key}", socket: { data() {} } }); console.log("held"); setTimeout(() => {}, 120000);`;
+    const squatter = Bun.spawn(["setpriv", `--reuid=${testUser}`, `--regid=${testUser}`, "--init-groups", beakerBinary, "-e", squat], {
+      env: { PATH: "/usr/bin:/bin", BUN_BE_BUN: "1" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const first = new TestExecutor({ nodeName: claimNode });
     try {
       expect(new TextDecoder().decode((await squatter.stdout.getReader().read()).value).trim()).toBe("held");
@@ -43,8 +46,10 @@ describe("5. the one-executor-per-node claim", () => {
       const file = `/run/beaker/claims/executor-${key}.lock`;
       const tried = asUser(testUser, `flock -n ${file} true`);
       expect(tried.exitCode).not.toBe(0);
-      expect(existsSync(file)).toBe(false);
+      expect(tried.stderr).toContain("Permission denied");
       await first.start();
+      const dir = statSync("/run/beaker/claims");
+      expect([dir.uid, dir.mode & 0o777]).toEqual([0, 0o700]);
       expect(existsSync(file)).toBe(true);
       // A second executor for the same engine and node still refuses, with the same line and exit code as before.
       const second = new TestExecutor({ nodeName: claimNode });
