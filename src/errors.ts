@@ -52,6 +52,19 @@ export class NotFoundError extends BeakerError {
   override name = "NotFoundError";
 }
 
+/** Too many failed token attempts from one address (or with one token id): HTTP 429, try again after a while. */
+export class TooManyAttemptsError extends BeakerError {
+  override readonly exitCode = 4;
+  override readonly code = "rate_limited";
+  override name = "TooManyAttemptsError";
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 60,
+  ) {
+    super(message);
+  }
+}
+
 /** A conflict, or not enough resources when the caller asked not to wait. */
 export class ConflictError extends BeakerError {
   override readonly exitCode = 6;
@@ -138,6 +151,7 @@ const byCode: Record<string, new (message: string) => BeakerError> = {
   config: ConfigError,
   unavailable: UnavailableError,
   restarting: RestartingError,
+  rate_limited: TooManyAttemptsError,
 };
 
 /** Rebuilds a typed error from its wire form (`{code, message}`). */
@@ -153,6 +167,7 @@ const httpStatusByCode: Record<string, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  rate_limited: 429,
   unavailable: 503,
   restarting: 503,
 };

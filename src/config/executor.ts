@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { suggest } from "../util/suggest.ts";
 import { parseSize } from "./size.ts";
+import { defaultSessionMemory, defaultUserCaps, parseMemoryAmount, userCapFields, type MemoryAmount, type UserCapsConfig } from "./limits.ts";
 import { configSeconds, parseGpuIdle, parseMaxDuration, parseSampleInterval, type GpuIdlePolicy } from "./gpu-use.ts";
 import { parseYamlMapping } from "./yaml-file.ts";
 
@@ -11,7 +12,7 @@ export const defaultSocketPath = "/run/beaker/executor.sock";
 export const defaultImage = "allenai/base:cuda11.2-ubuntu20.04";
 export const defaultSessionNetwork = "beaker-sessions";
 
-export interface ExecutorConfig {
+export interface ExecutorConfig extends UserCapsConfig {
   socket: string;
   stateDir: string;
   dockerSocket: string;
@@ -34,7 +35,7 @@ export interface ExecutorConfig {
   /** Processes a session may have at once; 0 = no limit. */
   pidsLimit: number;
   /** A session's memory limit when it asks for none: bytes, or a share of the node's memory. */
-  defaultMemory: { bytes: number } | { percent: number };
+  defaultMemory: MemoryAmount;
   /** The largest /dev/shm a session may have, bytes; null = its memory limit. */
   maxShmSize: number | null;
   /** Requests one user may have waiting in the queue at once. */
@@ -94,7 +95,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     historyRetention: 7 * 24 * 3600,
     updateUrl: null,
     pidsLimit: 32768,
-    defaultMemory: { percent: 90 },
+    defaultMemory: defaultSessionMemory,
     maxShmSize: null,
     maxQueuedPerUser: 8,
     queueGrace: 30,
@@ -107,6 +108,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     gpuIdle: null,
     maxDuration: null,
     maxTerminalsPerUser: 64,
+    ...defaultUserCaps,
   };
 }
 
@@ -178,12 +180,7 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   sessionHome: optional(absolutePath),
   shmSize: optional(size),
   pidsLimit: count(0),
-  defaultMemory: (v) => {
-    const percent = typeof v === "string" ? /^(\d{1,3})\s*%$/.exec(v.trim()) : null;
-    if (percent && Number(percent[1]) > 0 && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
-    if (percent) throw new Error('must be a share from 1% to 100%, or a size like "64g"');
-    return { bytes: size(v) };
-  },
+  defaultMemory: parseMemoryAmount,
   maxShmSize: optional(size),
   maxQueuedPerUser: count(1),
   queueGrace: seconds,
@@ -218,6 +215,7 @@ const fields: Record<keyof ExecutorConfig, Field> = {
     if (typeof v !== "string" || !/^https?:\/\//.test(v)) throw new Error("must be an http:// or https:// URL");
     return v.replace(/\/+$/, "");
   }),
+  ...userCapFields,
 };
 
 /** Validates a parsed config mapping; every problem names the file, the key and the reason. */

@@ -6,6 +6,8 @@ export interface Hold {
   stage: "reserved" | "confirmed";
   /** The epoch at which the claim was made or confirmed. */
   epoch: number;
+  /** Bytes of memory its container is allowed (0: not known, a container from before the `beaker.memory` label). */
+  memory: number;
 }
 
 export interface Waiting {
@@ -13,6 +15,8 @@ export interface Waiting {
   uid: number;
   count: number;
   noWait: boolean;
+  /** Bytes of memory the session will be allowed. */
+  memory: number;
   /** The last position the caller was told (0: none yet). */
   told: number;
   /** A place kept from before a restart whose caller has not come back yet: it holds its position, never granted. */
@@ -26,10 +30,15 @@ export interface Place {
   count: number;
 }
 
-/** What one user may have on this node at once (config `maxQueuedPerUser`, `maxGpusPerUser`). */
+/**
+ * What one user may have on this node at once (config `maxQueuedPerUser`, `maxGpusPerUser`, `maxSessionsPerUser`,
+ * `maxMemoryPerUser` in bytes). Sessions and memory count every session held or waiting, 0-GPU ones included.
+ */
 export interface UserLimits {
   maxQueued: number;
   maxGpus: number;
+  maxSessions: number;
+  maxMemory: number;
 }
 
 export interface ClaimState {
@@ -60,7 +69,7 @@ export type ClaimEvent =
    * `place`: the session whose place (from before a restart) the caller's ticket names; the executor has checked the
    * ticket's signature, its user and that it was issued for this very request.
    */
-  | { type: "request"; sessionId: string; uid: number; count: number; noWait: boolean; place?: string }
+  | { type: "request"; sessionId: string; uid: number; count: number; noWait: boolean; place?: string; memory?: number }
   /** At start-up, before any request: the places the previous run wrote down, in order. */
   | { type: "restore"; places: Place[] }
   /** The grace period after a restart is over: places nobody came back for are given up. */
@@ -82,9 +91,10 @@ export type ClaimEvent =
    * Docker's managed containers (any state but removed), from a listing asked for when the state was at epoch
    * `since`; `running` for those whose processes run (running, paused, restarting).
    */
-  | { type: "listing"; since: number; containers: Array<{ sessionId: string; uid: number; gpus: string[]; running: boolean }> };
+  | { type: "listing"; since: number; containers: Array<{ sessionId: string; uid: number; gpus: string[]; running: boolean; memory?: number }> };
 
 export type ClaimEffect =
+  /** The request's slot is taken (a reserved hold, 0-GPU sessions included): its container may be made. */
   | { type: "grant"; sessionId: string; gpus: string[] }
   | { type: "queued"; sessionId: string; position: number; free: number }
   | { type: "refuse"; sessionId: string; reason: "too-large" | "busy" | "no-gpus" | "limit" | "ticket" | "restarting"; message: string }

@@ -14,14 +14,21 @@
  * next start a `restore` puts those places back at the head of the queue, vacant. A caller that comes back with its
  * ticket (checked by the executor before it gets here) takes its place again; after `grace-over` the places nobody
  * took are given up. A vacant place is never granted, so no request made after the restart overtakes it.
+ *
+ * Per-user caps (sessions, and the memory their limits add up to) are checked where the slot is taken: a request over
+ * a cap is refused when it arrives (counting what its user holds and waits for), and checked again, in the same step
+ * that takes the slot, when it is granted (a listing after a restart may have shown more). Refused, not queued: only
+ * the user can free a slot of theirs (by stopping a session), and a request waiting on its own user's cap at the head
+ * of the strict FIFO would hold up everyone behind it. A 0-GPU session takes a slot too: a hold with no GPUs.
  */
 
 export type { ClaimEffect, ClaimEvent, ClaimState, Hold, Place, UserLimits, Waiting } from "./claim-types.ts";
 import type { ClaimEffect, ClaimEvent, ClaimState, Hold, Place, UserLimits, Waiting } from "./claim-types.ts";
+import { formatSize } from "../config/size.ts";
 
-export function initialClaims(limits: UserLimits = { maxQueued: Infinity, maxGpus: Infinity }): ClaimState {
+export function initialClaims(limits: Partial<UserLimits> = {}): ClaimState {
   const collections = { holds: new Map(), queue: [], ended: new Map(), returns: new Map() };
-  return { limits, ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, ...collections, draining: false, epoch: 0 };
+  return { limits: { maxQueued: Infinity, maxGpus: Infinity, maxSessions: Infinity, maxMemory: Infinity, ...limits }, ready: false, inventoryKnown: false, total: 0, usable: [], inventoryError: null, ...collections, draining: false, epoch: 0 };
 }
 
 /** The state being changed inside one step: the same, with its collections writable. */
@@ -42,8 +49,8 @@ export function freeGpus(state: Pick<ClaimState, "usable" | "holds">): string[] 
  */
 export function placesOf(state: Pick<ClaimState, "holds" | "queue">): Place[] {
   const places: Place[] = [];
-  for (const [sessionId, hold] of state.holds) if (hold.stage === "reserved") places.push({ sessionId, uid: hold.uid, count: hold.gpus.length });
-  for (const w of state.queue) if (!w.noWait) places.push({ sessionId: w.sessionId, uid: w.uid, count: w.count });
+  for (const [sessionId, hold] of state.holds) if (hold.stage === "reserved" && hold.gpus.length > 0) places.push({ sessionId, uid: hold.uid, count: hold.gpus.length });
+  for (const w of state.queue) if (!w.noWait && w.count > 0) places.push({ sessionId: w.sessionId, uid: w.uid, count: w.count });
   return places;
 }
 
@@ -60,8 +67,43 @@ function tooLarge(s: Draft, count: number): string | null {
   return `asked for ${plural(count)}, but this node has ${s.total}${unusable}`;
 }
 
+/**
+ * Why one more session of `memory` bytes would take `uid` past a cap, counting what it holds (and, `withWaiting`,
+ * what it waits for), or null. Root administers the node and is not capped.
+ */
+function overCaps(s: Draft, uid: number, memory: number, withWaiting: boolean): string | null {
+  if (uid === 0) return null;
+  const mine: Array<{ memory: number }> = [...s.holds.values()].filter((h) => h.uid === uid);
+  if (withWaiting) mine.push(...s.queue.filter((w) => w.uid === uid));
+  if (mine.length + 1 > s.limits.maxSessions) {
+    return `you have ${mine.length} session${mine.length === 1 ? "" : "s"} on this node (running, starting or waiting); the most one user may have is ${s.limits.maxSessions}: stop one first`;
+  }
+  const total = mine.reduce((n, x) => n + x.memory, memory);
+  if (total > s.limits.maxMemory) {
+    return `your sessions on this node would be allowed ${formatSize(total)} of memory together; the most one user may have is ${formatSize(s.limits.maxMemory)}: stop one, or ask for less with --memory`;
+  }
+  return null;
+}
+
+/** Takes a request's slot, in this step: a reserved hold and a grant, or a refusal when a cap is now in the way. */
+function take(s: Draft, w: Pick<Waiting, "sessionId" | "uid" | "memory">, gpus: string[], effects: ClaimEffect[]): boolean {
+  const over = overCaps(s, w.uid, w.memory, false);
+  if (over) {
+    effects.push({ type: "refuse", sessionId: w.sessionId, reason: "limit", message: over });
+    return false;
+  }
+  s.holds.set(w.sessionId, { uid: w.uid, gpus, stage: "reserved", epoch: s.epoch, memory: w.memory });
+  effects.push({ type: "grant", sessionId: w.sessionId, gpus });
+  return true;
+}
+
 /** Grants heads while they fit; refuses what can never fit or must not wait; tells the rest their place. */
 function pump(s: Draft, effects: ClaimEffect[]): void {
+  // Sessions without GPUs wait only for the first listing (to count what their users run): they overtake nobody.
+  if (s.ready && !s.draining && s.queue.some((w) => w.count === 0)) {
+    for (const w of s.queue.filter((w) => w.count === 0)) take(s, w, [], effects);
+    s.queue = s.queue.filter((w) => w.count > 0);
+  }
   if (s.ready && s.inventoryKnown && !s.draining) {
     let free = freeGpus(s);
     while (s.queue.length > 0) {
@@ -75,11 +117,8 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
         continue;
       }
       if (head.count > free.length) break;
-      const gpus = free.slice(0, head.count);
-      free = free.slice(head.count);
       s.queue.shift();
-      s.holds.set(head.sessionId, { uid: head.uid, gpus, stage: "reserved", epoch: s.epoch });
-      effects.push({ type: "grant", sessionId: head.sessionId, gpus });
+      if (take(s, head, free.slice(0, head.count), effects)) free = free.slice(head.count);
     }
     // A --no-wait request that could not be granted at once is refused rather than left waiting.
     for (const w of s.queue.filter((w) => w.noWait)) {
@@ -94,7 +133,8 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
   }
   const freeCount = freeGpus(s).length;
   s.queue.forEach((w, i) => {
-    if (w.told === i + 1 || w.vacant) return;
+    // A 0-GPU request waits for nothing anyone else waits for: it has no place in the line.
+    if (w.told === i + 1 || w.vacant || w.count === 0) return;
     s.queue[i] = { ...w, told: i + 1 };
     effects.push({ type: "queued", sessionId: w.sessionId, position: i + 1, free: freeCount });
   });
@@ -103,11 +143,13 @@ function pump(s: Draft, effects: ClaimEffect[]): void {
 /** Why this request would take its user past a per-user limit, or null. */
 function overLimit(s: Draft, e: Extract<ClaimEvent, { type: "request" }>): string | null {
   if (e.uid === 0) return null; // root administers the node
+  const caps = overCaps(s, e.uid, e.memory ?? 0, true);
+  if (caps) return caps;
   const waiting = s.queue.filter((w) => w.uid === e.uid);
   let gpus = e.count + waiting.reduce((n, w) => n + w.count, 0);
   for (const hold of s.holds.values()) if (hold.uid === e.uid) gpus += hold.gpus.length;
   if (gpus > s.limits.maxGpus) return `this would give you ${plural(gpus)} on this node; the most one user may hold or wait for is ${s.limits.maxGpus}`;
-  const wouldWait = s.queue.length > 0 || e.count > freeGpus(s).length || !s.ready;
+  const wouldWait = e.count === 0 ? !s.ready : s.queue.length > 0 || e.count > freeGpus(s).length || !s.ready;
   if (wouldWait && !e.noWait && waiting.length >= s.limits.maxQueued) {
     return `you already have ${waiting.length} request${waiting.length === 1 ? "" : "s"} waiting on this node (the most one user may have is ${s.limits.maxQueued}); stop one, or wait`;
   }
@@ -122,7 +164,7 @@ function overLimit(s: Draft, e: Extract<ClaimEvent, { type: "request" }>): strin
 function returning(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, place: string, effects: ClaimEffect[]): boolean {
   const at = s.queue.findIndex((w) => w.vacant && w.sessionId === place);
   if (at !== -1 && s.queue[at]!.uid === e.uid) {
-    s.queue[at] = { sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, told: 0 };
+    s.queue[at] = { sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, memory: e.memory ?? 0, told: 0 };
     s.returns.set(place, "taken");
     effects.push({ type: "returned", sessionId: e.sessionId, place, kept: true });
     pump(s, effects);
@@ -143,11 +185,7 @@ function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects:
     return;
   }
   if (e.place !== undefined && e.count > 0 && returning(s, e, e.place, effects)) return;
-  if (e.count === 0) {
-    effects.push({ type: "grant", sessionId: e.sessionId, gpus: [] });
-    return;
-  }
-  if (s.inventoryKnown) {
+  if (s.inventoryKnown && e.count > 0) {
     const never = s.inventoryError ? `cannot hand out GPUs: ${s.inventoryError}` : tooLarge(s, e.count);
     if (never) {
       effects.push({ type: "refuse", sessionId: e.sessionId, reason: s.inventoryError ? "no-gpus" : "too-large", message: never });
@@ -159,7 +197,13 @@ function request(s: Draft, e: Extract<ClaimEvent, { type: "request" }>, effects:
     effects.push({ type: "refuse", sessionId: e.sessionId, reason: "limit", message: limit });
     return;
   }
-  s.queue.push({ sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, told: 0 });
+  const waiting = { sessionId: e.sessionId, uid: e.uid, count: e.count, noWait: e.noWait, memory: e.memory ?? 0, told: 0 };
+  // Without GPUs it waits for nothing but the first listing; before it, it waits (the caps need what runs).
+  if (e.count === 0 && s.ready) {
+    take(s, waiting, [], effects);
+    return;
+  }
+  s.queue.push(waiting);
   pump(s, effects);
 }
 
@@ -177,7 +221,7 @@ function listing(s: Draft, e: Extract<ClaimEvent, { type: "listing" }>, effects:
     // Ended after the listing was asked for: the listing is older than the end, not evidence against it.
     const endedAt = s.ended.get(c.sessionId);
     if (endedAt !== undefined && endedAt > e.since) continue;
-    s.holds.set(c.sessionId, { uid: c.uid, gpus: c.gpus, stage: "confirmed", epoch: s.epoch });
+    s.holds.set(c.sessionId, { uid: c.uid, gpus: c.gpus, stage: "confirmed", epoch: s.epoch, memory: c.memory ?? 0 });
     effects.push({ type: "adopt", sessionId: c.sessionId, gpus: c.gpus });
     // Its request became this container before the restart: the place it kept is not needed any more.
     const vacant = s.queue.findIndex((w) => w.vacant && w.sessionId === c.sessionId);
@@ -198,7 +242,7 @@ function restore(s: Draft, places: Place[], effects: ClaimEffect[]): void {
   for (const p of places) {
     if (p.count <= 0 || known.has(p.sessionId)) continue;
     known.add(p.sessionId);
-    vacant.push({ sessionId: p.sessionId, uid: p.uid, count: p.count, noWait: false, told: 0, vacant: true });
+    vacant.push({ sessionId: p.sessionId, uid: p.uid, count: p.count, noWait: false, memory: 0, told: 0, vacant: true });
   }
   s.queue = [...vacant, ...s.queue];
   pump(s, effects);
@@ -230,7 +274,7 @@ export function step(state: ClaimState, event: ClaimEvent): { state: ClaimState;
       const held = claimsByGpu(s);
       const taken = event.gpus.find((uuid) => held.has(uuid) && held.get(uuid) !== event.sessionId);
       if (taken) effects.push({ type: "refuse", sessionId: event.sessionId, reason: "busy", message: `Slurm gave this job GPU ${taken}, which session ${held.get(taken)} still holds` });
-      else s.holds.set(event.sessionId, { uid: event.uid, gpus: event.gpus, stage: "reserved", epoch: s.epoch });
+      else s.holds.set(event.sessionId, { uid: event.uid, gpus: event.gpus, stage: "reserved", epoch: s.epoch, memory: 0 });
       break;
     }
     case "cancel": {

@@ -96,7 +96,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     imageReady.catch((err) => abort.abort(err));
     info.gpus = m.deps.slurm
       ? await m.deps.slurm.claim(m, { sessionId, uid, count, req, info, emit, signal: abort.signal })
-      : await m.claim(sessionId, { uid, count, noWait: req.noWait, ...(place ? { place } : {}) }, emit, abort.signal);
+      : await m.claim(sessionId, { uid, count, noWait: req.noWait, memory: plan.memoryBytes, ...(place ? { place } : {}) }, emit, abort.signal);
     trace.mark("claim");
     // A warm network namespace (netns-pool.ts), checked while the image is: only once the GPUs are had, never queued.
     if (m.deps.netns && req.ports.length === 0) holderTaken = m.deps.netns.take(sessionId);

@@ -1,9 +1,8 @@
-import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
-import { BeakerError, ConflictError, errorCodeOf, errorMessage, httpStatusOf, ForbiddenError, UsageError } from "../errors.ts";
+import { BeakerError, errorCodeOf, errorMessage, httpStatusOf, ForbiddenError, UsageError } from "../errors.ts";
 import { redactGpuReport } from "../gpu/report.ts";
 import { buildInfo } from "../version.ts";
 import { log } from "../util/log.ts";
@@ -13,6 +12,7 @@ import { DockerEngine } from "../runtime/docker/engine.ts";
 import type { CreateEvent, CreateSessionRequest } from "./api-types.ts";
 import { SessionHistory } from "./history.ts";
 import { InventoryCache } from "./inventory-cache.ts";
+import { claimNode } from "./node-claim.ts";
 import { proofDirFor, proofHeader, sweepProofs, tokenHeader, verifyProof } from "./proof.ts";
 import { releaseAllStaged } from "./stage.ts";
 import { parseCreateRequest, parseKeepRequest, parseStopRequest, parseTerminalQuery, requestLimits } from "./validate.ts";
@@ -91,29 +91,12 @@ function sessionRef(raw: string): string {
 }
 
 /**
- * One executor per node and engine: two would each remove the other's sessions as leftovers. The claim is an
- * abstract unix socket named after the engine and the node, which the kernel frees when the process dies (even by
- * kill -9), so a stale claim never blocks a restart.
- */
-function claimNode(config: ExecutorConfig): void {
-  let engine = config.dockerSocket;
-  try {
-    engine = realpathSync(engine);
-  } catch {}
-  const key = createHash("sha256").update(`${engine}\n${config.nodeName}`).digest("hex").slice(0, 32);
-  try {
-    Bun.listen({ unix: `\0beaker-executor-${key}`, socket: { data() {} } });
-  } catch {
-    throw new ConflictError(`another executor already manages node ${config.nodeName} on the Docker engine at ${config.dockerSocket}; stop it first (systemctl stop beaker-executor)`);
-  }
-}
-
-/**
  * Runs the executor in the foreground until SIGTERM/SIGINT. Sessions keep running when it stops. `trace`: log where
  * each create's time goes.
  */
 export async function runExecutor(config: ExecutorConfig, options: { trace?: boolean } = {}): Promise<void> {
-  claimNode(config);
+  // Held until this process exits; the kernel lets go of it however that happens.
+  claimNode({ engine: config.dockerSocket, nodeName: config.nodeName });
   // No input may end the daemon: whatever escapes a handler is logged, and the executor carries on.
   process.on("unhandledRejection", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
   process.on("uncaughtException", (err) => log(`internal error (ignored): ${errorMessage(err)}`));

@@ -1,6 +1,7 @@
 import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
+import { bytesOf } from "../config/limits.ts";
 import { formatSize, parseSize } from "../config/size.ts";
 import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
 import { formatDuration } from "../util/duration.ts";
@@ -26,8 +27,7 @@ export function memoryLimitFor(config: Pick<ExecutorConfig, "defaultMemory">, no
     if (bytes > nodeBytes) throw new UsageError(`--memory ${requested} is more than this node has (${formatSize(nodeBytes)})`);
     return bytes;
   }
-  const fallback = "bytes" in config.defaultMemory ? config.defaultMemory.bytes : Math.floor((nodeBytes * config.defaultMemory.percent) / 100);
-  return Math.min(fallback, nodeBytes);
+  return Math.min(bytesOf(config.defaultMemory, nodeBytes), nodeBytes);
 }
 
 /**

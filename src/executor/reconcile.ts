@@ -9,6 +9,12 @@ function gpusOf(labels: Record<string, string>): string[] {
   return (labels["beaker.gpus"] ?? "").split(",").filter(Boolean);
 }
 
+/** The memory a session's container is allowed (label `beaker.memory`); 0 for one made before that label. */
+function memoryOf(labels: Record<string, string>): number {
+  const bytes = Number(labels["beaker.memory"] ?? 0);
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : 0;
+}
+
 /**
  * One reconcile: the inventory, then Docker's listing of this node's containers fed to the claim state machine, which
  * decides which claims stand and which running containers to adopt; leftovers (created but never started, or exited
@@ -26,7 +32,7 @@ export async function reconcileOnce(m: SessionManager): Promise<void> {
   const effects = m.dispatch({
     type: "listing",
     since,
-    containers: containers.map((c) => ({ sessionId: c.sessionId, uid: Number(c.labels["beaker.uid"] ?? -1), gpus: gpusOf(c.labels), running: runningStates.has(c.state) })),
+    containers: containers.map((c) => ({ sessionId: c.sessionId, uid: Number(c.labels["beaker.uid"] ?? -1), gpus: gpusOf(c.labels), running: runningStates.has(c.state), memory: memoryOf(c.labels) })),
   });
   for (const effect of effects) {
     const c = effect.type === "adopt" ? containers.find((x) => x.sessionId === effect.sessionId) : undefined;

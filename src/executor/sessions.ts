@@ -1,3 +1,4 @@
+import { bytesOf } from "../config/limits.ts";
 import { ConflictError, RestartingError, SessionStartError } from "../errors.ts";
 import { withClaims } from "../gpu/report.ts";
 import type { GpuProcess, Inventory } from "../gpu/types.ts";
@@ -43,8 +44,9 @@ export class SessionManager {
   gpuUse: GpuUseMonitor | null = null;
 
   constructor(readonly deps: SessionDeps) {
-    const { maxQueuedPerUser, maxGpusPerUser } = deps.config;
-    this.state = initialClaims({ maxQueued: maxQueuedPerUser, maxGpus: maxGpusPerUser ?? Infinity });
+    const { maxQueuedPerUser, maxGpusPerUser, maxSessionsPerUser, maxMemoryPerUser } = deps.config;
+    const maxMemory = maxMemoryPerUser ? bytesOf(maxMemoryPerUser, deps.node.memoryBytes) : Infinity;
+    this.state = initialClaims({ maxQueued: maxQueuedPerUser, maxGpus: maxGpusPerUser ?? Infinity, maxSessions: maxSessionsPerUser, maxMemory });
     this.places = new PlaceWriter(deps.places);
   }
 
@@ -140,7 +142,7 @@ export class SessionManager {
   }
 
   /** Waits (in the queue when it must) for the state machine to grant `count` GPUs. Abort withdraws the request. */
-  claim(sessionId: string, request: { uid: number; count: number; noWait: boolean; place?: string }, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
+  claim(sessionId: string, request: { uid: number; count: number; noWait: boolean; memory?: number; place?: string }, emit: (e: CreateEvent) => void, signal: AbortSignal): Promise<string[]> {
     const { count } = request;
     return new Promise<string[]>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError } from "../errors.ts";
+import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
+import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
@@ -17,6 +18,8 @@ export interface ServerOptions {
   releasesDir: string | null;
   now?: () => number;
   log: (line: string) => void;
+  /** Failed token attempts (default `attemptLimits`). */
+  attempts?: AttemptLimits;
 }
 
 const cookieName = "beaker_session";
@@ -40,45 +43,70 @@ function secureCookie(req: Request): string {
   return https ? "; Secure" : "";
 }
 
-/** The request handler: `/api/v1` (JSON, bearer tokens), web pages (cookie), `/releases/` (static files). */
-export function createHandler(options: ServerOptions): (req: Request) => Promise<Response> {
+/** What the handler asks of Bun's server: the address a request's connection comes from. */
+export interface Peers {
+  requestIP(req: Request): { address: string } | null;
+}
+
+/**
+ * The request handler: `/api/v1` (JSON, bearer tokens), web pages (cookie), `/releases/` (static files); Bun.serve's
+ * `fetch` as it is. Failed token attempts count by the connection's address (`peers`), never by a header a client
+ * could write.
+ */
+export function createHandler(options: ServerOptions): (req: Request, peers?: Peers) => Promise<Response> {
   const { store, log } = options;
   const now = options.now ?? Date.now;
+  const attempts = new TokenAttempts(options.attempts ?? attemptLimits, now, log);
 
-  async function principal(req: Request): Promise<Principal> {
+  /** Throws when this address (or the token's id) has failed too often to have a token looked up now. */
+  function mayTry(token: string, from: string): void {
+    const wait = attempts.refusal(from, token);
+    if (wait !== null) throw new TooManyAttemptsError(`too many failed token attempts; try again in ${wait} s`, wait);
+  }
+
+  /** A presented token checked with the store, within the limits on failed attempts. */
+  async function authenticate(token: string, from: string): Promise<Principal | null> {
+    mayTry(token, from);
+    const who = await store.authenticate(token);
+    if (who) attempts.succeeded(token);
+    else attempts.failed(from, token);
+    return who;
+  }
+
+  async function principal(req: Request, from: string): Promise<Principal> {
     const token = bearer(req);
     if (!token) throw new AuthError("this needs a Beaker token: send 'Authorization: Bearer <token>'");
-    const who = await store.authenticate(token);
+    const who = await authenticate(token, from);
     if (!who) throw new AuthError("the token is not valid (unknown, revoked, or mistyped)");
     return who;
   }
 
-  async function user(req: Request): Promise<User> {
-    const who = await principal(req);
+  async function user(req: Request, from: string): Promise<User> {
+    const who = await principal(req, from);
     if (who.kind !== "user") throw new ForbiddenError("a node token cannot do this; use a user token");
     return who;
   }
 
-  async function api(req: Request, path: string, url: URL): Promise<Response> {
+  async function api(req: Request, path: string, url: URL, from: string): Promise<Response> {
     const method = req.method;
     if (path === "/health") return Response.json({ ok: true, version: buildInfo.version });
-    if (path === "/whoami" && method === "GET") return Response.json((await user(req)).user);
+    if (path === "/whoami" && method === "GET") return Response.json((await user(req, from)).user);
     if (path === "/account/token/rotate" && method === "POST") {
-      const rotated = await store.rotateToken(await user(req));
+      const rotated = await store.rotateToken(await user(req, from));
       return Response.json({ token: rotated.token });
     }
     if (path === "/clusters" && method === "GET") {
-      await user(req);
+      await user(req, from);
       return Response.json(await store.listClusters());
     }
     const clusterNodes = /^\/clusters\/([^/]+)\/nodes$/.exec(path);
     if (clusterNodes && method === "GET") {
-      await user(req);
+      await user(req, from);
       const name = decodeURIComponent(clusterNodes[1]!);
       return Response.json(url.searchParams.get("placement") === "1" ? await store.listPlacement(name) : await store.listNodes(name));
     }
     if (path === "/nodes" && method === "GET") {
-      await user(req);
+      await user(req, from);
       return Response.json(await store.listNodes());
     }
     const heartbeat = /^\/nodes\/([^/]+)\/heartbeat$/.exec(path);
@@ -88,19 +116,22 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
       // The digest of the body as sent: a node whose report has not changed costs one statement, nothing parsed.
       const digest = createHash("sha256").update(text).digest("hex");
       const token = bearer(req);
+      if (token) mayTry(token, from);
       const touched = token ? await store.touchNode(hostname, token, digest) : null;
+      // Remembered as good: a user spraying bad tokens from this node's address does not cut the node off.
+      if (touched && token) attempts.succeeded(token);
       if (touched?.unchanged) return Response.json(touched);
       if (!touched) {
-        const who = await principal(req);
+        const who = await principal(req, from);
         if (who.kind !== "node") throw new ForbiddenError("only a node token may report a node");
         if (who.hostname !== hostname) throw new ForbiddenError(`this token reports for node ${who.hostname} only`);
       }
       return Response.json(await store.heartbeat(hostname, validate<Heartbeat>(parseJson(text), heartbeatShape), digest));
     }
     const node = /^\/nodes\/([^/]+)$/.exec(path);
-    if (node && method === "GET") return Response.json(await store.getNode(decodeURIComponent(node[1]!), (await user(req)).user));
+    if (node && method === "GET") return Response.json(await store.getNode(decodeURIComponent(node[1]!), (await user(req, from)).user));
     if (path === "/sessions" && method === "GET") {
-      const viewer = await user(req);
+      const viewer = await user(req, from);
       const cluster = url.searchParams.get("cluster") ?? undefined;
       const hostname = url.searchParams.get("node") ?? undefined;
       return Response.json(await store.listSessions(viewer.user, { cluster, node: hostname }));
@@ -108,13 +139,13 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
     throw new NotFoundError(`no route ${method} /api/v1${path}`);
   }
 
-  async function web(req: Request, path: string): Promise<Response> {
+  async function web(req: Request, path: string, from: string): Promise<Response> {
     if (path === "/login" && req.method === "GET") return loginPage(null);
     if (path === "/login" && req.method === "POST") {
       const text = await req.text();
       if (text.length > 4096) throw new BodyTooLargeError(4096);
       const token = new URLSearchParams(text).get("token") ?? "";
-      const who = await store.authenticate(token);
+      const who = await authenticate(token, from);
       if (!who || who.kind !== "user") {
         const res = loginPage("That token is not valid. Check it, or ask your admin for a new one.");
         return new Response(res.body, { status: 401, headers: res.headers });
@@ -155,22 +186,24 @@ export function createHandler(options: ServerOptions): (req: Request) => Promise
     return new Response(Bun.file(file));
   }
 
-  return async (req) => {
+  return async (req, peers) => {
+    const from = peers?.requestIP(req)?.address ?? "unknown";
     const url = new URL(req.url);
     const path = url.pathname;
     const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
     try {
-      if (isApi) return await api(req, path.slice("/api/v1".length), url);
+      if (isApi) return await api(req, path.slice("/api/v1".length), url, from);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
-      return await web(req, path);
+      return await web(req, path, from);
     } catch (err) {
       const code = errorCodeOf(err);
       const status = httpStatusOf(err);
       if (status === 500) log(`${req.method} ${path}: ${errorMessage(err)}`);
       const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
-      if (isApi || path.startsWith("/releases/")) return Response.json({ error: { code, message } }, { status });
+      const retry = err instanceof TooManyAttemptsError ? { "retry-after": String(err.retryAfterSeconds) } : {};
+      if (isApi || path.startsWith("/releases/")) return Response.json({ error: { code, message } }, { status, headers: retry });
       const res = page("Error", null, html`<h1>${status === 404 ? "Not found" : "Error"}</h1><p class="error">${message}</p><p><a href="/">Back</a></p>`);
-      return new Response(res.body, { status, headers: res.headers });
+      return new Response(res.body, { status, headers: { ...Object.fromEntries(res.headers), ...retry } });
     }
   };
 }

@@ -11,6 +11,7 @@ import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../src/e
 import type { ClaimEffect, ClaimEvent, Place } from "../../src/executor/claims.ts";
 import type { PlaceStore } from "../../src/executor/queue-file.ts";
 import { RestartingError } from "../../src/errors.ts";
+import { overCaps } from "./caps.ts";
 import { OrderCheck } from "./order.ts";
 import { FakeEngine, FakeGpus, Scheduler, type Faults } from "./world.ts";
 
@@ -107,7 +108,10 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
   const config: Partial<ExecutorConfig> = {
     queueGrace: graceMs / 1000,
     ...(sim.chance(0.3) ? { maxQueuedPerUser: sim.int(1, 4), maxGpusPerUser: sim.int(1, nodeGpus) } : {}),
+    ...(sim.chance(0.5) ? { maxSessionsPerUser: sim.int(1, 4), maxMemoryPerUser: { bytes: sim.int(1, 4) * 8 * 1024 ** 3 } } : {}),
   };
+  const memoryOf = (m: ExecutorConfig["maxMemoryPerUser"] | undefined) => (m && "bytes" in m ? m.bytes : Infinity);
+  const caps = { maxSessions: config.maxSessionsPerUser ?? 16, maxMemory: memoryOf(config.maxMemoryPerUser) };
   const gpus = new FakeGpus(nodeGpus);
   const stats = { creates: 0, sessions: 0, crashes: 0, steps: 0, returns: 0, kept: 0 };
   let saved: Place[] = [];
@@ -175,6 +179,8 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
         holder.set(uuid, c.sessionId);
       }
     }
+    const over = overCaps(engine.running(), caps);
+    if (over) violation(over);
     if (!manager || options.observableOnly) return;
     const overlap = manager.holdsOverlap?.() ?? null;
     if (overlap) violation(overlap);
@@ -215,7 +221,7 @@ export async function runSeed(seed: number, factory: ManagerFactory, options: Si
       image: "img",
       name: null,
       cpus: null,
-      memory: null,
+      memory: [null, "4g", "8g", "16g"][sim.int(0, 3)]!,
       sharedMemory: null,
       ports: [],
       env: [],

@@ -39,3 +39,14 @@ test(replay ? `simulation: seed ${replay}` : `simulation: ${seeds} seeds, no inv
   }
   expect(failures).toEqual([]);
 }, 300_000);
+
+test("the caps invariant catches a rule that lets a user have one session more than the cap", async () => {
+  // The machine is handed the cap plus one (as an off-by-one comparison would); the world checks the configured cap.
+  const offByOne = (env: Parameters<typeof simManager>[0]) => simManager({ ...env, config: { ...env.config, maxSessionsPerUser: (env.config.maxSessionsPerUser ?? 16) + 1 } });
+  const caught: number[] = [];
+  for (let seed = 1; seed <= 200 && caught.length === 0; seed++) {
+    const result = await runSeed(seed, offByOne, { stateDir });
+    if (result.violation?.includes("over the cap")) caught.push(seed);
+  }
+  expect(caught.length).toBeGreaterThan(0);
+}, 300_000);

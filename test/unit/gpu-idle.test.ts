@@ -157,8 +157,8 @@ describe("planGpuUse: warnings and stops due at a time", () => {
   });
 });
 
-const hold = (gpus: string[], stage: Hold["stage"] = "confirmed"): Hold => ({ uid: 1, gpus, stage, epoch: 1 });
-const wait = (sessionId: string, count: number): Waiting => ({ sessionId, uid: 2, count, noWait: false, told: 0 });
+const hold = (gpus: string[], stage: Hold["stage"] = "confirmed"): Hold => ({ uid: 1, gpus, stage, epoch: 1, memory: 0 });
+const wait = (sessionId: string, count: number): Waiting => ({ sessionId, uid: 2, count, noWait: false, memory: 0, told: 0 });
 
 describe("queueBounds: when a waiting request's GPUs are certain to be free", () => {
   const usable = ["g0", "g1", "g2", "g3"];

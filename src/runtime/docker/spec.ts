@@ -159,6 +159,8 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
       ...(input.account ? { "beaker.account": input.account } : {}),
       ...(input.slurmJob ? { "beaker.slurm.job": input.slurmJob } : {}),
       ...(input.timeLimit ? { "beaker.time-limit": String(input.timeLimit) } : {}),
+      // What it is allowed, so a restarted executor counts it against its user's maxMemoryPerUser.
+      ...(input.memoryBytes ? { "beaker.memory": String(input.memoryBytes) } : {}),
       ...(holder ? { [netnsHolderLabel]: holder } : {}),
     },
     HostConfig: {
