@@ -12,7 +12,7 @@ import { Tmux } from "../tmux.ts";
 
 const node = testNodeName(import.meta.file);
 const graceSeconds = 8;
-const executor = new TestExecutor({ nodeName: node, extra: `queueGrace: ${graceSeconds}\nmaxQueuedPerUser: 32\n` });
+const executor = new TestExecutor({ nodeName: node, extra: `queueGrace: ${graceSeconds}\nmaxQueuedPerUser: 32\nmaxSessionsPerUser: 32\n` });
 
 beforeAll(() => executor.start());
 afterAll(() => executor.cleanup());
