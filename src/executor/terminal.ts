@@ -9,10 +9,11 @@ import { pidsInContainers } from "../gpu/usable.ts";
 import { traceNow, type TracePoint } from "../util/trace.ts";
 import type { LiveSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
+import type { SessionRef } from "./lookup.ts";
 
 export interface TerminalData {
   uid: number;
-  sessionRef: string;
+  sessionRef: SessionRef;
   /** attach: the session's own terminal; exec: a new process in it. */
   mode: "attach" | "exec";
   start: boolean;
