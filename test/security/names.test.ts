@@ -10,8 +10,9 @@ import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { otherUser, TestExecutor, testUser } from "../executor-harness.ts";
-import { eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
-import { uidOf } from "./harness.ts";
+import { eventually, removeDir, tempDir, testNodeName, within } from "../harness.ts";
+import { sshServerCommand } from "../../src/ssh/host.ts";
+import { terminalSocket, uidOf } from "./harness.ts";
 
 const node = testNodeName(import.meta.file);
 const executor = new TestExecutor({ nodeName: node });
@@ -130,6 +131,15 @@ describe("what Beaker sends and starts in a session", () => {
       code: 4,
       stderr: `beaker: session dev (${victimId}) belongs to ${otherUser}: 'beaker session proxy' opens only your own sessions`,
     });
+  });
+
+  test("the executor starts Beaker's ssh-server for root in another user's session by full ID: never", async () => {
+    const before = seen();
+    const ws = await terminalSocket(executor, 0, `/v1/sessions/${victimId}/exec?cmd=${encodeURIComponent(JSON.stringify(sshServerCommand))}`);
+    const first = await within(new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(String(e.data)))), 10_000, "the executor's first message on the exec socket", seen);
+    ws.close();
+    expect(JSON.parse(first)).toEqual({ type: "error", code: "forbidden", message: `Beaker's SSH server runs only in your own sessions: dev is ${otherUser}'s` });
+    expect(seen()).toBe(before);
   });
 
   test("the ssh-server Beaker starts in the session has none of the session's loader or interpreter variables", async () => {
