@@ -18,6 +18,8 @@ export const nodeOption = { flags: "--node <host>", description: "The node the s
 export interface WhereFlags {
   cluster?: string | undefined;
   node?: string | undefined;
+  /** `--user U` (root): acts on this node's sessions only. */
+  user?: string | undefined;
 }
 
 /** `--cluster`, else the user's `default_cluster`; null when neither. */
@@ -52,6 +54,7 @@ export async function locateSession(
   const health = await factory.executor().health();
   if (node) {
     if (health?.node === node) return { kind: "local", session: await resolveLocal(factory, ref) };
+    checkUserHere(flags);
     return { kind: "remote", node, ref, cluster };
   }
   if (!health && !cluster && !isNodeMachine(factory.env)) throw noClusterHere();
@@ -62,8 +65,14 @@ export async function locateSession(
       if (!(err instanceof NotFoundError) || !cluster) throw err;
     }
   }
+  checkUserHere(flags);
   const found = await findSessionNode(await factory.server(), { cluster: cluster!, ref });
   return { kind: "remote", node: found.node, ref: found.id, cluster };
+}
+
+/** `--user` names a user of this node: another node's sessions are reached as yourself. */
+function checkUserHere(flags: WhereFlags): void {
+  if (flags.user !== undefined) throw new UsageError("--user acts on this node's sessions only: run the command on the session's node");
 }
 
 export function remoteContext(factory: Factory, dir: string): RemoteContext {

@@ -30,6 +30,7 @@ import { queueFile } from "./queue-file.ts";
 import { loadTicketKey, TicketBook } from "./tickets.ts";
 import type { ServerWebSocket } from "bun";
 import { UserDirectory } from "./users.ts";
+import type { SessionRef } from "./lookup.ts";
 
 function errorResponse(err: unknown): Response {
   return Response.json({ error: { code: errorCodeOf(err), message: errorMessage(err) } }, { status: httpStatusOf(err) });
@@ -78,8 +79,8 @@ async function readJson(req: Request): Promise<unknown> {
   }
 }
 
-/** A session reference from a URL: an ID, a prefix or a name, nothing else. */
-function sessionRef(raw: string): string {
+/** A session reference from a URL: an ID, a prefix or a name, nothing else; `?user=U` looks among U's sessions. */
+function sessionRef(raw: string, query: URLSearchParams): SessionRef {
   let ref: string;
   try {
     ref = decodeURIComponent(raw);
@@ -87,7 +88,9 @@ function sessionRef(raw: string): string {
     throw new UsageError("bad session reference");
   }
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(ref)) throw new UsageError("a session is named by its ID or name");
-  return ref;
+  const user = query.get("user");
+  if (user !== null && !/^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}\$?$/.test(user)) throw new UsageError("user must be a user name");
+  return { ref, user };
 }
 
 /**
@@ -212,7 +215,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
         const traceAsked = req.headers.get(traceHeader) === "1";
         const terminal = /^\/v1\/sessions\/([^/]+)\/(attach|exec)$/.exec(path);
         if (terminal && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
-          const data: TerminalData = { uid, sessionRef: sessionRef(terminal[1]!), mode: terminal[2] as "attach" | "exec", ...parseTerminalQuery(url.searchParams), trace: traceAsked };
+          const data: TerminalData = { uid, sessionRef: sessionRef(terminal[1]!, url.searchParams), mode: terminal[2] as "attach" | "exec", ...parseTerminalQuery(url.searchParams), trace: traceAsked };
           // Errors (not yours, not running) go over the socket as a control message, where the CLI reads them.
           if (srv.upgrade(req, { data })) return undefined;
           throw new UsageError("expected a WebSocket upgrade");
@@ -242,16 +245,16 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
           return createStream(uid, account, body, req.signal, { trace, send: traceAsked });
         }
         const one = /^\/v1\/sessions\/([^/]+)(\/stop)?$/.exec(path);
-        if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, sessionRef(one[1]!)));
+        if (one && !one[2] && req.method === "GET") return Response.json(await manager.describe(uid, sessionRef(one[1]!, url.searchParams)));
         if (one && one[2] && req.method === "POST") {
           srv.timeout(req, 0);
           const { timeout } = parseStopRequest(await readJson(req));
-          return Response.json(await manager.stop(uid, sessionRef(one[1]!), timeout));
+          return Response.json(await manager.stop(uid, sessionRef(one[1]!, url.searchParams), timeout));
         }
         const keep = /^\/v1\/sessions\/([^/]+)\/keep$/.exec(path);
         if (keep && req.method === "POST") {
           const { seconds } = parseKeepRequest(await readJson(req));
-          return Response.json(viewOf(manager, gpuUse.keep(uid, sessionRef(keep[1]!), seconds)));
+          return Response.json(viewOf(manager, gpuUse.keep(uid, sessionRef(keep[1]!, url.searchParams), seconds)));
         }
         return Response.json({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }, { status: 404 });
       } catch (err) {

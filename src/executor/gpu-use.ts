@@ -14,6 +14,7 @@ import { freeGpus } from "./claims.ts";
 import { GpuHistory } from "./gpu-history.ts";
 import { idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "./idle.ts";
 import { queueBounds } from "./queue-eta.ts";
+import type { SessionRef } from "./lookup.ts";
 import type { LiveSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
 import { stopLive } from "./stop.ts";
@@ -273,7 +274,7 @@ export class GpuUseMonitor {
    * `session keep --for`: the session is not stopped for idle GPUs before now + `seconds` (never past its time limit,
    * which still applies). Once per idle run: a second keep while the same run lasts is refused.
    */
-  keep(uid: number, ref: string, seconds: number): SessionInfo {
+  keep(uid: number, ref: SessionRef, seconds: number): SessionInfo {
     const session = this.m.find(uid, ref);
     const { info } = session;
     const { config, clock, log } = this.m.deps;

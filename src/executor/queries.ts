@@ -1,6 +1,6 @@
 import { ConflictError } from "../errors.ts";
 import type { SessionDetails, SessionInfo, SessionUse, SessionView } from "./api-types.ts";
-import { resolveRef } from "./lookup.ts";
+import { resolveRef, type SessionRef } from "./lookup.ts";
 import type { LiveSession, PendingSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
 
@@ -33,10 +33,10 @@ export function currentSessions(m: SessionManager): Array<LiveSession | PendingS
 }
 
 /**
- * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Only the
- * caller's own unless root; someone else's is "not found", like one that does not exist.
+ * Resolves an ID, a unique ID prefix, or a name to a session: running, waiting, or finished (newest first). Names and
+ * prefixes find only the caller's own (root's too; root gives a full ID or `user`); someone else's is "not found".
  */
-export function resolveSession(m: SessionManager, uid: number, ref: string): Resolved {
+export function resolveSession(m: SessionManager, uid: number, ref: SessionRef): Resolved {
   const candidates: Resolved[] = [
     ...[...m.sessions.values()].map((session) => ({ kind: "live" as const, session })),
     ...[...m.pending.values()].map((pending) => ({ kind: "pending" as const, pending })),
@@ -54,7 +54,7 @@ export function ownSession(m: SessionManager, uid: number, id: string): SessionI
   return info && info.uid === uid ? snapshot(info) : null;
 }
 
-export function findLive(m: SessionManager, uid: number, ref: string): LiveSession {
+export function findLive(m: SessionManager, uid: number, ref: SessionRef): LiveSession {
   const found = resolveSession(m, uid, ref);
   if (found.kind === "live") return found.session;
   if (found.kind === "pending") throw new ConflictError(`session ${found.pending.info.name} has not started yet (${found.pending.info.status})`);
@@ -74,7 +74,7 @@ export function listSessions(m: SessionManager, uid: number, all: boolean): Sess
 }
 
 /** Everything about one session, with its GPUs' indexes and names from the current inventory. */
-export async function describeSession(m: SessionManager, uid: number, ref: string): Promise<SessionDetails> {
+export async function describeSession(m: SessionManager, uid: number, ref: SessionRef): Promise<SessionDetails> {
   const info = infoOf(resolveSession(m, uid, ref));
   const inventory = await m.deps.inventory.get();
   const devices = info.gpus.map((uuid) => {

@@ -11,6 +11,7 @@ import { usableGpus } from "../gpu/usable.ts";
 import type { LiveSession, PendingSession, SessionDeps } from "./session-types.ts";
 import type { GpuUseMonitor } from "./gpu-use.ts";
 import { currentSessions, describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
+import type { SessionRef } from "./lookup.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
 import { PlaceWriter } from "./queue-file.ts";
@@ -285,12 +286,12 @@ export class SessionManager {
     return usableGpus(await this.deps.inventory.get(), this.containerIds()).foreign;
   }
 
-  resolve(uid: number, ref: string): Resolved {
+  resolve(uid: number, ref: SessionRef): Resolved {
     return resolveSession(this, uid, ref);
   }
 
   /** A running (or starting) session to attach to, exec in or stop; a clear line for one that is not. */
-  find(uid: number, ref: string): LiveSession {
+  find(uid: number, ref: SessionRef): LiveSession {
     return findLive(this, uid, ref);
   }
 
@@ -303,7 +304,7 @@ export class SessionManager {
     return listSessions(this, uid, all);
   }
 
-  describe(uid: number, ref: string): Promise<SessionDetails> {
+  describe(uid: number, ref: SessionRef): Promise<SessionDetails> {
     return describeSession(this, uid, ref);
   }
 
@@ -321,7 +322,7 @@ export class SessionManager {
     stopIdleSessions(this);
   }
 
-  stop(uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+  stop(uid: number, ref: SessionRef, timeoutSeconds: number): Promise<SessionInfo> {
     return stopSessionRef(this, uid, ref, timeoutSeconds);
   }
 }

@@ -1,12 +1,13 @@
 import { ConflictError } from "../errors.ts";
 import { dockerMessage } from "../runtime/docker/errors.ts";
 import type { SessionInfo } from "./api-types.ts";
+import type { SessionRef } from "./lookup.ts";
 import { infoOf, resolveSession } from "./queries.ts";
 import type { ExitReason, LiveSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
 
 /** Stops a session by reference: a queued or starting request is withdrawn, a running one stopped. */
-export async function stopSessionRef(m: SessionManager, uid: number, ref: string, timeoutSeconds: number): Promise<SessionInfo> {
+export async function stopSessionRef(m: SessionManager, uid: number, ref: SessionRef, timeoutSeconds: number): Promise<SessionInfo> {
   const found = resolveSession(m, uid, ref);
   const target = infoOf(found);
   const reason: ExitReason = uid === 0 && target.uid !== 0 ? "stopped by admin" : "stopped by user";

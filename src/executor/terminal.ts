@@ -2,7 +2,8 @@ import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
 import type { DockerEngine } from "../runtime/docker/engine.ts";
 import { dockerMessage, dockerStatus } from "../runtime/docker/errors.ts";
-import { ConflictError, errorCodeOf, errorMessage } from "../errors.ts";
+import { ConflictError, errorCodeOf, errorMessage, ForbiddenError } from "../errors.ts";
+import { isBeakerHelper, planHelperEnv } from "./helper-env.ts";
 import { streamTag, type ServerControl } from "./api-types.ts";
 import { parseControl } from "./validate.ts";
 import { pidsInContainers } from "../gpu/usable.ts";
@@ -11,10 +12,11 @@ import type { LiveSession } from "./session-types.ts";
 import type { SessionManager } from "./sessions.ts";
 import { OutputFlow, TerminalControls, terminalLimits } from "./terminal-flow.ts";
 import type { PerUserCap } from "./user-caps.ts";
+import type { SessionRef } from "./lookup.ts";
 
 export interface TerminalData {
   uid: number;
-  sessionRef: string;
+  sessionRef: SessionRef;
   /** attach: the session's own terminal; exec: a new process in it. */
   mode: "attach" | "exec";
   start: boolean;
@@ -173,7 +175,11 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
   let command = ws.data.command;
   if (command.length === 0) command = (await engine.pathExists(id, "/bin/bash")) ? ["bash", "-l"] : ["sh", "-l"];
   // Docker's GPU driver sets NVIDIA_VISIBLE_DEVICES for the main process only; an exec'd one sees the same GPUs.
-  const env = [`NVIDIA_VISIBLE_DEVICES=${session.info.gpus.join(",") || "void"}`, ...(tty && ws.data.term ? [`TERM=${ws.data.term}`] : [])];
+  const gpus = `NVIDIA_VISIBLE_DEVICES=${session.info.gpus.join(",") || "void"}`;
+  const helper = isBeakerHelper(command);
+  // The SSH server gets the caller's host key on stdin: only ever in the caller's own session (the proxy checks too).
+  if (helper && session.info.uid !== ws.data.uid) throw new ForbiddenError(`Beaker's SSH server runs only in your own sessions: ${session.info.name} is ${session.info.user}'s`);
+  const env = helper ? planHelperEnv(await engine.configEnv(id), [gpus]) : [gpus, ...(tty && ws.data.term ? [`TERM=${ws.data.term}`] : [])];
   const { cols, rows } = ws.data;
   // Docker before 23 cannot start an exec at a size, and a quick command would run before the resize lands: set the
   // size from inside, then exec the command itself (same argv, same PID).
@@ -183,7 +189,7 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
       : command;
   let exec;
   try {
-    exec = await engine.exec(id, sized, tty, env, tty && cols > 0 && rows > 0 ? [rows, cols] : null);
+    exec = await engine.exec(id, sized, { tty, env, size: tty && cols > 0 && rows > 0 ? [rows, cols] : null, ...(helper ? { workdir: "/" } : {}) });
   } catch (err) {
     throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
   }

@@ -44,11 +44,11 @@ export function matchSession(sessions: ClusterSession[], query: SessionQuery): C
 
 /**
  * The caller's session that `query` means and the node it is on, from the server. An admin sees everyone's sessions
- * there; only their own are considered.
+ * there; only their own are considered, even where every session listed is one other user's.
  */
-export async function findSessionNode(server: ServerClient, query: SessionQuery): Promise<ClusterSession> {
+export async function findSessionNode(server: Pick<ServerClient, "sessions" | "whoami">, query: SessionQuery): Promise<ClusterSession> {
   let sessions = await server.sessions(query.cluster);
-  if (new Set(sessions.map((s) => s.user)).size > 1) {
+  if (sessions.length > 0) {
     const me = (await server.whoami()).name;
     sessions = sessions.filter((s) => s.user === me);
   }

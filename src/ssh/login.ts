@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { reservedEnv } from "../runtime/docker/spec.ts";
+import { sessionEnvVar } from "./host.ts";
 
 /** Who the SSH server runs as inside the session, and what it starts for them. */
 export interface LoginUser {
@@ -64,6 +65,25 @@ export interface ChildEnvInput {
   /** Variables the client sent. */
   sent: Record<string, string>;
   agentSocket: string | null;
+}
+
+/**
+ * The session's environment, for the programs the SSH server starts: what the executor passed as data in
+ * BEAKER_SESSION_ENV over Docker's HOSTNAME and PATH; without it (an older executor), the server's own. Pure.
+ */
+export function sessionEnvOf(own: Record<string, string | undefined>): Record<string, string | undefined> {
+  const { [sessionEnvVar]: passed, ...rest } = own;
+  let list: unknown = null;
+  try {
+    list = passed === undefined ? null : JSON.parse(passed);
+  } catch {}
+  if (!Array.isArray(list)) return rest;
+  const env: Record<string, string | undefined> = { HOSTNAME: rest.HOSTNAME, PATH: rest.PATH };
+  for (const entry of list) {
+    const at = typeof entry === "string" ? entry.indexOf("=") : -1;
+    if (at > 0) env[(entry as string).slice(0, at)] = (entry as string).slice(at + 1);
+  }
+  return env;
 }
 
 /** The environment of a shell or command: the session's own, the user's login variables, what the client sent. Pure. */

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { ServerChannel, Session } from "ssh2";
-import { buildChildEnv, acceptsEnv, planProcess, type LoginUser } from "./login.ts";
+import { buildChildEnv, acceptsEnv, planProcess, sessionEnvOf, type LoginUser } from "./login.ts";
 import { serveSftp } from "./sftp.ts";
 
 /** What a session channel needs from its connection. */
@@ -88,7 +88,7 @@ export function handleSession(session: Session, ctx: SessionContext): void {
       return finisher(channel)(127, null);
     }
     const agentSocket = await (agent ?? Promise.resolve(null)).catch(() => null);
-    const env = buildChildEnv(process.env, { user: ctx.user, term: pty?.term ?? null, sent, agentSocket });
+    const env = buildChildEnv(sessionEnvOf(process.env), { user: ctx.user, term: pty?.term ?? null, sent, agentSocket });
     running = pty ? runOnTerminal(channel, plan.argv, env, ctx, pty) : runWithPipes(channel, plan.argv, env, ctx);
   };
   session.on("shell", (accept) => void start(accept(), null));

@@ -4,6 +4,7 @@ import type { SessionInfo } from "../../src/executor/api-types.ts";
 import { drainExecutor } from "../../src/executor/drain.ts";
 import { SessionManager } from "../../src/executor/sessions.ts";
 import { TicketBook } from "../../src/executor/tickets.ts";
+import { ownRef } from "../../src/executor/lookup.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
 import type { Clock } from "../../src/util/clock.ts";
 import type { SimEnv, SimManager } from "./driver.ts";
@@ -63,7 +64,7 @@ export function simManager(env: SimEnv): SimManager {
   });
   return {
     create: (uid, req, emit, signal) => manager.create(uid, req, emit, signal),
-    stop: (uid, ref, timeout) => manager.stop(uid, ref, timeout),
+    stop: (uid, ref, timeout) => manager.stop(uid, ownRef(ref), timeout),
     reconcile: () => manager.reconcile(),
     restoreQueue: () => manager.restoreQueue(),
     drain: () => drainExecutor(manager, []),

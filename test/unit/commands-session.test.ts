@@ -206,3 +206,46 @@ describe("session describe", () => {
     expect(r.error?.message).toBe("no route GET /v1/sessions/nope");
   });
 });
+
+describe("--user on the verbs that name a session", () => {
+  const bob = session({ id: "b0b0b0b0b0b0", name: "dev", user: "bob", uid: 1001 });
+
+  test("describe NAME --user U asks the executor for U's session of that name", async () => {
+    const ex = withExecutor((call) => (call.path === "/v1/sessions/dev?user=bob" ? { ...bob, devices: [] } : undefined));
+    const r = await run(["session", "describe", "dev", "--user", "bob", "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).id).toBe(bob.id);
+    expect(ex.calls.map((c) => c.path)).toEqual(["/v1/sessions/dev?user=bob"]);
+  });
+
+  test("stop --user U with no ID: U's only running session among everyone's, then stopped by its full ID", async () => {
+    const listed = [session(), session({ id: "b0b0b0b0b0b1", name: "old", user: "bob", uid: 1001, status: "exited" }), bob];
+    const ex = withExecutor((call) => {
+      if (call.path === "/v1/sessions?all=1") return listed;
+      if (call.path === `/v1/sessions/${bob.id}?user=bob`) return { ...bob, devices: [] };
+      if (call.path === `/v1/sessions/${bob.id}/stop`) return { ...bob, status: "exited" };
+      return undefined;
+    });
+    const r = await run(["session", "stop", "--user", "bob"]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: `stopped session dev (${bob.id})\n` });
+    expect(ex.calls.map((c) => `${c.method} ${c.path}`)).toEqual(["GET /v1/sessions?all=1", `GET /v1/sessions/${bob.id}?user=bob`, `POST /v1/sessions/${bob.id}/stop`]);
+  });
+
+  test("--user U with no ID and none of U's running: exit 5", async () => {
+    withExecutor((call) => (call.path === "/v1/sessions?all=1" ? [session()] : undefined));
+    const r = await run(["session", "keep", "--user", "bob", "--for", "1h"]);
+    expect({ code: r.code, message: r.error?.message }).toEqual({ code: 5, message: "no running sessions of bob on this node" });
+  });
+
+  test("without --user a name goes to the executor bare (the caller's own sessions)", async () => {
+    const ex = withExecutor((call) => (call.path === "/v1/sessions/dev" ? { ...session({ name: "dev" }), devices: [] } : undefined));
+    expect((await run(["session", "describe", "dev", "--json"])).code).toBe(0);
+    expect(ex.calls.map((c) => c.path)).toEqual(["/v1/sessions/dev"]);
+  });
+
+  test("--user with a session on another node is refused: another node's sessions are reached as yourself", async () => {
+    withExecutor(() => undefined);
+    const r = await run(["session", "describe", "dev", "--user", "bob", "--node", "gpu-9"]);
+    expect({ code: r.code, message: r.error?.message }).toEqual({ code: 2, message: "--user acts on this node's sessions only: run the command on the session's node" });
+  });
+});

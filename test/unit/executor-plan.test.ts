@@ -199,19 +199,50 @@ describe("caller proofs", () => {
 });
 
 describe("resolveRef", () => {
-  const info = (id: string, name: string, uid: number) => ({ id, name, uid }) as unknown as import("../../src/executor/api-types.ts").SessionInfo;
-  const sessions = [info("abc123", "train", 1000), info("abd999", "eval", 1000), info("ff0000", "theirs", 1001), info("abc123old", "train", 1000)];
-  const resolve = (uid: number, ref: string) => resolveRef(sessions, (s) => s, uid, ref).id;
+  const info = (id: string, name: string, uid: number, user: string) => ({ id, name, uid, user }) as unknown as import("../../src/executor/api-types.ts").SessionInfo;
+  const sessions = [
+    info("abc123", "train", 1000, "ann"),
+    info("abd999", "eval", 1000, "ann"),
+    info("ff0000", "theirs", 1001, "bob"),
+    info("abc123old", "train", 1000, "ann"),
+    info("ee0000", "dev", 1001, "bob"),
+    info("ee1111", "dev", 0, "root"),
+  ];
+  const resolve = (uid: number, ref: string, user: string | null = null) => resolveRef(sessions, (s) => s, uid, { ref, user }).id;
   test("by exact ID, by name (the first listed wins), by unique prefix", () => {
     expect(resolve(1000, "abd999")).toBe("abd999");
     expect(resolve(1000, "train")).toBe("abc123");
     expect(resolve(1000, "abd")).toBe("abd999");
   });
-  test("an ambiguous prefix is a usage error; someone else's is not found, like a missing one; root sees all", () => {
+  test("an ambiguous prefix is a usage error; someone else's is not found, like a missing one", () => {
     expect(() => resolve(1000, "ab")).toThrow(/"ab" matches 3 sessions; give more of the ID/);
     expect(() => resolve(1000, "ff")).toThrow(new NotFoundError("no session ff of yours on this node"));
+    expect(() => resolve(1000, "ff0000")).toThrow(new NotFoundError("no session ff0000 of yours on this node"));
     expect(() => resolve(1000, "theirs")).toThrow(new NotFoundError("no session theirs of yours on this node"));
     expect(() => resolve(1000, "zz")).toThrow(new NotFoundError("no session zz of yours on this node"));
-    expect(resolve(0, "theirs")).toBe("ff0000");
+  });
+  test("root's names and prefixes find only root's own sessions, even where another user's is older", () => {
+    expect(resolve(0, "dev")).toBe("ee1111");
+    expect(resolve(0, "ee")).toBe("ee1111");
+    expect(() => resolve(0, "theirs")).toThrow(new NotFoundError("no session theirs of yours on this node"));
+    expect(() => resolve(0, "ff")).toThrow(new NotFoundError("no session ff of yours on this node"));
+    expect(() => resolve(0, "train")).toThrow(new NotFoundError("no session train of yours on this node"));
+  });
+  test("root reaches another user's session by its full ID, or by name and prefix with --user", () => {
+    expect(resolve(0, "ff0000")).toBe("ff0000");
+    expect(resolve(0, "dev", "bob")).toBe("ee0000");
+    expect(resolve(0, "train", "ann")).toBe("abc123");
+    expect(resolve(0, "abd", "ann")).toBe("abd999");
+    expect(() => resolve(0, "ab", "ann")).toThrow(/"ab" matches 3 sessions/);
+    // --user U looks among U's sessions only, full IDs included.
+    expect(() => resolve(0, "ee1111", "bob")).toThrow(new NotFoundError("no session ee1111 of bob on this node"));
+    expect(() => resolve(0, "eval", "bob")).toThrow(new NotFoundError("no session eval of bob on this node"));
+  });
+  test("--user from anyone but root: their own name works, another's is the usual not found", () => {
+    expect(resolve(1000, "train", "ann")).toBe("abc123");
+    expect(() => resolve(1000, "dev", "bob")).toThrow(new NotFoundError("no session dev of yours on this node"));
+    expect(() => resolve(1000, "ee0000", "bob")).toThrow(new NotFoundError("no session ee0000 of yours on this node"));
+    // A session of uid 1001 under another name is not 1000's, whatever its user field says.
+    expect(() => resolve(1001, "train", "ann")).toThrow(new NotFoundError("no session train of yours on this node"));
   });
 });

@@ -16,6 +16,7 @@ import { TicketBook } from "../../src/executor/tickets.ts";
 import type { Gpu, Inventory } from "../../src/gpu/types.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
 import { Trace } from "../../src/util/trace.ts";
+import { ownRef } from "../../src/executor/lookup.ts";
 
 const start = Date.parse("2030-01-07T09:00:00Z");
 
@@ -200,9 +201,9 @@ describe("idle reclaim in virtual time", () => {
     const node = fakeNode({ gpus: 1, config: { gpuIdle: idle() } });
     node.run("s", [node.uuids[0]!], { uid: 1001 });
     await node.advance(3);
-    node.monitor.keep(1001, "s", 20);
-    expect(() => node.monitor.keep(1001, "s", 20)).toThrow("was already kept once while its GPUs have been idle");
-    expect(() => node.monitor.keep(1002, "s", 20)).toThrow("no session s of yours on this node");
+    node.monitor.keep(1001, ownRef("s"), 20);
+    expect(() => node.monitor.keep(1001, ownRef("s"), 20)).toThrow("was already kept once while its GPUs have been idle");
+    expect(() => node.monitor.keep(1002, ownRef("s"), 20)).toThrow("no session s of yours on this node");
     await node.advance(19);
     expect(node.stopped).toEqual([]);
     await node.advance(1);

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { shellCommand, shellQuote } from "../../src/remote/quote.ts";
 import { describePlacement, pickNode, type PlacementNode } from "../../src/remote/placement.ts";
 import { buildAddForwardArgv, buildSshArgv, childEnv, sshFailure } from "../../src/remote/ssh.ts";
-import { matchSession, type ClusterSession } from "../../src/remote/locate.ts";
+import { findSessionNode, matchSession, type ClusterSession } from "../../src/remote/locate.ts";
 import { parsePortSpec, publishedAddress } from "../../src/remote/forward.ts";
 import { remoteCreateArgs } from "../../src/cli/commands/session/remote-create.ts";
 
@@ -125,6 +125,13 @@ describe("matchSession", () => {
   test("no reference and one session: that one", () => {
     expect(matchSession([session("x1", "only", "gpu-b")], { cluster: "lab" }).id).toBe("x1");
   });
+});
+
+test("findSessionNode: an admin's name finds only their own session, even where every one listed is another user's", async () => {
+  const server = (me: string) => ({ sessions: async () => [session("aaaa1111", "dev", "gpu-a")], whoami: async () => ({ name: me }) }) as unknown as Parameters<typeof findSessionNode>[0];
+  await expect(findSessionNode(server("root"), { cluster: "lab", ref: "dev" })).rejects.toThrow(/no session dev in lab/);
+  await expect(findSessionNode(server("root"), { cluster: "lab", ref: "aaaa1111" })).rejects.toThrow(/no session aaaa1111 in lab/);
+  expect((await findSessionNode(server("alice"), { cluster: "lab", ref: "dev" })).node).toBe("gpu-a");
 });
 
 test("remoteCreateArgs: the node gets the flags it needs, none of the laptop's", () => {

@@ -4,6 +4,7 @@ import { SessionStartError, UnavailableError } from "../../errors.ts";
 import type { PublishedState } from "./ports.ts";
 import { readFirstFile } from "./tar.ts";
 import { dockerMessage, dockerStatus, isDockerDown, isNotFound } from "./errors.ts";
+import type { ExecOptions } from "./exec.ts";
 
 /** A network of the admin's naming, not one of Docker's own (`none`, `bridge`, `host`, `default`, `container:ID`). */
 export function isUserDefinedNetwork(name: string): boolean {
@@ -311,11 +312,17 @@ export class DockerEngine implements SessionEngine {
     });
   }
 
+  /** The container's own environment (the image's and the session's `--env`), which every exec inherits. */
+  configEnv(id: string): Promise<string[]> {
+    return this.onContainer(id, async (c) => (await c.inspect()).Config.Env ?? []);
+  }
+
   /** Starts a process in a running container, as the container's user; its stream is hijacked like attach. */
-  async exec(id: string, command: string[], tty: boolean, env: string[], size: [number, number] | null): Promise<{ execId: string; stream: Duplex }> {
+  async exec(id: string, command: string[], options: ExecOptions): Promise<{ execId: string; stream: Duplex }> {
+    const { tty, env, size, workdir } = options;
     const consoleSize = size ? { ConsoleSize: size } : {};
     return this.onContainer(id, async (c) => {
-      const exec = await c.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env, ...consoleSize });
+      const exec = await c.exec({ Cmd: command, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty, Env: env, ...consoleSize, ...(workdir ? { WorkingDir: workdir } : {}) });
       const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty, ...consoleSize })) as unknown as Duplex;
       return { execId: exec.id, stream };
     });

@@ -3,16 +3,16 @@ import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../
 import { createReconnect } from "../../reconnect.ts";
 import { attachTerminal, parseDetachKeys } from "../../terminal.ts";
 import { reportOutcome } from "./outcome.ts";
-import { resolveRunningSession } from "./ref.ts";
+import { resolverFor, resolveRunningSession, userOption } from "./ref.ts";
 
 export const sessionAttachCommand = defineCommand({
   name: "attach",
   usesExecutor: true,
   args: "[ID]",
   summary: "Back into a running session's terminal (Ctrl-P Ctrl-Q detaches and leaves it running)",
-  options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }, clusterOption, nodeOption],
+  options: [{ flags: "--detach-keys <keys>", description: 'Keys that detach, like "ctrl-p,ctrl-q" (config: detach_keys)', kind: "string" }, userOption, clusterOption, nodeOption],
   async run({ args, flags, factory }) {
-    const where = await locateSession(factory, flags, args[0], resolveRunningSession);
+    const where = await locateSession(factory, flags, args[0], resolverFor(flags.user, resolveRunningSession));
     const config = factory.userConfig().read();
     const keys = flags.detachKeys ?? config.detach_keys;
     if (where.kind === "remote") {

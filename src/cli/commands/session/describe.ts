@@ -1,7 +1,7 @@
 import { defineCommand, jsonOption } from "../../command.ts";
 import { printable, printJson } from "../../output.ts";
 import { clusterOption, locateSession, nodeOption, runOnNode } from "../../remote.ts";
-import { formatSlurmJob, formatTime, resolveSession, sessionDuration } from "./ref.ts";
+import { formatSlurmJob, formatTime, resolverFor, resolveSession, sessionDuration, userOption } from "./ref.ts";
 import { gpuUseLines, statusWithUse, timeLeft } from "./use.ts";
 
 export const sessionDescribeCommand = defineCommand({
@@ -9,9 +9,9 @@ export const sessionDescribeCommand = defineCommand({
   usesExecutor: true,
   args: "[ID]",
   summary: "Everything about one session: GPUs, mounts, ports, times, exit code",
-  options: [clusterOption, nodeOption, jsonOption],
+  options: [userOption, clusterOption, nodeOption, jsonOption],
   async run({ args, flags, factory }) {
-    const where = await locateSession(factory, flags, args[0], resolveSession);
+    const where = await locateSession(factory, flags, args[0], resolverFor(flags.user, resolveSession));
     if (where.kind === "remote") {
       return runOnNode(factory, { node: where.node, args: ["session", "describe", ...(where.ref ? [where.ref] : []), ...(flags.json ? ["--json"] : [])], tty: false });
     }

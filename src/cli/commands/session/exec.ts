@@ -1,7 +1,7 @@
 import { defineCommand } from "../../command.ts";
 import { clusterOption, hasTty, locateSession, nodeOption, runOnNode } from "../../remote.ts";
 import { attachTerminal } from "../../terminal.ts";
-import { resolveRunningSession } from "./ref.ts";
+import { resolverFor, resolveRunningSession, userOption } from "./ref.ts";
 
 export const sessionExecCommand = defineCommand({
   name: "exec",
@@ -9,10 +9,10 @@ export const sessionExecCommand = defineCommand({
   args: "[ID]",
   summary: "Run a command in a running session as its user (default: a login shell)",
   passthrough: true,
-  options: [clusterOption, nodeOption],
+  options: [userOption, clusterOption, nodeOption],
   examples: ["beaker session exec", "beaker session exec my-session -- nvidia-smi", "beaker session exec my-session --cluster lab -- nvidia-smi"],
   async run({ args, rest, flags, factory }) {
-    const where = await locateSession(factory, flags, args[0], resolveRunningSession);
+    const where = await locateSession(factory, flags, args[0], resolverFor(flags.user, resolveRunningSession));
     const { io } = factory;
     if (where.kind === "remote") {
       return runOnNode(factory, {

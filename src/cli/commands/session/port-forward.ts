@@ -7,7 +7,7 @@ import { withSshDir } from "../../../remote/ssh.ts";
 import { defineCommand } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
 import { clusterOption, locateSession, nodeOption, remoteContext } from "../../remote.ts";
-import { resolveRunningSession } from "./ref.ts";
+import { resolverFor, resolveRunningSession, userOption } from "./ref.ts";
 
 function untilInterrupted(): Promise<void> {
   return new Promise((resolve) => {
@@ -55,14 +55,14 @@ export const sessionPortForwardCommand = defineCommand({
   usesExecutor: true,
   args: "[ID] <LOCAL[:REMOTE]>",
   summary: "Reach a session's published port at localhost:LOCAL here, until Ctrl-C (REMOTE: the port inside, default LOCAL)",
-  options: [clusterOption, nodeOption],
+  options: [userOption, clusterOption, nodeOption],
   examples: ["beaker session port-forward 8888", "beaker session port-forward my-session 9000:8888 --cluster lab"],
   async run({ args, flags, factory }) {
     allowJit();
     const [ref, spec] = args.length >= 2 ? [args[0], args[1]!] : [undefined, args[0]];
     if (spec === undefined) throw new UsageError("missing argument: LOCAL[:REMOTE]");
     const ports = parsePortSpec(spec);
-    const where = await locateSession(factory, flags, ref, resolveRunningSession);
+    const where = await locateSession(factory, flags, ref, resolverFor(flags.user, resolveRunningSession));
     if (where.kind === "local") return forwardLocal(factory, where.session, ports);
     return forwardRemote(factory, where.node, where.ref, ports);
   },

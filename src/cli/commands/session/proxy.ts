@@ -24,6 +24,8 @@ export interface ProxyOptions {
    * pinned host key), which is passed on as it is.
    */
   relay: boolean;
+  /** The caller's uid: the host key goes only into the caller's own sessions, root's included. */
+  uid: number;
 }
 
 export interface ProxyDeps {
@@ -51,6 +53,8 @@ export async function runProxy(options: ProxyOptions, deps: ProxyDeps): Promise<
   const session = await deps.findSession(host.ref);
   let pipe: BytePipe | null;
   if (session) {
+    // The preamble carries the caller's host key: a session someone else started could be waiting to catch it.
+    if (session.uid !== options.uid) throw new ForbiddenError(`session ${session.name} (${session.id}) belongs to ${session.user}: 'beaker session proxy' opens only your own sessions`);
     if (session.status === "exited") throw new ConflictError(`session ${session.name} has ended`);
     if (session.status !== "running") throw new ConflictError(`session ${session.name} is ${session.status}, not running yet`);
     pipe = deps.openLocal(session, output);
@@ -119,7 +123,7 @@ export const sessionProxyCommand = defineCommand({
   async run({ args, flags, factory }) {
     allowJit();
     return runProxy(
-      { host: args[0]!, home: factory.env.HOME || homedir(), relay: flags.relay ?? false },
+      { host: args[0]!, home: factory.env.HOME || homedir(), relay: flags.relay ?? false, uid: process.getuid?.() ?? -1 },
       {
         localNode: async () => (await factory.executor().health())?.node ?? null,
         findSession: (ref) => findSession(factory, ref),

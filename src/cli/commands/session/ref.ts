@@ -2,30 +2,46 @@ import type { SessionDetails, SessionInfo } from "../../../executor/api-types.ts
 import { ConflictError, NotFoundError, UsageError } from "../../../errors.ts";
 import type { Factory } from "../../factory.ts";
 import { formatDuration } from "../../../util/duration.ts";
+import type { OptionSpec } from "../../command.ts";
 
 export { formatDuration };
 
+/** `--user U` on the verbs that name a session: names and prefixes find only the caller's own sessions, root's too. */
+export const userOption = {
+  flags: "--user <name>",
+  description: "Root: look among this user's sessions (a name or prefix finds only your own; a full ID finds anyone's)",
+  kind: "string",
+} as const satisfies OptionSpec;
+
 /**
  * The session an ID (or unique prefix, or name) points at; with none, the caller's only session that has not ended.
- * Several candidates: a usage error that lists them.
+ * `user`: among that user's sessions (the executor answers anyone but root as if it had none). Several candidates: a
+ * usage error that lists them.
  */
-export async function resolveSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
+export async function resolveSession(factory: Factory, ref: string | undefined, user?: string): Promise<SessionDetails> {
   const executor = factory.executor();
+  const query = user === undefined ? "" : `?user=${encodeURIComponent(user)}`;
   if (!ref) {
-    const open = (await executor.request<SessionInfo[]>("GET", "/v1/sessions")).filter((s) => s.status !== "exited");
-    if (open.length === 0) throw new NotFoundError("you have no running sessions on this node");
+    const listed = await executor.request<SessionInfo[]>("GET", user === undefined ? "/v1/sessions" : "/v1/sessions?all=1");
+    const open = listed.filter((s) => s.status !== "exited" && (user === undefined || s.user === user));
+    if (open.length === 0) throw new NotFoundError(user === undefined ? "you have no running sessions on this node" : `no running sessions of ${user} on this node`);
     if (open.length > 1) {
       const list = open.map((s) => `  ${s.id}  ${s.name}  ${s.status}`).join("\n");
       throw new UsageError(`multiple running sessions found, select one with an ID\n${list}`);
     }
     ref = open[0]!.id;
   }
-  return executor.request<SessionDetails>("GET", `/v1/sessions/${encodeURIComponent(ref)}`);
+  return executor.request<SessionDetails>("GET", `/v1/sessions/${encodeURIComponent(ref)}${query}`);
+}
+
+/** The resolver `locateSession` calls for this node, looking among `user`'s sessions when given. */
+export function resolverFor(user: string | undefined, resolve: (factory: Factory, ref: string | undefined, user?: string) => Promise<SessionDetails>) {
+  return (factory: Factory, ref: string | undefined) => resolve(factory, ref, user);
 }
 
 /** As resolveSession, refusing a session that has ended (stop). */
-export async function resolveOpenSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
-  const session = await resolveSession(factory, ref);
+export async function resolveOpenSession(factory: Factory, ref: string | undefined, user?: string): Promise<SessionDetails> {
+  const session = await resolveSession(factory, ref, user);
   if (session.status === "exited") {
     throw new ConflictError(`session ${session.name} has already ended (${session.reason ?? "exited"}${session.exitCode === null ? "" : `, exit code ${session.exitCode}`})`);
   }
@@ -33,8 +49,8 @@ export async function resolveOpenSession(factory: Factory, ref: string | undefin
 }
 
 /** As resolveSession, for commands that need the session running (attach, exec). */
-export async function resolveRunningSession(factory: Factory, ref: string | undefined): Promise<SessionDetails> {
-  const session = await resolveOpenSession(factory, ref);
+export async function resolveRunningSession(factory: Factory, ref: string | undefined, user?: string): Promise<SessionDetails> {
+  const session = await resolveOpenSession(factory, ref, user);
   if (session.status === "queued" || session.status === "stopping") throw new ConflictError(`session ${session.name} is ${session.status}`);
   return session;
 }
