@@ -89,7 +89,7 @@ afterAll(async () => {
 });
 
 describe("names resolve within the caller's own sessions, root included", () => {
-  test("root with no session named dev: describe, exec, stop and proxy dev say not found and touch the other user's dev", async () => {
+  test("root with no session named dev: describe, exec, stop and proxy dev say not found and never touch the other user's dev", async () => {
     const before = seen();
     for (const args of [["session", "describe", "dev"], ["session", "exec", "dev", "--", "id", "-u"], ["session", "stop", "dev"]]) {
       const r = await asRoot(args);
