@@ -35,9 +35,15 @@ const domain = `(?:${domainComponent}(?:\\.${domainComponent})*|\\[[0-9a-fA-F:]+
 const pathComponent = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
 const reference = new RegExp(`^(?:${domain}/)?${pathComponent}(?:/${pathComponent})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
 
-/** Whether `ref` is an image reference Docker accepts. Pure. */
+/**
+ * Whether `ref` is an image reference Docker accepts. Pure. A first component with no "." or ":" that is not
+ * `localhost` is not a registry to Docker but part of the repository's path, which must be lowercase (`UPPER/case`
+ * went through to Docker 20.10, whose refusal came back as an untyped error: the fuzzer found it).
+ */
 export function isImageReference(ref: string): boolean {
-  return ref.length <= 512 && reference.test(ref);
+  if (ref.length > 512 || !reference.test(ref)) return false;
+  const first = ref.includes("/") ? ref.slice(0, ref.indexOf("/")) : "";
+  return /[.:]/.test(first) || first === "localhost" || first === first.toLowerCase();
 }
 
 type Field = (value: unknown, name: string) => unknown;
