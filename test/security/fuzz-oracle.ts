@@ -95,35 +95,37 @@ export function plantSentinel(home: string, uid: number, otherHome: string): voi
   }
 }
 
-/** What `uid` has on the node now. */
-export async function stateOf(executor: TestExecutor, uid: number, home: string): Promise<UserState & { known: Known[] }> {
-  const [list, containers] = await Promise.all([listOf(executor, uid), containersByUid(executor.nodeName)]);
-  return {
-    sessions: list.map((s) => `${s.id} ${s.name} uid=${s.uid} ${s.status} [${s.ports.join(",")}]`).sort(),
-    containers: containers.get(uid) ?? [],
-    home: hashTree(sentinelOf(home)),
-    known: list.map((s) => ({ id: s.id, name: s.name, status: s.status })),
-  };
+export type Observed = UserState & { known: Known[] };
+
+/** What each of `users` has on the node now (one look at Docker for all of them). */
+export async function statesOf(executor: TestExecutor, users: Array<{ uid: number; home: string }>): Promise<Observed[]> {
+  const [containers, ...lists] = await Promise.all([containersByUid(executor.nodeName), ...users.map((u) => listOf(executor, u.uid))]);
+  return users.map((u, i) => ({
+    sessions: lists[i]!.map((s) => `${s.id} ${s.name} uid=${s.uid} ${s.status} [${s.ports.join(",")}]`).sort(),
+    containers: containers.get(u.uid) ?? [],
+    home: hashTree(sentinelOf(u.home)),
+    known: lists[i]!.map((s) => ({ id: s.id, name: s.name, status: s.status })),
+  }));
 }
 
 /** No request of the user's is still under way: no session between states, and a container for exactly each live one. */
-function settled(state: UserState & { known: Known[] }): boolean {
+export function settled(state: Observed): boolean {
   if (state.known.some((s) => !["running", "exited"].includes(s.status))) return false;
   const running = state.known.filter((s) => s.status === "running").map((s) => `${s.id} running`);
   return JSON.stringify(running.sort()) === JSON.stringify(state.containers);
 }
 
 /** The user's state once what their last step started has finished (bounded: a state that never settles is a finding). */
-export async function settledState(executor: TestExecutor, uid: number, home: string): Promise<UserState & { known: Known[] }> {
-  let last: UserState | null = null;
+export async function settledState(executor: TestExecutor, user: { uid: number; home: string }): Promise<Observed> {
+  let last: Observed | null = null;
   return eventually(
     async () => {
-      const state = await stateOf(executor, uid, home);
-      last = state;
-      return settled(state) ? state : null;
+      const [state] = await statesOf(executor, [user]);
+      last = state!;
+      return settled(state!) ? state! : null;
     },
     20_000,
-    { what: `uid ${uid}'s sessions and containers to settle`, intervalMs: 50, detail: () => JSON.stringify(last) },
+    { what: `uid ${user.uid}'s sessions and containers to settle`, intervalMs: 50, detail: () => JSON.stringify(last) },
   );
 }
 

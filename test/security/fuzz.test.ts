@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { removeDir, testNodeName } from "../harness.ts";
 import { otherOf, Planner, type Planned, type Step, type Who } from "./fuzz-gen.ts";
-import { footprint, plantSentinel, sameState, sentinelOf, settledState, stateOf, type UserState } from "./fuzz-oracle.ts";
+import { footprint, plantSentinel, sameState, sentinelOf, settled, settledState, statesOf, type UserState } from "./fuzz-oracle.ts";
 import { runStep, type Answer } from "./fuzz-run.ts";
 import { executorPid, uidOf } from "./harness.ts";
 
@@ -68,11 +68,12 @@ test(`fuzz: ${steps} seeded steps as two users (seed ${seed})`, async () => {
   console.log(`fuzz seed ${seed} (replay: BEAKER_FUZZ_SEED=${seed} BEAKER_FUZZ_STEPS=${steps})`);
   const pid = await executorPid(executor);
   const planner = new Planner(seed, steps);
-  const state = { a: await settledState(executor, users.a.uid, users.a.home), b: await settledState(executor, users.b.uid, users.b.home) };
+  const state = { a: await settledState(executor, users.a), b: await settledState(executor, users.b) };
   const log: string[] = [];
   const counts = { created: 0, probes: 0, terminals: 0 };
   let peak = footprint(pid);
   const started = performance.now();
+  const spent = new Map<string, number>();
   for (let i = 0; i < steps; i++) {
     const planned = planner.next({ sessions: { a: state.a.known, b: state.b.known }, homes: { a: users.a.home, b: users.b.home } });
     const { who, step } = planned;
@@ -80,26 +81,31 @@ test(`fuzz: ${steps} seeded steps as two users (seed ${seed})`, async () => {
     const fail = (why: string): never => {
       throw new Error(`fuzz seed ${seed}, step ${planned.n}: ${why}\nreplay: BEAKER_FUZZ_SEED=${seed} BEAKER_FUZZ_STEPS=${steps}\nlast steps:\n${log.slice(-40).join("\n")}`);
     };
+    const t0 = performance.now();
     const answer = await runStep(executor, users[who].uid, step, step.kind !== "create" ? step.probe?.ref : undefined);
     const twin = step.kind !== "create" && step.probe ? await runStep(executor, users[who].uid, step, step.probe.twin) : null;
+    spent.set(planned.action, (spent.get(planned.action) ?? 0) + performance.now() - t0);
     log.push(`#${planned.n} ${who.toUpperCase()} ${planned.action}: ${describeStep(step)} -> ${answer.text}`);
     if (answer.created) counts.created++;
     if (twin) counts.probes++;
     if (step.kind === "terminal") counts.terminals++;
-    const finding = stepFinding(planned, answer, twin, state[other].known.map((s) => s.id));
-    if (finding) fail(finding);
     const health = await executorPid(executor).catch((err: Error) => `no answer: ${err.message}`);
     if (health !== pid) fail(`the executor is not the same process: health says ${health}, it was ${pid}`);
     const now = footprint(pid);
     peak = { rssMiB: Math.max(peak.rssMiB, now.rssMiB), fds: Math.max(peak.fds, now.fds) };
     if (now.rssMiB > maxRssMiB || now.fds > maxFds) fail(`the executor grew past its bounds: ${now.rssMiB.toFixed(0)} MiB resident (at most ${maxRssMiB}), ${now.fds} open files (at most ${maxFds})`);
-    const theirs = await stateOf(executor, users[other].uid, users[other].home);
-    if (!sameState(state[other], theirs)) fail(`${users[who].name}'s step changed ${users[other].name}'s sessions, containers or files:\n${stateDiff(state[other], theirs)}`);
-    state[who] = await settledState(executor, users[who].uid, users[who].home).catch((err: Error) => fail(err.message));
+    const [mine, theirs] = await statesOf(executor, [users[who], users[other]]);
+    const foreign = [...mine!.sessions.filter((s) => !s.includes(` uid=${users[who].uid} `)), ...theirs!.sessions.filter((s) => !s.includes(` uid=${users[other].uid} `))];
+    if (foreign.length > 0) fail(`a user's own list shows another user's session:\n  ${foreign.join("\n  ")}`);
+    if (!sameState(state[other], theirs!)) fail(`${users[who].name}'s step changed ${users[other].name}'s sessions, containers or files:\n${stateDiff(state[other], theirs!)}`);
+    const finding = stepFinding(planned, answer, twin, state[other].known.map((s) => s.id));
+    if (finding) fail(finding);
+    state[who] = settled(mine!) ? mine! : await settledState(executor, users[who]).catch((err: Error) => fail(err.message));
   }
   const seconds = (performance.now() - started) / 1000;
   console.log(
     `fuzz seed ${seed}: ${steps} steps in ${seconds.toFixed(1)} s; ${counts.created} sessions created, ${counts.probes} requests naming the other's session, ${counts.terminals} terminals; executor peak ${peak.rssMiB.toFixed(0)} MiB, ${peak.fds} open files`,
   );
+  console.log(`time per action (the rest is checks): ${[...spent].map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join("; ")}`);
   expect(await executorPid(executor)).toBe(pid);
 }, 600_000);
