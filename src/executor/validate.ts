@@ -102,7 +102,7 @@ const record =
   <T>(fields: Record<keyof T & string, Field>): Field =>
   (v, name) => {
     if (!isObject(v)) return fail(name, "must be an object");
-    for (const key of Object.keys(v)) if (!(key in fields)) fail(name, `has an unknown field "${key}"`);
+    for (const key of Object.keys(v)) if (!Object.hasOwn(fields, key)) fail(name, `has an unknown field "${key}"`);
     const out: Record<string, unknown> = {};
     for (const [key, field] of Object.entries<Field>(fields)) {
       if (!(key in v)) fail(name, `has no "${key}"`);
@@ -148,7 +148,8 @@ const optionalCreateFields = new Set(["ticket", "slurm", "timeLimit"]);
 /** A create request as sent over the socket -> a request every later step can trust. Throws UsageError. */
 export function parseCreateRequest(body: unknown): CreateSessionRequest {
   if (!isObject(body)) throw new UsageError("the request must be a JSON object");
-  for (const key of Object.keys(body)) if (!(key in createFields)) throw new UsageError(`unknown field "${key}" in the request`);
+  // Own fields only: `in` would let "constructor" or "toString" (Object.prototype's) through as known.
+  for (const key of Object.keys(body)) if (!Object.hasOwn(createFields, key)) throw new UsageError(`unknown field "${key}" in the request`);
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(createFields)) {
     if (!(key in body) && optionalCreateFields.has(key)) continue;

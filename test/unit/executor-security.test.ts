@@ -42,6 +42,8 @@ describe("create requests", () => {
   test.each([
     [null, "the request must be a JSON object"],
     [{ ...good, extra: 1 }, 'unknown field "extra" in the request'],
+    [{ ...good, constructor: 1 }, 'unknown field "constructor" in the request'],
+    [{ ...good, slurm: { job: null, partition: null, account: null, qos: null, toString: 1 } }, 'slurm has an unknown field "toString"'],
     [{ ...good, gpus: -1 }, "gpus must be a whole number from 0 to 1024"],
     [{ ...good, gpus: "1" }, "gpus must be a whole number from 0 to 1024"],
     [{ ...good, ports: [8888, 8888] }, "ports lists a port twice"],
