@@ -127,5 +127,7 @@ export async function runStep(executor: TestExecutor, uid: number, step: Step, r
   const answer =
     step.kind === "http" ? await http(executor, uid, step, path) : step.kind === "create" ? await create(executor, uid, step) : await terminal(executor, uid, step, path, 10_000);
   if (!ref) return answer;
-  return { ...answer, text: answer.text.replaceAll(ref, "REF"), shown: answer.shown.replaceAll(ref, "REF") };
+  // Only where it stands alone: a one-letter name must not turn a close code 1011 into 1REF11.
+  const alone = new RegExp(`(?<![A-Za-z0-9])${ref.replace(/[.]/g, "\\.")}(?![A-Za-z0-9])`, "g");
+  return { ...answer, text: answer.text.replace(alone, "REF"), shown: answer.shown.replace(alone, "REF") };
 }

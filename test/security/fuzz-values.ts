@@ -120,13 +120,14 @@ export function hostileCreate(g: Gen, ctx: Ctx): Step & { kind: "create" } {
   return { kind: "create", body: createBody(fields), mustStart: false };
 }
 
-/** Bodies that are not a well-formed request: random bytes, wrong types, deep nesting, unknown fields. */
+/** Bodies that are never a valid create: random bytes, wrong types, deep nesting, unknown fields. */
 export function invalidBody(g: Gen): string[] {
   const junk = [null, -1, 1.5, "x", "", [], {}, [null], true, "\u0000", 1e300, "a".repeat(5000)];
   const keys = Object.keys(createBody());
+  // timeLimit is checked after every other field: a junk value that happens to be valid still makes no session.
   return [
     String.fromCharCode(...g.bytes(g.int(0, 64))),
-    JSON.stringify(createBody({ [g.pick(keys)]: g.pick(junk) })),
+    JSON.stringify(createBody({ timeLimit: 0, [g.pick(keys)]: g.pick(junk) })),
     JSON.stringify(createBody({ [g.pick(["privileged", "uid", "user", "__proto__", "constructor"])]: true })),
     `{"__proto__":{"uid":0},"gpus":0}`,
     "[".repeat(g.int(1, 20_000)),
