@@ -120,13 +120,16 @@ function ownRef(g: Gen, ctx: Ctx, onlyLive: boolean): string | null {
 
 const harmlessSignals = ["SIGWINCH", "SIGCONT", "SIGURG", "SIGCHLD", "SIGFOO", "SIGX", "KILL", "SIGKILLKILLKILL", "sigterm"];
 const anySignals = [...harmlessSignals, "SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGSTOP", "SIGUSR1"];
-const sizes = [0, 1, 2, 80, 4096, 10_000, 10_001, 65_535, 2 ** 31, -1, 1.5, 1e300, "80", null];
+const goodSizes = [0, 1, 2, 24, 80, 4096, 10_000];
+const absurdSizes = [10_001, 65_535, 2 ** 31, -1, 1.5, 1e300, "80", null];
+/** A terminal size: mostly one the executor takes, so the terminal opens and its frames reach it. */
+const size = (g: Gen) => (g.chance(0.75) ? g.pick(goodSizes) : g.pick(absurdSizes));
 
 /** Terminal frames: control messages of every shape, garbage text, binary, and floods. */
 function frames(g: Gen, signals: readonly string[]): Frame[] {
   return Array.from({ length: g.int(0, 8) }, (): Frame => {
     const r = g.int(0, 9);
-    if (r === 0) return { text: JSON.stringify({ type: "resize", cols: g.pick(sizes), rows: g.pick(sizes) }) };
+    if (r === 0) return { text: JSON.stringify({ type: "resize", cols: size(g), rows: size(g) }) };
     if (r === 1) return { text: JSON.stringify({ type: "signal", name: g.pick(signals) }) };
     if (r === 2) return { text: JSON.stringify(g.pick([null, 1, [], {}, { type: "stdin-eof" }, { type: "resize" }, { type: { toString: 1 } }, { type: "signal", name: 9 }])) };
     if (r === 3) return { text: g.text(g.int(0, 64)) };
@@ -136,18 +139,20 @@ function frames(g: Gen, signals: readonly string[]): Frame[] {
   });
 }
 
-/** A terminal query: sizes (absurd ones included), TERM, and for exec a command and a TTY. */
-function terminalQuery(g: Gen, exec: boolean): string {
+/** Exec commands: ones that end by themselves, `cat` (which ends at stdin-eof), a login shell, and malformed ones. */
+const execCommands = ['["true"]', '["id"]', '["sh","-c","for d in /fz*; do echo pwn > $d/pwn; done; true"]', '["cat"]', "[]", "not json", "[1,2]", '["\\u0000"]'];
+
+/** A terminal query (sizes, absurd ones included; TERM; for exec a command and a TTY), and whether its process ends. */
+function terminalQuery(g: Gen, exec: boolean): { query: string; ends: boolean } {
   const q = new URLSearchParams();
-  if (g.chance(0.8)) q.set("cols", String(g.pick(sizes)));
-  if (g.chance(0.8)) q.set("rows", String(g.pick(sizes)));
+  if (g.chance(0.8)) q.set("cols", String(size(g)));
+  if (g.chance(0.8)) q.set("rows", String(size(g)));
   if (g.chance(0.3)) q.set("term", g.pick(["xterm", "xterm-256color", "bad term", "\u001b[2J", "x".repeat(100)]));
-  if (exec) {
-    q.set("tty", g.pick(["0", "1"]));
-    q.set("cmd", g.pick(['["true"]', '["cat"]', '["sh","-c","for d in /fz*; do echo pwn > $d/pwn; done; true"]', '["id"]', "[]", "not json", '[1,2]', '["\\u0000"]']));
-  }
+  const cmd = exec ? g.pick(execCommands) : null;
+  if (exec) q.set("tty", g.pick(["0", "1"]));
+  if (cmd) q.set("cmd", cmd);
   const text = q.toString();
-  return text ? `?${text}` : "";
+  return { query: text ? `?${text}` : "", ends: cmd !== null && cmd !== "[]" };
 }
 
 const randomPaths = ["/v1/sessions/{ref}/../../restart", "/v1/sessions/%2e%2e", "/v1//sessions", "/v1/sessions/a/b/c", "/v1/restart", "/v1/gpus", "/v1/sessions/%00", "/v1/sessions/..%2f..%2fetc", "/", "/v1/health/../sessions"];
@@ -179,7 +184,7 @@ export const actions: Action[] = [
       const probe = probeOf(g, ctx);
       if (!probe) return null;
       const exec = g.chance(0.5);
-      return { kind: "terminal", path: `/v1/sessions/{ref}/${exec ? "exec" : "attach"}${terminalQuery(g, exec)}`, frames: frames(g, anySignals), waitForEnd: true, probe };
+      return { kind: "terminal", path: `/v1/sessions/{ref}/${exec ? "exec" : "attach"}${terminalQuery(g, exec).query}`, frames: frames(g, anySignals), waitForEnd: true, probe };
     },
   },
   {
@@ -219,7 +224,11 @@ export const actions: Action[] = [
       const ref = ownRef(g, ctx, true);
       if (!ref) return null;
       const exec = g.chance(0.6);
-      return { kind: "terminal", path: `/v1/sessions/${ref}/${exec ? "exec" : "attach"}${terminalQuery(g, exec)}`, frames: frames(g, harmlessSignals), waitForEnd: exec && g.chance(0.7) };
+      const { query, ends } = terminalQuery(g, exec);
+      // Read to its end only a process that ends: `cat` once its stdin does (Ctrl-D on a TTY).
+      const waitForEnd = ends && g.chance(0.7);
+      const sent = [...frames(g, harmlessSignals), ...(waitForEnd ? [{ binary: [10, 4] }, { text: '{"type":"stdin-eof"}' }] : [])];
+      return { kind: "terminal", path: `/v1/sessions/${ref}/${exec ? "exec" : "attach"}${query}`, frames: sent, waitForEnd };
     },
   },
   {

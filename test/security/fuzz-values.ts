@@ -11,7 +11,7 @@ export const fuzzImage = process.env.BEAKER_TEST_BUSYBOX ?? "beaker-test/busybox
 export const sentinelDir = "fuzz-sentinel";
 
 /** A session that writes into every /fz* mount it was given, then sleeps: what it leaves in a home is checked. */
-const probeCommand = ["sh", "-c", "for d in /fz*; do echo pwn > $d/pwn 2>/dev/null; done; exec sleep 3600"];
+const probeCommand = ["/bin/sh", "-c", "for d in /fz*; do echo pwn > $d/pwn 2>/dev/null; done; exec /bin/sleep 3600"];
 
 /** Names both users draw from, so they collide across users; some are the other user's own names. */
 const names = ["dev", "train", "x", "a.b_c-d", "0", "fuzz", "n".repeat(63)];

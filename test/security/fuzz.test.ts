@@ -4,7 +4,8 @@
  * process, its memory and open files are bounded, the other user's sessions, containers and home sentinel are exactly
  * what their own steps left, no answer shows a user the other's session IDs, a request naming the other's session is
  * answered as one naming no session at all, and a plain create is never refused for what the other user holds.
- * `BEAKER_FUZZ_SEED=N` replays a run (the seed is printed), `BEAKER_FUZZ_STEPS=N` sets its length (default 2,000).
+ * `BEAKER_FUZZ_SEED=N` replays a run (the seed is printed), `BEAKER_FUZZ_STEPS=N` sets its length (default 2,000),
+ * `BEAKER_FUZZ_VERBOSE=1` prints every step.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { otherUser, TestExecutor, testUser } from "../executor-harness.ts";
@@ -12,10 +13,13 @@ import { removeDir, testNodeName } from "../harness.ts";
 import { otherOf, Planner, type Planned, type Step, type Who } from "./fuzz-gen.ts";
 import { footprint, plantSentinel, sameState, sentinelOf, settled, settledState, statesOf, type UserState } from "./fuzz-oracle.ts";
 import { runStep, type Answer } from "./fuzz-run.ts";
+import { createBody } from "./fuzz-values.ts";
 import { executorPid, uidOf } from "./harness.ts";
 
 const seed = Number(process.env.BEAKER_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const steps = Number(process.env.BEAKER_FUZZ_STEPS ?? 2000);
+/** `BEAKER_FUZZ_VERBOSE=1`: print every step as it is taken, not only the last 40 on a failure. */
+const verbose = process.env.BEAKER_FUZZ_VERBOSE === "1";
 /** The executor's bounds over a whole run: well above its idle size (about 60 MiB), far below a leak's. */
 const maxRssMiB = 400;
 const maxFds = 512;
@@ -38,7 +42,12 @@ afterAll(async () => {
 });
 
 function describeStep(step: Step): string {
-  if (step.kind === "create") return `create ${clip(typeof step.body === "string" ? step.body : JSON.stringify(step.body))}${step.hangUpMs === undefined ? "" : ` hang up ${step.hangUpMs} ms`}`;
+  if (step.kind === "create") {
+    // An object body is shown by what it changes of a plain create (busybox, --gpus 0, sleep).
+    const base = createBody();
+    const shown = typeof step.body === "string" ? step.body : JSON.stringify(Object.fromEntries(Object.entries(step.body).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(base[k]))));
+    return `create ${clip(shown, 300)}${step.hangUpMs === undefined ? "" : ` hang up ${step.hangUpMs} ms`}`;
+  }
   const probe = step.probe ? ` {ref}=${step.probe.ref} (${step.probe.how}; twin ${step.probe.twin})` : "";
   if (step.kind === "terminal") return `ws ${clip(step.path)} ${step.frames.length} frames${step.waitForEnd ? ", to its end" : ""}${probe}`;
   const extra = `${step.proof && step.proof !== "own" ? ` proof ${step.proof}` : ""}${step.hangUpMs === undefined ? "" : ` hang up ${step.hangUpMs} ms`}`;
@@ -73,7 +82,8 @@ test(`fuzz: ${steps} seeded steps as two users (seed ${seed})`, async () => {
   const counts = { created: 0, probes: 0, terminals: 0 };
   let peak = footprint(pid);
   const started = performance.now();
-  const spent = new Map<string, number>();
+  /** Per action: how many steps, and their milliseconds (the rest of the run is checks). */
+  const spent = new Map<string, [number, number]>();
   for (let i = 0; i < steps; i++) {
     const planned = planner.next({ sessions: { a: state.a.known, b: state.b.known }, homes: { a: users.a.home, b: users.b.home } });
     const { who, step } = planned;
@@ -84,8 +94,10 @@ test(`fuzz: ${steps} seeded steps as two users (seed ${seed})`, async () => {
     const t0 = performance.now();
     const answer = await runStep(executor, users[who].uid, step, step.kind !== "create" ? step.probe?.ref : undefined);
     const twin = step.kind !== "create" && step.probe ? await runStep(executor, users[who].uid, step, step.probe.twin) : null;
-    spent.set(planned.action, (spent.get(planned.action) ?? 0) + performance.now() - t0);
+    const [n, ms] = spent.get(planned.action) ?? [0, 0];
+    spent.set(planned.action, [n + 1, ms + performance.now() - t0]);
     log.push(`#${planned.n} ${who.toUpperCase()} ${planned.action}: ${describeStep(step)} -> ${answer.text}`);
+    if (verbose) console.log(log.at(-1));
     if (answer.created) counts.created++;
     if (twin) counts.probes++;
     if (step.kind === "terminal") counts.terminals++;
@@ -106,6 +118,6 @@ test(`fuzz: ${steps} seeded steps as two users (seed ${seed})`, async () => {
   console.log(
     `fuzz seed ${seed}: ${steps} steps in ${seconds.toFixed(1)} s; ${counts.created} sessions created, ${counts.probes} requests naming the other's session, ${counts.terminals} terminals; executor peak ${peak.rssMiB.toFixed(0)} MiB, ${peak.fds} open files`,
   );
-  console.log(`time per action (the rest is checks): ${[...spent].map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join("; ")}`);
+  console.log(`steps and seconds per action (the rest is checks): ${[...spent].map(([k, [n, ms]]) => `${k} ${n} ${(ms / 1000).toFixed(1)} s`).join("; ")}`);
   expect(await executorPid(executor)).toBe(pid);
 }, 600_000);
