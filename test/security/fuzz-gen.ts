@@ -31,7 +31,12 @@ export interface Probe {
   how: "id" | "prefix" | "name";
 }
 
-export type Frame = { text: string } | { binary: number[] } | { flood: number; size: number; asBinary: boolean };
+/** `tame`: no byte that a TTY turns into a signal (Ctrl-C, Ctrl-Z, Ctrl-\), for the caller's own sessions. */
+export type Frame = { text: string } | { binary: number[] } | { flood: number; size: number; asBinary: boolean; tame: boolean };
+
+/** The bytes a TTY's line discipline turns into SIGINT, SIGTSTP and SIGQUIT: typed into one's own session, they end it. */
+export const signalBytes = new Set([3, 26, 28]);
+export const tameBytes = (bytes: number[]) => bytes.map((b) => (signalBytes.has(b) ? 32 : b));
 
 /** `{ref}` in a path is the probe's reference (or its twin). `hangUpMs`: the caller goes away this soon. */
 export type Step =
@@ -81,7 +86,7 @@ export interface Ctx {
   otherHome: string;
 }
 
-type Budget = "create" | "terminal";
+type Budget = "create" | "hostile" | "terminal";
 
 export interface Action {
   name: string;
@@ -125,17 +130,23 @@ const absurdSizes = [10_001, 65_535, 2 ** 31, -1, 1.5, 1e300, "80", null];
 /** A terminal size: mostly one the executor takes, so the terminal opens and its frames reach it. */
 const size = (g: Gen) => (g.chance(0.75) ? g.pick(goodSizes) : g.pick(absurdSizes));
 
-/** Terminal frames: control messages of every shape, garbage text, binary, and floods. */
-function frames(g: Gen, signals: readonly string[]): Frame[] {
+/**
+ * Terminal frames: control messages of every shape, garbage text, binary, and floods. On one's own sessions (`own`)
+ * only harmless signals and no signal bytes: a session its owner ends is the owner's doing, and would read as the
+ * other user's once it shows.
+ */
+function frames(g: Gen, own: boolean): Frame[] {
+  const signals = own ? harmlessSignals : anySignals;
   return Array.from({ length: g.int(0, 8) }, (): Frame => {
     const r = g.int(0, 9);
     if (r === 0) return { text: JSON.stringify({ type: "resize", cols: size(g), rows: size(g) }) };
     if (r === 1) return { text: JSON.stringify({ type: "signal", name: g.pick(signals) }) };
     if (r === 2) return { text: JSON.stringify(g.pick([null, 1, [], {}, { type: "stdin-eof" }, { type: "resize" }, { type: { toString: 1 } }, { type: "signal", name: 9 }])) };
     if (r === 3) return { text: g.text(g.int(0, 64)) };
-    if (r === 4) return { flood: g.int(50, 400), size: g.int(1, 2048), asBinary: g.chance(0.5) };
+    if (r === 4) return { flood: g.int(50, 400), size: g.int(1, 2048), asBinary: g.chance(0.5), tame: own };
     if (r === 5) return { text: "x".repeat(g.int(1, 1024 * 1024 - 1)) };
-    return { binary: g.bytes(g.int(0, 128)) };
+    const bytes = g.bytes(g.int(0, 128));
+    return { binary: own ? tameBytes(bytes) : bytes };
   });
 }
 
@@ -184,7 +195,7 @@ export const actions: Action[] = [
       const probe = probeOf(g, ctx);
       if (!probe) return null;
       const exec = g.chance(0.5);
-      return { kind: "terminal", path: `/v1/sessions/{ref}/${exec ? "exec" : "attach"}${terminalQuery(g, exec).query}`, frames: frames(g, anySignals), waitForEnd: true, probe };
+      return { kind: "terminal", path: `/v1/sessions/{ref}/${exec ? "exec" : "attach"}${terminalQuery(g, exec).query}`, frames: frames(g, false), waitForEnd: true, probe };
     },
   },
   {
@@ -195,8 +206,8 @@ export const actions: Action[] = [
   },
   {
     name: "create, hostile",
-    weight: 4,
-    budget: "create",
+    weight: 6,
+    budget: "hostile",
     make: (g, ctx) => (live(ctx.own).length >= maxLivePerUser ? null : hostileCreate(g, ctx)),
   },
   { name: "create, malformed", weight: 8, make: (g) => ({ kind: "create", body: g.pick(invalidBody(g)), mustStart: false }) },
@@ -227,7 +238,7 @@ export const actions: Action[] = [
       const { query, ends } = terminalQuery(g, exec);
       // Read to its end only a process that ends: `cat` once its stdin does (Ctrl-D on a TTY).
       const waitForEnd = ends && g.chance(0.7);
-      const sent = [...frames(g, harmlessSignals), ...(waitForEnd ? [{ binary: [10, 4] }, { text: '{"type":"stdin-eof"}' }] : [])];
+      const sent = [...frames(g, true), ...(waitForEnd ? [{ binary: [10, 4] }, { text: '{"type":"stdin-eof"}' }] : [])];
       return { kind: "terminal", path: `/v1/sessions/${ref}/${exec ? "exec" : "attach"}${query}`, frames: sent, waitForEnd };
     },
   },
@@ -263,7 +274,8 @@ export const actions: Action[] = [
 
 /** How many steps of each budget a run of `steps` steps may take. */
 export function budgetsFor(steps: number): Record<Budget, number> {
-  return { create: 4 + Math.ceil(steps / 100), terminal: 4 + Math.ceil(steps / 25) };
+  // Most hostile creates are refused at once; the few that start cost what a plain create does.
+  return { create: 4 + Math.ceil(steps / 100), hostile: 10 + Math.ceil(steps / 40), terminal: 4 + Math.ceil(steps / 25) };
 }
 
 /** The steps of one seeded run, one at a time: `next` reads the world as the runner last saw it. */

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { TestExecutor } from "../executor-harness.ts";
 import { rng } from "../sim/world.ts";
-import type { Frame, Step } from "./fuzz-gen.ts";
+import { tameBytes, type Frame, type Step } from "./fuzz-gen.ts";
 import { proofFor } from "./harness.ts";
 
 export interface Answer {
@@ -65,7 +65,8 @@ function* framesOf(frames: Frame[], seed: number): Generator<string | Uint8Array
     else if ("binary" in f) yield new Uint8Array(f.binary);
     else {
       for (let i = 0; i < f.flood; i++) {
-        const bytes = Uint8Array.from({ length: f.size }, () => Math.floor(random() * 256));
+        const drawn = Array.from({ length: f.size }, () => Math.floor(random() * 256));
+        const bytes = Uint8Array.from(f.tame ? tameBytes(drawn) : drawn);
         yield f.asBinary ? bytes : new TextDecoder().decode(bytes);
       }
     }
