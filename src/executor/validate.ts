@@ -35,9 +35,15 @@ const domain = `(?:${domainComponent}(?:\\.${domainComponent})*|\\[[0-9a-fA-F:]+
 const pathComponent = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
 const reference = new RegExp(`^(?:${domain}/)?${pathComponent}(?:/${pathComponent})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
 
-/** Whether `ref` is an image reference Docker accepts. Pure. */
+/**
+ * Whether `ref` is an image reference Docker accepts. Pure. A first component with no "." or ":" that is not
+ * `localhost` is not a registry to Docker but part of the repository's path, which must be lowercase (`UPPER/case`
+ * went through to Docker 20.10, whose refusal came back as an untyped error: the fuzzer found it).
+ */
 export function isImageReference(ref: string): boolean {
-  return ref.length <= 512 && reference.test(ref);
+  if (ref.length > 512 || !reference.test(ref)) return false;
+  const first = ref.includes("/") ? ref.slice(0, ref.indexOf("/")) : "";
+  return /[.:]/.test(first) || first === "localhost" || first === first.toLowerCase();
 }
 
 type Field = (value: unknown, name: string) => unknown;
@@ -96,7 +102,7 @@ const record =
   <T>(fields: Record<keyof T & string, Field>): Field =>
   (v, name) => {
     if (!isObject(v)) return fail(name, "must be an object");
-    for (const key of Object.keys(v)) if (!(key in fields)) fail(name, `has an unknown field "${key}"`);
+    for (const key of Object.keys(v)) if (!Object.hasOwn(fields, key)) fail(name, `has an unknown field "${key}"`);
     const out: Record<string, unknown> = {};
     for (const [key, field] of Object.entries<Field>(fields)) {
       if (!(key in v)) fail(name, `has no "${key}"`);
@@ -142,7 +148,8 @@ const optionalCreateFields = new Set(["ticket", "slurm", "timeLimit"]);
 /** A create request as sent over the socket -> a request every later step can trust. Throws UsageError. */
 export function parseCreateRequest(body: unknown): CreateSessionRequest {
   if (!isObject(body)) throw new UsageError("the request must be a JSON object");
-  for (const key of Object.keys(body)) if (!(key in createFields)) throw new UsageError(`unknown field "${key}" in the request`);
+  // Own fields only: `in` would let "constructor" or "toString" (Object.prototype's) through as known.
+  for (const key of Object.keys(body)) if (!Object.hasOwn(createFields, key)) throw new UsageError(`unknown field "${key}" in the request`);
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(createFields)) {
     if (!(key in body) && optionalCreateFields.has(key)) continue;

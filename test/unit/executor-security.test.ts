@@ -19,6 +19,9 @@ describe("image references (Docker's grammar)", () => {
     ["localhost:5000/team/image", true],
     [`busybox@sha256:${"a".repeat(64)}`, true],
     ["Ubuntu", false],
+    ["UPPER/case", false],
+    ["Registry.example.com/team/image", true],
+    ["LOCALHOST/x", false],
     ["busybox\u001b]0;x\u0007", false],
     ["a b", false],
     ["-rm", false],
@@ -39,6 +42,8 @@ describe("create requests", () => {
   test.each([
     [null, "the request must be a JSON object"],
     [{ ...good, extra: 1 }, 'unknown field "extra" in the request'],
+    [{ ...good, constructor: 1 }, 'unknown field "constructor" in the request'],
+    [{ ...good, slurm: { job: null, partition: null, account: null, qos: null, toString: 1 } }, 'slurm has an unknown field "toString"'],
     [{ ...good, gpus: -1 }, "gpus must be a whole number from 0 to 1024"],
     [{ ...good, gpus: "1" }, "gpus must be a whole number from 0 to 1024"],
     [{ ...good, ports: [8888, 8888] }, "ports lists a port twice"],
