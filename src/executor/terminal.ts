@@ -131,6 +131,8 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   const from = ws.data.start ? 0 : traceNow();
   if (ws.data.start) session.trace.mark("terminal open");
   const stream = await engine.attach(session.containerId);
+  // A client that left while Docker attached must not leave Docker's stream (a socket) open until the session ends.
+  if (ws.data.closed && !ws.data.start) return void stream.destroy();
   if (ws.data.start) session.trace.mark("attach");
   const tty = session.info.tty;
   const controls = new TerminalControls({
@@ -159,7 +161,7 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   controls.start();
   // A client that left ends the wait: nothing of this terminal outlives it (its session runs on).
   const left = new Promise<null>((resolve) => (ws.data.leave = () => resolve(null)));
-  if (ws.data.closed) return;
+  if (ws.data.closed) return void stream.destroy();
   const exited = await Promise.race([session.exited, left]);
   if (!exited) return;
   const { code, reason } = exited;
@@ -194,6 +196,7 @@ async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, 
     throw new ConflictError(`cannot run ${command[0]} in session ${session.info.name}: ${dockerMessage(err)}`);
   }
   const { stream, execId } = exec;
+  if (ws.data.closed) return void stream.destroy();
   const controls = new TerminalControls({
     resize: async (cols, rows) => {
       if (tty) await engine.execResize(execId, cols, rows).catch(() => {});

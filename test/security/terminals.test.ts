@@ -5,7 +5,7 @@
  * requests in flight are capped. Measured as that user against a real executor.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { busyboxImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { eventually, testNodeName } from "../harness.ts";
 import { executorPid, proofFor, raw, rssMiB, terminalSocket, uidOf } from "./harness.ts";
@@ -243,6 +243,21 @@ describe("8. one user's terminals and requests in flight are capped", () => {
       for (const socket of hanging) socket.end();
     }
   }, 60_000);
+});
+
+describe("6b. a terminal whose client left at once leaves nothing open", () => {
+  test("60 attaches closed right after opening: the executor's open files come back to what they were", async () => {
+    const { id } = await detached(testUser, ["sleep", "600"]);
+    const fds = () => readdirSync(`/proc/${pid}/fd`).length;
+    // One attach first, so whatever the first terminal opens for good (Docker's connection pool) is counted before.
+    (await terminalSocket(executor, attacker, `/v1/sessions/${id}/attach`)).close();
+    await eventually(() => executor.run(["session", "list"], { user: testUser }).then((r) => r.exitCode === 0), 10_000, { what: "the executor to answer" });
+    const before = fds();
+    for (let i = 0; i < 60; i++) (await terminalSocket(executor, attacker, `/v1/sessions/${id}/attach`)).close();
+    // Each close races Docker's attach; a stream that arrives after its client left must be closed too.
+    await eventually(() => fds() <= before + 4, 20_000, { what: "the executor's open files to come back down", detail: () => `${fds()} open, ${before} before` });
+    removeSessions();
+  });
 });
 
 test("after every test: the executor is the same process", async () => {
