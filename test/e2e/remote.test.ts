@@ -245,6 +245,9 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
     expect(Number(port)).toBeGreaterThan(8888);
     const node = /hello-from-(gpu-[ab])/.exec(curlAsLaptop(`http://localhost:${port}/`).body)?.[1];
     expect(node).toMatch(/^gpu-[ab]$/);
+    // Nothing of it is published on the node: each connection came through the node's executor.
+    const published = Bun.spawnSync(["docker", "ps", "--filter", "label=beaker.name=web", "--filter", `label=beaker.node=${executors[node!]!.nodeName}`, "--format", "{{.Names}} [{{.Ports}}]"]);
+    expect(published.stdout.toString().trim()).toMatch(/^beaker-[0-9a-f]+ \[\]$/);
 
     const forward = laptop.spawn(["session", "port-forward", "web", "9000:8888"]);
     said["port-forward"] = collect(forward.stderr);
@@ -271,7 +274,7 @@ test("--port: httpd on 8888 inside is at the printed http://localhost:PORT (the 
   } finally {
     const stopped = await within(laptop.run(["session", "stop", "web", "--timeout", "0"]), 30_000, "session stop web", detail);
     blocker.close();
-    expect(stopped.exitCode).toBe(0);
+    expect({ ...stopped, detail: stopped.exitCode === 0 ? "" : detail() }).toMatchObject({ exitCode: 0 });
   }
   expect(await within(web.exited, 15_000, "create --port after its session stopped", detail)).toBe(143);
 }, 200_000);

@@ -124,9 +124,13 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
   ];
   const exposed: Record<string, object> = {};
   const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const port of input.ports) {
-    exposed[`${port}/tcp`] = {};
-    if (input.publishAddress !== null) portBindings[`${port}/tcp`] = [{ HostIp: input.publishAddress, HostPort: "" }];
+  // Only what is published is exposed: Docker refuses either on a session that joins a warm namespace.
+  const hostIp = input.publishAddress;
+  if (hostIp !== null) {
+    for (const port of input.ports) {
+      exposed[`${port}/tcp`] = {};
+      portBindings[`${port}/tcp`] = [{ HostIp: hostIp, HostPort: "" }];
+    }
   }
   const holder = input.netnsHolder ?? null;
   if (holder && Object.keys(portBindings).length > 0) throw new Error("a session that publishes ports makes its own network namespace");
