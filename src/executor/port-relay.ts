@@ -16,8 +16,9 @@ import { portTarget } from "../runtime/docker/ports.ts";
 import { connectionFailure } from "../util/net.ts";
 import type { LiveSession } from "./session-types.ts";
 
-/** Bytes a caller may send before the session's port has answered. */
+/** Bytes a caller may send before the session's port has answered, and that the executor holds for a slow reader. */
 const earlyLimit = 1024 * 1024;
+const heldLimit = 8 * 1024 * 1024;
 
 export interface PortData {
   mode: "port";
@@ -107,7 +108,13 @@ export async function openPortRelay(ws: ServerWebSocket<PortData>, deps: PortDep
 export function onPortMessage(ws: ServerWebSocket<PortData>, message: string | Buffer): void {
   // Only bytes travel this way; a text message means nothing here.
   if (typeof message === "string") return;
-  if (ws.data.upstream) return void ws.data.upstream.write(message);
+  const upstream = ws.data.upstream;
+  if (upstream) {
+    upstream.write(message);
+    // A session that does not read what its caller sends: the executor holds only so much of it, then hangs up.
+    if (upstream.writableLength > heldLimit) ws.close(1009, "the session's port does not read what is sent");
+    return;
+  }
   ws.data.early.push(Buffer.from(message));
   // Held only while the connection opens, and only so much of it.
   if (ws.data.early.reduce((n, b) => n + b.length, 0) > earlyLimit) ws.close(1009, "too much sent before the connection opened");

@@ -3,7 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { parseExecutorConfig } from "../../src/config/executor.ts";
 import { ConfigError, UnavailableError, UsageError } from "../../src/errors.ts";
 import { bridgeRule, guardSessionBridge, requireIptables, ruleComment } from "../../src/executor/firewall.ts";
-import { parsePortRoute } from "../../src/executor/port-relay.ts";
+import type { ServerWebSocket } from "bun";
+import { onPortMessage, parsePortRoute, type PortData } from "../../src/executor/port-relay.ts";
 
 describe("executor config: publish", () => {
   test("by default nothing is published", () => {
@@ -59,5 +60,34 @@ describe("the rule on the sessions' bridge", () => {
     expect(() => requireIptables(() => null)).toThrow(ConfigError);
     expect(() => requireIptables(() => null)).toThrow(/iptables is not installed on this node/);
     expect(requireIptables(() => "/usr/sbin/iptables")).toBe("/usr/sbin/iptables");
+  });
+});
+
+describe("the relay holds only so much for a caller", () => {
+  const socket = (upstream: PortData["upstream"] | undefined) => {
+    const closed: number[] = [];
+    const data: PortData = { mode: "port", uid: 1000, sessionRef: "s", port: 80, early: [], ...(upstream ? { upstream } : {}) };
+    return { ws: { data, close: (code: number) => closed.push(code) } as unknown as ServerWebSocket<PortData>, closed, data };
+  };
+  test("before the port answers: up to 1 MiB is kept, then the caller is hung up on", () => {
+    const { ws, closed, data } = socket(undefined);
+    onPortMessage(ws, Buffer.alloc(1024 * 1024));
+    expect({ closed, kept: data.early.length }).toEqual({ closed: [], kept: 1 });
+    onPortMessage(ws, Buffer.alloc(1));
+    expect(closed).toEqual([1009]);
+  });
+  test("a session that does not read: past 8 MiB waiting to be written, the caller is hung up on", () => {
+    let waiting = 0;
+    const upstream = { write: (b: Buffer) => void (waiting += b.length), get writableLength() { return waiting; } } as unknown as PortData["upstream"];
+    const { ws, closed } = socket(upstream);
+    onPortMessage(ws, Buffer.alloc(8 * 1024 * 1024));
+    expect(closed).toEqual([]);
+    onPortMessage(ws, Buffer.alloc(1));
+    expect(closed).toEqual([1009]);
+  });
+  test("text messages carry nothing", () => {
+    const { ws, closed, data } = socket(undefined);
+    onPortMessage(ws, "hello");
+    expect({ closed, early: data.early }).toEqual({ closed: [], early: [] });
   });
 });
