@@ -178,7 +178,7 @@ export async function attachTerminal(client: ExecutorClient, io: IO, options: At
           }
           if (message.type === "started") {
             started = true;
-            printPorts(io, message.ports);
+            printPorts(io, message.ports, options.sessionId);
           } else if (message.type === "notice") {
             // A raw terminal does not turn "\n" into a new line at the left margin: say it in full.
             io.err.write(rawTty ? `\r\nbeaker: ${message.message}\r\n` : `beaker: ${message.message}\n`);
@@ -227,7 +227,13 @@ async function afterRestart(client: ExecutorClient, options: AttachOptions, star
   throw refused;
 }
 
-/** Published ports, one line each on stderr, like `docker port`: `0.0.0.0:55117->8888/tcp`. */
-export function printPorts(io: IO, ports: string[]): void {
-  for (const port of ports) io.err.write(`port ${port}\n`);
+/**
+ * A session's ports, one line each on stderr: published ones (`publish: host`) like `docker port`
+ * (`0.0.0.0:55117->8888/tcp`); the others (`8888/tcp`, the default) with the command that reaches them.
+ */
+export function printPorts(io: IO, ports: string[], session: string): void {
+  for (const port of ports) {
+    const inside = /^(\d+)\/tcp$/.exec(port)?.[1];
+    io.err.write(inside ? `port ${inside}: reach it with 'beaker session port-forward ${session} ${inside}'\n` : `port ${port}\n`);
+  }
 }

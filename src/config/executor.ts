@@ -44,7 +44,13 @@ export interface ExecutorConfig extends UserCapsConfig {
   queueGrace: number;
   /** GPUs one user may hold (and wait for) at once; null = no limit. */
   maxGpusPerUser: number | null;
-  /** The host address published ports bind to (127.0.0.1: reach them over SSH; 0.0.0.0: from anywhere). */
+  /**
+   * Whether a session's --port is published on the node's host network. "none" (the default): never; the owner
+   * reaches it through the executor (`session port-forward`) or `ssh -L`. "host": Docker publishes it on
+   * `publishAddress`, where everyone who can reach that address reaches it (the admin's explicit choice).
+   */
+  publish: "none" | "host";
+  /** With `publish: host`: the host address ports are published on (127.0.0.1: every local user; 0.0.0.0: the network). */
   publishAddress: string;
   /**
    * The Docker network sessions run on. The default one is made by the executor with traffic between containers
@@ -100,6 +106,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     maxQueuedPerUser: 8,
     queueGrace: 30,
     maxGpusPerUser: null,
+    publish: "none",
     publishAddress: "127.0.0.1",
     sessionNetwork: defaultSessionNetwork,
     scheduler: "native",
@@ -185,6 +192,10 @@ const fields: Record<keyof ExecutorConfig, Field> = {
   maxQueuedPerUser: count(1),
   queueGrace: seconds,
   maxGpusPerUser: optional(count(0)),
+  publish: (v) => {
+    if (v !== "none" && v !== "host") throw new Error('must be "none" (ports are reached through the executor) or "host" (published on publishAddress)');
+    return v;
+  },
   publishAddress: (v) => {
     if (typeof v !== "string" || !/^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/.test(v.trim())) throw new Error('must be an IP address like "127.0.0.1" or "0.0.0.0"');
     return v.trim();
@@ -233,6 +244,8 @@ export function parseExecutorConfig(raw: Record<string, unknown>, file: string):
       throw new ConfigError(`${file}: ${key} ${(err as Error).message}`);
     }
   }
+  // Ports were published on publishAddress by default before: an address alone must not silently stop publishing.
+  if ("publishAddress" in raw && config.publish !== "host") throw new ConfigError(`${file}: publishAddress applies only with "publish: host" (ports are no longer published by default); add it, or remove publishAddress`);
   return config as unknown as ExecutorConfig;
 }
 

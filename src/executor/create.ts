@@ -3,7 +3,7 @@ import type { Trace } from "../util/trace.ts";
 import { BeakerError, ConflictError, SessionStartError, UsageError } from "../errors.ts";
 import { buildContainerSpec } from "../runtime/docker/spec.ts";
 import { dockerMessage } from "../runtime/docker/errors.ts";
-import { missingPorts, missingPortsMessage, publishedPorts } from "../runtime/docker/ports.ts";
+import { missingPorts, missingPortsMessage, publishedPorts, sessionPorts } from "../runtime/docker/ports.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
 import { writeAccountFiles } from "./accounts.ts";
 import { describeMounts, prepareSession } from "./prepare.ts";
@@ -99,7 +99,8 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
       : await m.claim(sessionId, { uid, count, noWait: req.noWait, memory: plan.memoryBytes, ...(place ? { place } : {}) }, emit, abort.signal);
     trace.mark("claim");
     // A warm network namespace (netns-pool.ts), checked while the image is: only once the GPUs are had, never queued.
-    if (m.deps.netns && req.ports.length === 0) holderTaken = m.deps.netns.take(sessionId);
+    // Published ports belong to the namespace's maker: a session that publishes makes its own.
+    if (m.deps.netns && (req.ports.length === 0 || config.publish !== "host")) holderTaken = m.deps.netns.take(sessionId);
     Object.assign(info, { status: "starting", queuePosition: null });
     const imageId = await imageReady;
     trace.mark("image check");
@@ -188,9 +189,10 @@ export async function startSession(m: SessionManager, sessionId: string): Promis
     session.trace.mark("start");
     if (session.requestedPorts.length > 0) {
       const state = await m.deps.engine.publishedState(session.containerId);
-      session.info.ports = publishedPorts(state.ports);
+      const published = m.deps.config.publish === "host";
+      session.info.ports = published ? publishedPorts(state.ports) : sessionPorts(session.requestedPorts);
       // A port asked for and not had is a failed start, never silence.
-      const missing = missingPorts(session.requestedPorts, state);
+      const missing = missingPorts(session.requestedPorts, state, published);
       if (missing) throw new SessionStartError(missingPortsMessage(missing));
     }
     session.info.startedAt = new Date(m.deps.clock.now()).toISOString();

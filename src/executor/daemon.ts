@@ -1,6 +1,5 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, mkdirSync, unlinkSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
-import { dirname } from "node:path";
 import type { ExecutorConfig } from "../config/executor.ts";
 import { BeakerError, errorCodeOf, errorMessage, httpStatusOf, ForbiddenError, UsageError } from "../errors.ts";
 import { redactGpuReport } from "../gpu/report.ts";
@@ -31,42 +30,18 @@ import { loadTicketKey, TicketBook } from "./tickets.ts";
 import type { ServerWebSocket } from "bun";
 import { UserDirectory } from "./users.ts";
 import type { SessionRef } from "./lookup.ts";
+import { memlockLimit, prepareSocket } from "./host-setup.ts";
+import { guardSessionBridge, requireIptables } from "./firewall.ts";
+import { closePortRelay, onPortDrain, onPortMessage, openPortRelay, parsePortRoute, type PortData } from "./port-relay.ts";
+
+type SocketData = TerminalData | PortData;
+
+function isPort(ws: ServerWebSocket<SocketData>): ws is ServerWebSocket<PortData> {
+  return ws.data.mode === "port";
+}
 
 function errorResponse(err: unknown): Response {
   return Response.json({ error: { code: errorCodeOf(err), message: errorMessage(err) } }, { status: httpStatusOf(err) });
-}
-
-/**
- * Sessions get unlimited locked memory (NCCL pins buffers), which needs CAP_SYS_RESOURCE to grant. Where the node's
- * root lacks it (a container-in-container, a locked-down host), the hard limit in force is the most runc can set.
- */
-function memlockLimit(): number {
-  try {
-    const status = readFileSync("/proc/self/status", "utf8");
-    const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? "0"}`);
-    if (capEff & (1n << 24n)) return -1;
-    const limits = readFileSync("/proc/self/limits", "utf8");
-    const hard = /Max locked memory\s+\S+\s+(\S+)/.exec(limits)?.[1];
-    return !hard || hard === "unlimited" ? -1 : Number(hard);
-  } catch {
-    return -1;
-  }
-}
-
-/** Creates the socket's directory (root-owned) and the sticky proof directory, and clears a stale socket. */
-function prepareSocket(socket: string): void {
-  const dir = dirname(socket);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  chownSync(dir, 0, 0);
-  chmodSync(dir, 0o755);
-  const proofs = proofDirFor(socket);
-  mkdirSync(proofs, { recursive: true });
-  chownSync(proofs, 0, 0);
-  chmodSync(proofs, 0o1733);
-  if (existsSync(socket)) {
-    if (!statSync(socket).isSocket()) throw new UsageError(`${socket} exists and is not a socket`);
-    unlinkSync(socket);
-  }
 }
 
 async function readJson(req: Request): Promise<unknown> {
@@ -100,6 +75,8 @@ function sessionRef(raw: string, query: URLSearchParams): SessionRef {
 export async function runExecutor(config: ExecutorConfig, options: { trace?: boolean } = {}): Promise<void> {
   // Held until this process exits; the kernel lets go of it however that happens.
   claimNode({ engine: config.dockerSocket, nodeName: config.nodeName });
+  // Without it the sessions' network would be open to every local user: refuse to start, in one line.
+  const iptables = holdersHelp(config.sessionNetwork) ? requireIptables() : null;
   // No input may end the daemon: whatever escapes a handler is logged, and the executor carries on.
   process.on("unhandledRejection", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
   process.on("uncaughtException", (err) => log(`internal error (ignored): ${errorMessage(err)}`));
@@ -149,9 +126,18 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   await inventory.get();
   // Docker-side setup (the sessions' network, leftovers of a crash), then the first reconcile; retried until it works.
   let engineReady = false;
+  // The network and its rule (firewall.ts) before any session: a create waits for them, or fails saying why.
+  let guard: Promise<void> | null = null;
+  const guardNetwork = () =>
+    (guard ??= engine.ensureSessionNetwork(config.sessionNetwork).then((bridge) => {
+      if (bridge && iptables) guardSessionBridge(bridge, iptables);
+    })).catch((err) => {
+      guard = null;
+      throw err;
+    });
   const setUpEngine = async () => {
     if (!engineReady) {
-      await engine.ensureSessionNetwork(config.sessionNetwork);
+      await guardNetwork();
       await engine.removeLeftoverFacts(config.nodeName);
       engineReady = true;
     }
@@ -183,8 +169,10 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
   const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
   const terminals = new Set<ServerWebSocket<TerminalData>>();
   const caps = { terminals: terminalCap(config.maxTerminalsPerUser), requests: requestCap() };
+  // A port relay is a connection like a terminal, and counts against the same per-user cap.
+  const portDeps = { find: (uid: number, ref: SessionRef) => manager.find(uid, ref), publishedState: (id: string) => engine.publishedState(id), connections: caps.terminals };
 
-  const server = Bun.serve<TerminalData, never>({
+  const server = Bun.serve<SocketData, never>({
     unix: config.socket,
     // The longest a request may be silent (a stop waiting out its timeout); queued creates send keepalives.
     ...({ idleTimeout: 255 } as object),
@@ -220,6 +208,12 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
           if (srv.upgrade(req, { data })) return undefined;
           throw new UsageError("expected a WebSocket upgrade");
         }
+        const port = parsePortRoute(path);
+        if (port && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+          // Errors (not yours, not running, nothing listening) go over the socket, like a terminal's.
+          if (srv.upgrade(req, { data: { mode: "port", uid, sessionRef: sessionRef(port.ref, url.searchParams), port: port.port, early: [] } })) return undefined;
+          throw new UsageError("expected a WebSocket upgrade");
+        }
         if (path === "/v1/gpus" && req.method === "GET") {
           const report = slurm ? await slurm.annotate(await manager.gpuReport()) : await manager.gpuReport();
           if (uid === 0) return Response.json(report);
@@ -235,6 +229,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
         }
         if (path === "/v1/sessions" && req.method === "POST") {
           link?.assertAcceptingSessions();
+          await guardNetwork();
           // A create may wait in the queue for hours, silent; the default idle timeout would cut it.
           srv.timeout(req, 0);
           const trace = new Trace();
@@ -267,14 +262,19 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
     websocket: {
       maxPayloadLength: 1024 * 1024,
       open: (ws) => {
-        terminals.add(ws);
-        void openTerminal(ws, { manager, engine, terminals: caps.terminals }).catch((err) => log(`terminal: ${errorMessage(err)}`));
+        if (isPort(ws)) return void openPortRelay(ws, portDeps).catch((err) => log(`port: ${errorMessage(err)}`));
+        terminals.add(ws as ServerWebSocket<TerminalData>);
+        void openTerminal(ws as ServerWebSocket<TerminalData>, { manager, engine, terminals: caps.terminals }).catch((err) => log(`terminal: ${errorMessage(err)}`));
       },
-      message: (ws, message) => void onTerminalMessage(ws, message).catch((err) => log(`terminal message: ${errorMessage(err)}`)),
-      drain: terminalDrained,
+      message: (ws, message) => {
+        if (isPort(ws)) return onPortMessage(ws, message);
+        void onTerminalMessage(ws as ServerWebSocket<TerminalData>, message).catch((err) => log(`terminal message: ${errorMessage(err)}`));
+      },
+      drain: (ws) => (isPort(ws) ? onPortDrain(ws) : terminalDrained(ws as ServerWebSocket<TerminalData>)),
       close: (ws) => {
-        terminals.delete(ws);
-        closeTerminal(ws);
+        if (isPort(ws)) return closePortRelay(ws);
+        terminals.delete(ws as ServerWebSocket<TerminalData>);
+        closeTerminal(ws as ServerWebSocket<TerminalData>);
       },
     },
   });

@@ -88,7 +88,7 @@ export function prepareSession(config: ExecutorConfig, node: NodeFacts, user: Se
     memlock: node.memlock,
     pidsLimit: config.pidsLimit,
     network: config.sessionNetwork,
-    publishAddress: config.publishAddress,
+    publishAddress: config.publish === "host" ? config.publishAddress : null,
     timeLimit,
   };
 }

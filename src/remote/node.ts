@@ -47,11 +47,14 @@ type Stdio = { stdin: "inherit" | "ignore" | Uint8Array; stdout: "inherit" | "ig
 
 /**
  * `beaker ARGS` on the node as a byte pipe (no terminal): what is written goes to its stdin, its stdout comes to
- * `onStdout`, its stderr to this process's. For `session proxy` relaying an SSH stream to a session on that node.
+ * `onStdout`, its stderr to this process's. For `session proxy` relaying an SSH stream to a session on that node, and
+ * for each connection of a port forward (`session port-connect`).
  */
-export function beakerPipeOnNode(ctx: RemoteContext, node: string, args: string[], onStdout: (chunk: Uint8Array) => void) {
+export function beakerPipeOnNode(ctx: RemoteContext, node: string, args: string[], onStdout: (chunk: Uint8Array) => void, controlPath?: string) {
   const logFile = join(ctx.dir, `ssh-${randomBytes(6).toString("hex")}.log`);
-  const child = ctx.spawn({ argv: buildSshArgv({ node, command: remoteArgv(args), tty: false, logFile }), env: childEnv(ctx.env), stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  // A master connection's path (when one runs): the call shares it instead of a handshake of its own.
+  const control = controlPath ? { control: { path: controlPath, master: false } } : {};
+  const child = ctx.spawn({ argv: buildSshArgv({ node, command: remoteArgv(args), tty: false, logFile, ...control }), env: childEnv(ctx.env), stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const pumped = (async () => {
     if (!child.stdout) return;
     for await (const chunk of child.stdout) onStdout(chunk);

@@ -90,11 +90,6 @@ export function buildSshArgv(call: SshCall): string[] {
   return argv;
 }
 
-/** Adds a forward to a running master connection. Pure. */
-export function buildAddForwardArgv(controlPath: string, node: string, f: Forward, logFile: string): string[] {
-  return ["ssh", "-E", logFile, "-o", "LogLevel=ERROR", "-S", controlPath, "-O", "forward", "-L", forwardSpec(f), "--", node];
-}
-
 const connectPhase = /Could not resolve hostname|Connection refused|Permission denied|Host key verification failed|timed out|No route to host|Network is unreachable|connect to host|kex_exchange_identification|banner exchange|Connection closed by|Too many authentication failures|proxy dialog|UNPROTECTED PRIVATE KEY/i;
 
 /** The line a user needs from ssh's log: its last one, without the `ssh: ` prefix. Pure. */

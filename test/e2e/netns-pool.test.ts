@@ -1,10 +1,11 @@
 /**
  * Warm network namespaces on a real engine, through dist/beaker: the executor keeps two holders on the isolated
  * session network; a session without ports joins one (and so starts without Docker setting up a network), a session
- * with ports makes its own; holders go with their sessions and with the executor.
+ * with ports joins one too (nothing is published: executor/port-relay.ts); holders go with their sessions and with the
+ * executor.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { managedContainers, netnsHolders, TestExecutor, testUser } from "../executor-harness.ts";
+import { busyboxImage, managedContainers, netnsHolders, TestExecutor, testUser } from "../executor-harness.ts";
 import { eventually, testNodeName } from "../harness.ts";
 
 const node = testNodeName(import.meta.file);
@@ -65,13 +66,23 @@ test("a session without ports joins a warm namespace: its hostname, its own netw
   }
 }, 60_000);
 
-test("a session with --port makes its own namespace on the session network (ports belong to the namespace's maker)", async () => {
-  const made = await executor.run(["session", "create", "--detach", "--gpus", "0", "--port", "8888", "--", "sleep", "300"], { user: testUser });
+test("a session with --port joins a warm namespace too (nothing is published), and its port is reached through the executor", async () => {
+  await holdersWhen(2);
+  const serve = "mkdir -p /tmp/w && echo warm > /tmp/w/index.html && exec httpd -f -p 8888 -h /tmp/w";
+  const made = await executor.run(["session", "create", "--detach", "--name", "warmweb", "--gpus", "0", "--image", busyboxImage, "--port", "8888", "--", "sh", "-c", serve], { user: testUser });
   expect(made).toMatchObject({ exitCode: 0 });
+  const forward = executor.spawn(["session", "port-forward", "warmweb", "18889:8888"], { user: testUser });
   try {
     const [session] = managedContainers(node);
-    expect(inspect(session!).HostConfig.NetworkMode).toBe("beaker-sessions");
+    expect(inspect(session!).HostConfig.NetworkMode).toStartWith("container:");
+    const body = await eventually(async () => {
+      const res = await fetch("http://127.0.0.1:18889/");
+      return res.ok && (await res.text());
+    }, 20_000, { what: "the session's server through port-forward" });
+    expect(body).toBe("warm\n");
   } finally {
+    forward.kill();
+    await forward.exited;
     await stop(made.stdout.split("\n")[0]!.trim());
   }
 }, 60_000);

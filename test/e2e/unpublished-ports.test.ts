@@ -1,6 +1,6 @@
 /**
- * A requested --port the session does not get is a failed start (exit 125, naming the port and why), and leaves
- * nothing behind. The engine that cannot publish is a private one without a bridge network, in its own network
+ * A requested --port the session cannot have (no network to reach it on) is a failed start (exit 125, naming the port and why), and leaves
+ * nothing behind. The engine is a private one without a bridge network, in its own network
  * namespace; the machine's engine must come out of it untouched.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -35,7 +35,7 @@ test("detached: exit 125 naming the port and why; no container left, its GPUs fr
   expect(created).toEqual({
     exitCode: 125,
     stdout: "",
-    stderr: `beaker: port 8888 could not be published: the container got no network to publish on (the node's sessionNetwork is "none", or its Docker engine has no bridge); ask the node's admin, or start the session without --port\n`,
+    stderr: `beaker: port 8888 cannot be reached: the container got no network (the node's sessionNetwork is "none", or its Docker engine has no bridge); ask the node's admin, or start the session without --port\n`,
   });
   expect(engine.docker(["ps", "-aq"]).stdout).toBe("");
   expect(await claimedGpus()).toBe(0);
@@ -48,7 +48,7 @@ test("detached: exit 125 naming the port and why; no container left, its GPUs fr
 test("attached, several ports, a command that ends at once: still 125 with every port named", async () => {
   const created = await executor.run(["session", "create", "--gpus", "0", "--image", busyboxImage, "--port", "8888", "--port", "9999", "--", "true"], asUser);
   expect(created.exitCode).toBe(125);
-  expect(created.stderr).toStartWith("beaker: ports 8888, 9999 could not be published: the container got no network");
+  expect(created.stderr).toStartWith("beaker: ports 8888, 9999 cannot be reached: the container got no network");
   expect(engine.docker(["ps", "-aq"]).stdout).toBe("");
 }, 60_000);
 

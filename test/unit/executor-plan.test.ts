@@ -97,6 +97,10 @@ describe("buildContainerSpec", () => {
     const limited = buildContainerSpec({ ...base, cpus: 4, memoryBytes: 64 * 1024 ** 3, ports: [8888] }) as Record<string, any>;
     expect(limited.HostConfig).toMatchObject({ NanoCpus: 4e9, Memory: 64 * 1024 ** 3, ShmSize: 32 * 1024 ** 3 });
     expect(limited.HostConfig.PortBindings).toEqual({ "8888/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
+    // Not published (the executor's default): neither bound nor exposed, so it can join a warm namespace.
+    const unpublished = buildContainerSpec({ ...base, ports: [8888], publishAddress: null, netnsHolder: "h0lder" }) as Record<string, any>;
+    expect({ bound: unpublished.HostConfig.PortBindings, exposed: unpublished.ExposedPorts }).toEqual({ bound: {}, exposed: {} });
+    expect(unpublished.HostConfig.NetworkMode).toBe("container:h0lder");
     expect(spec.HostConfig.ShmSize).toBe(8 * 1024 ** 3);
     expect(shmSizeFor(null, 1024)).toBe(1024);
   });

@@ -2,9 +2,10 @@
 import { describe, expect, test } from "bun:test";
 import { shellCommand, shellQuote } from "../../src/remote/quote.ts";
 import { describePlacement, pickNode, type PlacementNode } from "../../src/remote/placement.ts";
-import { buildAddForwardArgv, buildSshArgv, childEnv, sshFailure } from "../../src/remote/ssh.ts";
+import { buildSshArgv, childEnv, sshFailure } from "../../src/remote/ssh.ts";
 import { findSessionNode, matchSession, type ClusterSession } from "../../src/remote/locate.ts";
-import { parsePortSpec, publishedAddress } from "../../src/remote/forward.ts";
+import { forwardLine, parsePortSpec } from "../../src/remote/forward.ts";
+import { listenFirstFree, listenLoopbacks, PortTakenError } from "../../src/remote/loopback.ts";
 import { remoteCreateArgs } from "../../src/cli/commands/session/remote-create.ts";
 
 const tricky = ["plain", "two words", "it's", '"double"', "$HOME", "${x:-y}", "a;b", "a && b", "`id`", "$(id)", "line1\nline2", "", " ", "back\\slash", "*", "~", "#hash", "tab\there", "'", "''", "!bang", "x=1", "-n", "--", "ümlaut", "a|b>c<d"];
@@ -76,7 +77,6 @@ describe("ssh", () => {
     expect(buildSshArgv({ node: "n", command: null, tty: false, logFile: "/l", forwards: [{ localPort: 8888, host: "127.0.0.1", port: 49153 }] })).toEqual([
       "ssh", "-T", "-E", "/l", "-o", "LogLevel=ERROR", "-L", "localhost:8888:127.0.0.1:49153", "-N", "-o", "ExitOnForwardFailure=yes", "--", "n",
     ]);
-    expect(buildAddForwardArgv("/c", "n", { localPort: 1, host: "::1", port: 2 }, "/l")).toEqual(["ssh", "-E", "/l", "-o", "LogLevel=ERROR", "-S", "/c", "-O", "forward", "-L", "localhost:1:[::1]:2", "--", "n"]);
   });
 
   test("children never get the token from the environment", () => {
@@ -149,10 +149,54 @@ describe("ports", () => {
     ["9000:8888", { local: 9000, remote: 8888 }],
   ])("parsePortSpec(%s)", (spec, expected) => expect(parsePortSpec(spec)).toEqual(expected));
   test.each(["0", "70000", "a:1", "1:", ":1"])("parsePortSpec(%s) is a usage error", (spec) => expect(() => parsePortSpec(spec)).toThrow(/LOCAL\[:REMOTE\]/));
-  test.each([
-    [["0.0.0.0:49153->8888/tcp", ":::49153->8888/tcp"], 8888, { host: "127.0.0.1", port: 49153 }],
-    [["127.0.0.1:40000->6006/tcp"], 6006, { host: "127.0.0.1", port: 40000 }],
-    [["10.0.0.5:40001->8888/tcp"], 8888, { host: "10.0.0.5", port: 40001 }],
-    [["0.0.0.0:49153->8888/tcp"], 6006, null],
-  ])("publishedAddress(%j, %d)", (ports, port, expected) => expect(publishedAddress(ports, port)).toEqual(expected));
+  test("forwardLine names the address listened on, and a wanted port that was taken", () => {
+    expect(forwardLine({ url: "http://localhost:8889", local: 8889, wanted: 8888, remote: 8888, session: "s", node: "n1" })).toBe("port 8888 of session s on n1 is at http://localhost:8889; port 8888 is taken here");
+  });
+});
+
+describe("a forward's local end: both loopbacks or an error", () => {
+  const taken = async (host: string) => {
+    for (;;) {
+      const port = 20000 + Math.floor(Math.random() * 20000);
+      try {
+        return { port, server: Bun.listen({ hostname: host, port, socket: { data() {} } }) };
+      } catch {}
+    }
+  };
+  test("another program on [::1]:P first: an error naming it, and 127.0.0.1:P is not held either", async () => {
+    const other = await taken("::1");
+    try {
+      const err = await listenLoopbacks(other.port, () => {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PortTakenError);
+      expect((err as Error).message).toBe(`[::1]:${other.port} is taken here (another program listens there): pick another LOCAL port`);
+      const again = Bun.listen({ hostname: "127.0.0.1", port: other.port, socket: { data() {} } });
+      again.stop(true);
+    } finally {
+      other.server.stop(true);
+    }
+  });
+  test("another program on 127.0.0.1:P: an error naming it", async () => {
+    const other = await taken("127.0.0.1");
+    try {
+      await expect(listenLoopbacks(other.port, () => {})).rejects.toThrow(`127.0.0.1:${other.port} is taken here`);
+    } finally {
+      other.server.stop(true);
+    }
+  });
+  test("both free: both are ours (localhost); the first free port skips one half taken", async () => {
+    const other = await taken("::1");
+    try {
+      const first = await listenFirstFree(other.port, () => {});
+      try {
+        expect(first.port).toBeGreaterThan(other.port);
+        expect(first.url).toBe(`http://localhost:${first.port}`);
+        expect(() => Bun.listen({ hostname: "::1", port: first.port, socket: { data() {} } })).toThrow();
+        expect(() => Bun.listen({ hostname: "127.0.0.1", port: first.port, socket: { data() {} } })).toThrow();
+      } finally {
+        first.close();
+      }
+    } finally {
+      other.server.stop(true);
+    }
+  });
 });

@@ -215,7 +215,7 @@ export class DockerEngine implements SessionEngine {
   publishedState(id: string): Promise<PublishedState> {
     return this.onContainer(id, async (c) => {
       const inspect = await c.inspect();
-      return { running: inspect.State.Running, ports: inspect.NetworkSettings.Ports, networks: inspect.NetworkSettings.Networks };
+      return { running: inspect.State.Running, ports: inspect.NetworkSettings.Ports, networks: inspect.NetworkSettings.Networks, mode: inspect.HostConfig.NetworkMode };
     });
   }
 
@@ -294,21 +294,24 @@ export class DockerEngine implements SessionEngine {
 
   /**
    * Makes sure the sessions' network exists: a bridge with traffic between its containers off, so one session cannot
-   * reach another's ports. "none" and Docker's own networks are used as they are.
+   * reach another's ports; returns its bridge interface. "none" and Docker's own networks are used as they are (null).
    */
-  async ensureSessionNetwork(name: string): Promise<void> {
-    if (!isUserDefinedNetwork(name)) return;
-    await this.call(async (d) => {
+  async ensureSessionNetwork(name: string): Promise<string | null> {
+    if (!isUserDefinedNetwork(name)) return null;
+    return this.call(async (d) => {
+      // Its bridge interface on this host: Docker's name for it, unless the network names its own.
+      const bridge = (n: Dockerode.NetworkInspectInfo) => n.Options?.["com.docker.network.bridge.name"] ?? `br-${n.Id.slice(0, 12)}`;
       try {
-        await d.getNetwork(name).inspect();
+        return bridge(await d.getNetwork(name).inspect());
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        try {
-          await d.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Options: { "com.docker.network.bridge.enable_icc": "false" }, Labels: { "beaker.managed": "true" } });
-        } catch (createErr) {
-          if (dockerStatus(createErr) !== 409) throw new SessionStartError(`cannot make the sessions' network ${name}: ${dockerMessage(createErr)}`);
-        }
       }
+      try {
+        await d.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Options: { "com.docker.network.bridge.enable_icc": "false" }, Labels: { "beaker.managed": "true" } });
+      } catch (createErr) {
+        if (dockerStatus(createErr) !== 409) throw new SessionStartError(`cannot make the sessions' network ${name}: ${dockerMessage(createErr)}`);
+      }
+      return bridge(await d.getNetwork(name).inspect());
     });
   }
 

@@ -40,14 +40,15 @@ export interface SpecInput {
   accountFiles: { passwd: string; group: string } | null;
   /** Processes the session may have; 0 = no limit. */
   pidsLimit: number;
-  /** The Docker network the session joins, and the host address its published ports bind to. */
+  /** The Docker network the session joins. */
   network: string;
   /**
    * A container already on `network` whose network namespace the session joins instead of making its own (a warm
    * one: executor/netns-pool.ts). Its hostname is the session's; a session that publishes ports never gets one.
    */
   netnsHolder?: string | null;
-  publishAddress: string;
+  /** The host address its ports are published on (executor config `publish: host`), or null: not published. */
+  publishAddress: string | null;
   workdir: string;
   tty: boolean;
   term: string | null;
@@ -123,12 +124,16 @@ export function buildContainerSpec(input: SpecInput): Dockerode.ContainerCreateO
   ];
   const exposed: Record<string, object> = {};
   const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const port of input.ports) {
-    exposed[`${port}/tcp`] = {};
-    portBindings[`${port}/tcp`] = [{ HostIp: input.publishAddress, HostPort: "" }];
+  // Only what is published is exposed: Docker refuses either on a session that joins a warm namespace.
+  const hostIp = input.publishAddress;
+  if (hostIp !== null) {
+    for (const port of input.ports) {
+      exposed[`${port}/tcp`] = {};
+      portBindings[`${port}/tcp`] = [{ HostIp: hostIp, HostPort: "" }];
+    }
   }
   const holder = input.netnsHolder ?? null;
-  if (holder && input.ports.length > 0) throw new Error("a session that publishes ports makes its own network namespace");
+  if (holder && Object.keys(portBindings).length > 0) throw new Error("a session that publishes ports makes its own network namespace");
   const shell = ["/bin/sh", "-c", 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
   return {
     name: `beaker-${input.sessionId}`,

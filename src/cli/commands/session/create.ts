@@ -177,7 +177,7 @@ export const sessionCreateCommand = defineCommand({
       if (flags.json) printJson(io, { id: session.id, name: session.name, node: session.node, gpus: session.gpus, image: session.image, status: session.status });
       else {
         io.out.write(`${session.id}\n`);
-        printPorts(io, session.ports);
+        printPorts(io, session.ports, session.name);
         printConnectHint(factory, session);
       }
       return 0;

@@ -5,6 +5,7 @@ import { sessionDescribeCommand } from "./describe.ts";
 import { sessionExecCommand } from "./exec.ts";
 import { sessionKeepCommand } from "./keep.ts";
 import { sessionListCommand } from "./list.ts";
+import { sessionPortConnectCommand } from "./port-connect.ts";
 import { sessionPortForwardCommand } from "./port-forward.ts";
 import { sessionProxyCommand } from "./proxy.ts";
 import { sessionSshConfigCommand } from "./ssh-config.ts";
@@ -13,5 +14,5 @@ import { sessionStopCommand } from "./stop.ts";
 export const sessionNoun: NounSpec = {
   name: "session",
   summary: "Create and manage GPU sessions, on this node or on a cluster's",
-  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand, sessionKeepCommand, sessionPortForwardCommand, sessionSshConfigCommand, sessionProxyCommand],
+  commands: [sessionCreateCommand, sessionListCommand, sessionDescribeCommand, sessionAttachCommand, sessionExecCommand, sessionStopCommand, sessionKeepCommand, sessionPortForwardCommand, sessionSshConfigCommand, sessionProxyCommand, sessionPortConnectCommand],
 };

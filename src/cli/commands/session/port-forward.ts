@@ -1,11 +1,13 @@
 import { allowJit } from "../../../util/jit.ts";
-import { BeakerError, UsageError } from "../../../errors.ts";
+import { BeakerError, errorMessage, UsageError } from "../../../errors.ts";
 import type { SessionDetails } from "../../../executor/api-types.ts";
-import { forwardLine, freeLocalPort, notPublished, parsePortSpec, publishedAddress, relayLocalPort } from "../../../remote/forward.ts";
+import { forwardLine, openOnNode, parsePortSpec } from "../../../remote/forward.ts";
+import { joinConnection, listenLoopbacks, type Listening } from "../../../remote/loopback.ts";
 import { beakerOutputOnNode, sshCall } from "../../../remote/node.ts";
 import { withSshDir } from "../../../remote/ssh.ts";
 import { defineCommand } from "../../command.ts";
 import type { Factory } from "../../factory.ts";
+import { openSessionPort } from "../../port-stream.ts";
 import { clusterOption, locateSession, nodeOption, remoteContext } from "../../remote.ts";
 import { resolverFor, resolveRunningSession, userOption } from "./ref.ts";
 
@@ -16,19 +18,18 @@ function untilInterrupted(): Promise<void> {
   });
 }
 
-/** A session on this node: a relay from localhost here to its published port. */
+/** A session on this node: each connection to LOCAL here is opened through the executor, for its owner. */
 async function forwardLocal(factory: Factory, session: SessionDetails, ports: { local: number; remote: number }): Promise<number> {
-  const target = publishedAddress(session.ports, ports.remote);
-  if (!target) throw notPublished(session, ports.remote);
-  const local = await freeLocalPort(ports.local);
-  const server = await relayLocalPort(local, target);
-  factory.io.err.write(`${forwardLine({ local, wanted: ports.local, remote: ports.remote, session: session.name })}; Ctrl-C stops it\n`);
+  const executor = factory.executor();
+  const say = (err: unknown) => factory.io.err.write(`${errorMessage(err)}\n`);
+  const local = await listenLoopbacks(ports.local, (socket) => joinConnection(socket, (sink) => openSessionPort(executor, session.id, ports.remote, sink), say));
+  factory.io.err.write(`${forwardLine({ url: local.url, local: ports.local, wanted: ports.local, remote: ports.remote, session: session.name })}; Ctrl-C stops it\n`);
   await untilInterrupted();
-  server.close();
+  local.close();
   return 0;
 }
 
-/** A session on another node: its published port from the node, then `ssh -N -L` until Ctrl-C. */
+/** A session on another node: an ssh connection held until Ctrl-C; each connection here runs `port-connect` over it. */
 async function forwardRemote(factory: Factory, node: string, ref: string | undefined, ports: { local: number; remote: number }): Promise<number> {
   return withSshDir(async (dir) => {
     const ctx = remoteContext(factory, dir);
@@ -36,17 +37,17 @@ async function forwardRemote(factory: Factory, node: string, ref: string | undef
     if (described.code !== 0) return described.code;
     const session = JSON.parse(described.stdout) as SessionDetails;
     if (session.status !== "running") throw new BeakerError(`session ${session.name} is ${session.status}, not running`);
-    const target = publishedAddress(session.ports, ports.remote);
-    if (!target) throw notPublished(session, ports.remote);
-    const local = await freeLocalPort(ports.local);
-    factory.io.err.write(`${forwardLine({ local, wanted: ports.local, remote: ports.remote, session: session.name, node })}; Ctrl-C stops it\n`);
-    const { code } = await sshCall(
-      ctx,
-      { node, command: null, tty: false, forwards: [{ localPort: local, ...target }] },
-      { stdin: "ignore", stdout: "ignore", stderr: "inherit" },
-      "the session keeps running",
-    );
-    return code === 130 ? 0 : code;
+    const controlPath = `${dir}/control`;
+    const open = openOnNode(ctx, { node, id: session.id, port: ports.remote, controlPath });
+    let local: Listening | null = null;
+    try {
+      local = await listenLoopbacks(ports.local, (socket) => joinConnection(socket, open, (err) => ctx.say(errorMessage(err))));
+      factory.io.err.write(`${forwardLine({ url: local.url, local: ports.local, wanted: ports.local, remote: ports.remote, session: session.name, node })}; Ctrl-C stops it\n`);
+      const { code } = await sshCall(ctx, { node, command: null, tty: false, control: { path: controlPath, master: true } }, { stdin: "ignore", stdout: "ignore", stderr: "inherit" }, "the session keeps running");
+      return code === 130 ? 0 : code;
+    } finally {
+      local?.close();
+    }
   });
 }
 
@@ -54,7 +55,7 @@ export const sessionPortForwardCommand = defineCommand({
   name: "port-forward",
   usesExecutor: true,
   args: "[ID] <LOCAL[:REMOTE]>",
-  summary: "Reach a session's published port at localhost:LOCAL here, until Ctrl-C (REMOTE: the port inside, default LOCAL)",
+  summary: "Reach a session's port at localhost:LOCAL here, until Ctrl-C (REMOTE: the port inside, default LOCAL)",
   options: [userOption, clusterOption, nodeOption],
   examples: ["beaker session port-forward 8888", "beaker session port-forward my-session 9000:8888 --cluster lab"],
   async run({ args, flags, factory }) {

@@ -62,7 +62,7 @@ export async function createOnNode(factory: Factory, flags: CreateFlags, rest: s
   const forwarding = ports.length > 0 && !flags.detach;
   return withSshDir(async (dir) => {
     const ctx = remoteContext(factory, dir);
-    // The forwards need the session's name before it exists, to ask the node for its published ports.
+    // The forwards need the session's name before it exists, to ask the node whether it runs yet.
     const name = flags.name ?? (forwarding ? `${(await sshLoginName(ctx, target.node)) ?? userInfo().username}-${randomBytes(3).toString("hex")}` : null);
     const image = flags.image ?? factory.userConfig().read().default_image ?? null;
     const controlPath = `${dir}/c`;
