@@ -26,7 +26,7 @@ export const modules: MutationModule[] = [
   { file: "src/git/protocol.ts", tests: ["test/unit/git-credential-match.test.ts", "test/unit/update.test.ts", "test/unit/git-protocol.test.ts"] },
   { file: "src/ssh/login.ts", tests: ["test/unit/ssh.test.ts", "test/unit/ssh-login.test.ts"] },
   { file: "src/ssh/host.ts", tests: ["test/unit/ssh.test.ts"] },
-  { file: "src/remote/placement.ts", tests: ["test/unit/remote.test.ts"] },
+  { file: "src/remote/placement.ts", tests: ["test/unit/remote.test.ts", "test/unit/placement-edges.test.ts"] },
   { file: "src/slurm/job.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts"] },
   { file: "src/slurm/allocation.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts"] },
   { file: "src/update/manifest.ts", tests: ["test/unit/update.test.ts", "test/unit/update-verify.test.ts"] },
