@@ -39,6 +39,9 @@ describe("time limits", () => {
     expect(plan(2 * h + 50 * m, [view("a", { deadline: 3 * h })], null)).toEqual([{ type: "warn", id: "a", kind: "time", at: 3 * h, idleMs: 0 }]);
     expect(plan(2 * h + 55 * m, [view("a", { deadline: 3 * h, warnedDeadline: 3 * h })], null)).toEqual([]);
   });
+  test("a limit lifted after the warning (the config's max duration removed): no warning of a stop that will not come", () => {
+    expect(plan(3 * h, [view("a", { deadline: null, warnedDeadline: 4 * h })], null)).toEqual([]);
+  });
   test("a limit moved after the warning is warned about again", () => {
     expect(plan(3 * h + 50 * m, [view("a", { deadline: 4 * h, warnedDeadline: 3 * h })], null)).toEqual([{ type: "warn", id: "a", kind: "time", at: 4 * h, idleMs: 0 }]);
   });
