@@ -28,7 +28,7 @@ export const modules: MutationModule[] = [
   { file: "src/ssh/host.ts", tests: ["test/unit/ssh.test.ts"] },
   { file: "src/remote/placement.ts", tests: ["test/unit/remote.test.ts", "test/unit/placement-edges.test.ts"] },
   { file: "src/slurm/job.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/slurm-parse.test.ts"] },
-  { file: "src/slurm/allocation.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts"] },
+  { file: "src/slurm/allocation.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/slurm-salloc.test.ts"] },
   { file: "src/update/manifest.ts", tests: ["test/unit/update.test.ts", "test/unit/update-verify.test.ts", "test/unit/manifest-shape.test.ts"] },
   { file: "src/update/download.ts", tests: ["test/unit/update-verify.test.ts", "test/unit/download-failures.test.ts"] },
   { file: "src/update/semver.ts", tests: ["test/unit/update.test.ts", "test/unit/semver.test.ts"] },
