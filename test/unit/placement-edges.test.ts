@@ -37,7 +37,7 @@ describe("pickNode", () => {
   });
   test.each<[string, PlacementNode[], ReturnType<typeof req>, string]>([
     ["no node online", [node("a", 1, 1, { status: "offline" }), node("b", 1, 1, { status: "cordoned" })], req(1), "cluster c has no node online (a: offline, b: cordoned)"],
-    ["no node of the type", [node("a", 1, 1, {}, "A100"), node("b", 1, 2, {}, null), node("c", 1, 1, {}, "L4")], req(1, "H100"), "no online node of c has H100 GPUs (it has: A100, L4)"],
+    ["no node of the type", [node("a", 1, 1, {}, "L4"), node("b", 1, 2, {}, null), node("c", 1, 1, {}, "A100"), node("d", 1, 1, {}, "L4")], req(1, "H100"), "no online node of c has H100 GPUs (it has: A100, L4)"],
     ["no GPU at all", [node("a", 0, 0)], req(1, "H100"), "no online node of c has H100 GPUs"],
     ["none big enough, of a type", [node("a", 4, 4), node("b", 2, 2)], req(8, "h100"), "no online node of c has 8 h100 GPUs (the most is 4)"],
     ["none big enough", [node("a", 4, 4)], req(8), "no online node of c has 8 GPUs (the most is 4)"],
