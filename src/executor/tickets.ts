@@ -27,9 +27,11 @@ const base64url = (data: Uint8Array | string) => Buffer.from(data).toString("bas
 
 /** The request as a digest: every field but the ticket, keys sorted, so the same request gives the same digest. */
 export function requestDigest(req: CreateSessionRequest): string {
-  const fields = Object.entries(req)
-    .filter(([key]) => key !== "ticket")
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // sort(): UTF-16 code unit order, the same in every version (a ticket kept through an upgrade still verifies).
+  const fields = Object.keys(req)
+    .filter((key) => key !== "ticket")
+    .sort()
+    .map((key) => [key, req[key as keyof CreateSessionRequest]]);
   return createHash("sha256").update(JSON.stringify(fields)).digest("hex");
 }
 

@@ -115,7 +115,8 @@ function parseGpu(node: Node): Gpu {
   const migMode = migModeText === "enabled" ? "enabled" : migModeText === "disabled" ? "disabled" : null;
   const problems: string[] = [];
   if (uuid === null) problems.push(`its UUID is unreadable (${String(node.uuid ?? "missing").trim() || "empty"})`);
-  if (cleanValue(child(node, "remapped_rows")?.remapping_failure_occurred)?.toLowerCase() === "yes") {
+  // nvidia-smi -q -x names it remapped_row_failure ("Remapping Failure Occurred" is the text output's label).
+  if (cleanValue(child(node, "remapped_rows")?.remapped_row_failure)?.toLowerCase() === "yes") {
     problems.push("row remapping failed (the GPU needs service)");
   }
   return {

@@ -29,12 +29,11 @@ function isExecutable(path: string): boolean {
   }
 }
 
-/** This process's user, as the session's /etc/passwd (which Beaker writes) names them. */
-export function currentLoginUser(env: Record<string, string | undefined>): LoginUser {
-  const uid = process.getuid!();
+/** This process's user, as the session's /etc/passwd (which Beaker writes) names them (`passwd` and `uid`: for tests). */
+export function currentLoginUser(env: Record<string, string | undefined>, passwd = "/etc/passwd", uid = process.getuid!()): LoginUser {
   let entry: ReturnType<typeof parsePasswdEntry> = null;
   try {
-    entry = parsePasswdEntry(readFileSync("/etc/passwd", "utf8"), uid);
+    entry = parsePasswdEntry(readFileSync(passwd, "utf8"), uid);
   } catch {}
   const name = entry?.name ?? env.USER ?? String(uid);
   const home = entry?.home && existsSync(entry.home) ? entry.home : env.HOME && existsSync(env.HOME) ? env.HOME : "/";

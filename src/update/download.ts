@@ -17,6 +17,8 @@ export async function downloadVerified(
   path: string,
   expected: { size: number; sha256: string },
   onProgress: (p: DownloadProgress) => void,
+  /** How the file is written (a test's stand-in for a full or failing disk). */
+  io: { write: (fd: number, data: Uint8Array) => unknown; fsync: (fd: number) => void } = { write: writeSync, fsync: fsyncSync },
 ): Promise<void> {
   const fd = openSync(path, "wx", 0o700);
   let ok = false;
@@ -43,7 +45,7 @@ export async function downloadVerified(
       if (received > expected.size) throw new UpdateError(`the download of ${url} is larger than the ${expected.size} bytes the manifest says`);
       hash.update(chunk.value);
       try {
-        writeSync(fd, chunk.value);
+        io.write(fd, chunk.value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         throw new UpdateError(code === "ENOSPC" ? `not enough disk space beside the binary for the new one (${expected.size} bytes)` : `cannot write the download: ${(err as Error).message}`);
@@ -53,7 +55,7 @@ export async function downloadVerified(
     if (received !== expected.size) throw new UpdateError(`the download of ${url} is truncated: ${received} of ${expected.size} bytes`);
     if (hash.digest("hex") !== expected.sha256) throw new UpdateError(`the download of ${url} does not match the manifest's SHA-256: refusing it`);
     try {
-      fsyncSync(fd);
+      io.fsync(fd);
     } catch (err) {
       throw new UpdateError(`cannot write the download: ${(err as Error).message}`);
     }

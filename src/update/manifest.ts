@@ -62,11 +62,12 @@ export function pickTarget(p: Platform): string {
   return p.avx2 ? "linux-x64" : "linux-x64-baseline";
 }
 
-export function detectPlatform(): Platform {
+/** This machine's platform; `fs` reads files and asks whether they exist (a test's stand-in for the machine's). */
+export function detectPlatform(fs: { read: (path: string) => string; exists: (path: string) => boolean } = { read: (path) => readFileSync(path, "utf8"), exists: existsSync }): Platform {
   let avx2 = true;
   try {
-    avx2 = /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+    avx2 = /\bavx2\b/.test(fs.read("/proc/cpuinfo"));
   } catch {}
-  const musl = existsSync("/etc/alpine-release") || (existsSync("/lib/ld-musl-x86_64.so.1") && !existsSync("/lib64/ld-linux-x86-64.so.2"));
+  const musl = fs.exists("/etc/alpine-release") || (fs.exists("/lib/ld-musl-x86_64.so.1") && !fs.exists("/lib64/ld-linux-x86-64.so.2"));
   return { os: process.platform, arch: process.arch, musl, avx2 };
 }

@@ -22,11 +22,15 @@ describe("parseSessionHost", () => {
     ["my.run.gpu-01.lab.org.beaker", "gpu-01.lab.org", { ref: "my.run", elsewhere: null }],
     ["train.gpu-02.beaker", "gpu-01", { ref: "train.gpu-02", elsewhere: { name: "train", node: "gpu-02" } }],
     ["train.gpu-02.lab.beaker", null, { ref: "train.gpu-02.lab", elsewhere: { name: "train", node: "gpu-02.lab" } }],
+    // What a shell or a config file may leave around the name.
+    ["  train.beaker\n", null, { ref: "train", elsewhere: null }],
+    // A name that ends in a dot is no NAME.NODE pair: there is no node after the dot.
+    ["train..beaker", null, { ref: "train.", elsewhere: null }],
   ])("%s on node %s", (host, node, expected) => {
     expect(parseSessionHost(host, node)).toEqual(expected);
   });
 
-  test.each(["train", "train.example.com", ".beaker", "..beaker", "beaker"])("%s is refused with what to type", (host) => {
+  test.each(["train", "train.example.com", ".beaker", "..beaker", "beaker", ".train.beaker", "train.beaker.example.com", "evil\ntrain.beaker"])("%s is refused with what to type", (host) => {
     expect(() => parseSessionHost(host, "gpu-01")).toThrow(/use NAME\.beaker or NAME\.NODE\.beaker/);
   });
 });
