@@ -147,6 +147,20 @@ describe("sweepProofs edges", () => {
     expect(sweepProofs(dir.path)).toBe(1);
   });
 
+  test("a stale proof consumed between its lstat and its removal is no error", () => {
+    using dir = scopedDir("beaker-proof-");
+    const proof = createProof(dir.path);
+    const changed = statSync(proof.path).ctimeMs;
+    restore.push(
+      spyOn(fs, "lstatSync").mockImplementation(((path: string, options?: fs.StatSyncOptions) => {
+        const st = realLstat(path, options);
+        if (path === proof.path) unlinkSync(path);
+        return st;
+      }) as typeof fs.lstatSync),
+    );
+    expect(sweepProofs(dir.path, changed + 61_000)).toBe(1);
+  });
+
   /** 70 files of one uid whose ctimes (as lstat reports them) run in an order unlike their names'. */
   const crowd = (dir: string, now: number) => {
     const names = Array.from({ length: 70 }, (_, i) => `f${String(i).padStart(2, "0")}`);
