@@ -142,6 +142,12 @@ describe("refusals", () => {
     await expect(ensureNestedPaths([workdir(dir, ["g", "x"])], tester)).rejects.toThrow(cannot("--workdir", "/data/g/x"));
     expect(readdirSync(join(dir, "g"))).toEqual([]);
   });
+  test("a path that exists inside a folder the user may not search is refused like a missing one", async () => {
+    const dir = hostDir(0);
+    mkdirSync(join(dir, "g/x"), { recursive: true });
+    chmodSync(join(dir, "g"), 0o700);
+    await expect(ensureNestedPaths([workdir(dir, ["g", "x"])], tester)).rejects.toThrow(cannot("--workdir", "/data/g/x"));
+  });
   test("a group the user is not given does not count", async () => {
     const dir = hostDir(0);
     mkdirSync(join(dir, "g"));
