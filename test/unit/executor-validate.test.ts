@@ -71,7 +71,7 @@ describe("text fields", () => {
     refuses("name", "x\u001f", "name may not contain control characters");
   });
   test("memory and sharedMemory: a size like 64g", () => {
-    for (const v of ["64", "64g", "1.5GiB", "512 MB", "2T", "3kib", "1k", "1m", "1g", "1t", "1p", "1K", "1M", "1G", "1T", "1P", "1Gi", "1GI", "1Gb", "1GB", "1b", "1ib", "10  m", null]) {
+    for (const v of ["64", "64g", "1.5GiB", "1.25g", "512 MB", "2T", "3kib", "1k", "1m", "1g", "1t", "1p", "1K", "1M", "1G", "1T", "1P", "1Gi", "1GI", "1Gb", "1GB", "1b", "1ib", "10  m", null]) {
       accepts("memory", v);
       accepts("sharedMemory", v);
     }
