@@ -12,7 +12,7 @@ export interface MutationModule {
 
 export const modules: MutationModule[] = [
   { file: "src/executor/claims.ts", tests: ["test/unit/claims.test.ts", "test/unit/user-caps.test.ts", "test/unit/claims-sim.test.ts"], env: { BEAKER_SIM_SEEDS: "20" } },
-  { file: "src/executor/validate.ts", tests: ["test/unit/executor-security.test.ts", "test/unit/session-request.test.ts"] },
+  { file: "src/executor/validate.ts", tests: ["test/unit/executor-security.test.ts", "test/unit/session-request.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/executor-validate.test.ts", "test/unit/executor-validate-terminal.test.ts"] },
   { file: "src/executor/mounts.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts", "test/unit/mounts-resolve.test.ts"] },
   { file: "src/executor/mountpoints.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/mountpoints-plan.test.ts", "test/unit/mountpoints-io.test.ts"] },
   { file: "src/executor/proof.ts", tests: ["test/unit/proof.test.ts", "test/unit/proof-edges.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts"] },
@@ -26,8 +26,8 @@ export const modules: MutationModule[] = [
   { file: "src/server/store.ts", tests: ["test/unit/server.test.ts", "test/unit/server-auth.test.ts", "test/unit/server-store.test.ts", "test/unit/server-store-nodes.test.ts"] },
   { file: "src/git/store.ts", tests: ["test/unit/git-credential-match.test.ts", "test/unit/git-setup.test.ts", "test/unit/git-store-file.test.ts"] },
   { file: "src/git/protocol.ts", tests: ["test/unit/git-credential-match.test.ts", "test/unit/update.test.ts", "test/unit/git-protocol.test.ts"] },
-  { file: "src/ssh/login.ts", tests: ["test/unit/ssh.test.ts", "test/unit/ssh-login.test.ts"] },
-  { file: "src/ssh/host.ts", tests: ["test/unit/ssh.test.ts"] },
+  { file: "src/ssh/login.ts", tests: ["test/unit/ssh.test.ts", "test/unit/ssh-login.test.ts", "test/unit/helper-env.test.ts", "test/unit/ssh-session-env.test.ts"] },
+  { file: "src/ssh/host.ts", tests: ["test/unit/ssh.test.ts", "test/unit/helper-env.test.ts", "test/unit/ssh-session-env.test.ts"] },
   { file: "src/remote/placement.ts", tests: ["test/unit/remote.test.ts", "test/unit/placement-edges.test.ts"] },
   { file: "src/slurm/job.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/slurm-parse.test.ts"] },
   { file: "src/slurm/allocation.ts", tests: ["test/unit/slurm.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/slurm-salloc.test.ts"] },
