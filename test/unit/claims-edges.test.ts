@@ -159,8 +159,22 @@ describe("the order of events", () => {
   test("before any inventory a request waits, then is refused as too large", () => {
     const s = listed(initialClaims());
     const early = run([req("a", 5), req("b", 1)], s);
-    expect(kinds(early.effects)).toEqual(["queued:a", "queued:b"]);
+    expect(early.effects).toEqual([
+      { type: "queued", sessionId: "a", position: 1, free: 0 },
+      { type: "queued", sessionId: "b", position: 2, free: 0 },
+    ]);
     expect(kinds(step(early.state, { type: "inventory", total: 4, usable: gpus, error: null }).effects)).toEqual(["refuse:a", "grant:b"]);
+  });
+
+  test("a broken inventory refuses a GPU request when it arrives, before the first listing too", () => {
+    const s = step(initialClaims(), { type: "inventory", total: 0, usable: [], error: "driver gone" }).state;
+    expect(run([req("a", 1)], s).effects).toEqual([{ type: "refuse", sessionId: "a", reason: "no-gpus", message: "cannot hand out GPUs: driver gone" }]);
+  });
+
+  test("draining turns a request away with a message that says to send it again", () => {
+    expect(run([{ type: "drain" }, req("a", 1)], ready()).effects).toEqual([
+      { type: "refuse", sessionId: "a", reason: "restarting", message: "the executor is restarting; send the request again in a moment" },
+    ]);
   });
 
   test("cancelling a reservation grants those waiting, none of them dropped", () => {
@@ -181,6 +195,13 @@ describe("the order of events", () => {
 });
 
 describe("listings", () => {
+  test("an adopted container missing from a later listing is lost, its GPUs freed", () => {
+    const s = listed(unlisted(), [running("x", 1000, ["G2"])]);
+    const next = step(s, { type: "listing", since: s.epoch, containers: [] });
+    expect(next.effects).toEqual([{ type: "lost", sessionId: "x" }]);
+    expect(freeGpus(next.state)).toEqual(gpus);
+  });
+
   test("a confirmed claim the listing shows is kept as it is, not adopted again", () => {
     const s = run([req("a", 1), { type: "confirmed", sessionId: "a" }], ready()).state;
     const next = step(s, { type: "listing", since: s.epoch, containers: [running("a", 1000, ["G0"])] });
