@@ -66,7 +66,9 @@ function runModule(mod: MutationModule, previous: ModuleRecord | undefined, conc
   const env = Object.entries(mod.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
   const config = {
     testRunner: "command",
-    commandRunner: { command: `${env ? `env ${env} ` : ""}node_modules/.bin/bun test ${mod.tests.join(" ")}` },
+    // One `bun test --bail` per file, in the listed order (one bun run orders its files its own way): a mutant is killed
+    // by its first failing test, so the slow tests listed last (the simulation) run only for the few the fast ones miss.
+    commandRunner: { command: mod.tests.map((t) => `${env ? `env ${env} ` : ""}node_modules/.bin/bun test --bail ${t}`).join(" && ") },
     mutate: [mod.file],
     coverageAnalysis: "off",
     concurrency,

@@ -11,7 +11,7 @@ export interface MutationModule {
 }
 
 export const modules: MutationModule[] = [
-  { file: "src/executor/claims.ts", tests: ["test/unit/claims.test.ts", "test/unit/user-caps.test.ts", "test/unit/claims-sim.test.ts"], env: { BEAKER_SIM_SEEDS: "20" } },
+  { file: "src/executor/claims.ts", tests: ["test/unit/claims.test.ts", "test/unit/user-caps.test.ts", "test/unit/claims-edges.test.ts", "test/unit/claims-sim.test.ts"], env: { BEAKER_SIM_SEEDS: "40" } },
   { file: "src/executor/validate.ts", tests: ["test/unit/executor-security.test.ts", "test/unit/session-request.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/executor-validate.test.ts", "test/unit/executor-validate-terminal.test.ts"] },
   { file: "src/executor/mounts.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts", "test/unit/mounts-resolve.test.ts"] },
   { file: "src/executor/mountpoints.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/mountpoints-plan.test.ts", "test/unit/mountpoints-io.test.ts"] },
