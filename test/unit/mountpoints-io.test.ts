@@ -11,8 +11,13 @@ import { ensureNestedPaths, type NestedPath } from "../../src/executor/mountpoin
 import type { SessionUser } from "../../src/runtime/docker/spec.ts";
 
 const root: SessionUser = { name: "root", uid: 0, gid: 0, groups: [], home: "/root", gecos: "" };
-const tester: SessionUser = { name: "beaker-test-user", uid: 1001, gid: 1001, groups: [], home: "/home/beaker-test-user", gecos: "" };
-const OTHER_GID = 1002;
+/** The test users' ids as this machine gave them (scripts/test makes the users). */
+const idOf = (flag: "-u" | "-g", user: string) => Number(Bun.spawnSync(["id", flag, user]).stdout.toString().trim());
+const TESTER_UID = idOf("-u", "beaker-test-user");
+const TESTER_GID = idOf("-g", "beaker-test-user");
+const tester: SessionUser = { name: "beaker-test-user", uid: TESTER_UID, gid: TESTER_GID, groups: [], home: "/home/beaker-test-user", gecos: "" };
+/** A group the tester is not in. */
+const OTHER_GID = idOf("-g", "beaker-test-other");
 
 let base = "";
 let n = 0;
@@ -53,32 +58,32 @@ describe("what is missing is made by the user", () => {
   test("a user: the folders, owned by their uid and gid, in their own folder", async () => {
     const dir = hostDir();
     await ensureNestedPaths([workdir(dir, ["a", "b", "c"])], tester);
-    for (const p of ["a", "a/b", "a/b/c"]) expect(owner(join(dir, p))).toEqual({ uid: 1001, gid: 1001, dir: true, file: false });
+    for (const p of ["a", "a/b", "a/b/c"]) expect(owner(join(dir, p))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: true, file: false });
   });
   test("only the missing part, from the deepest folder found", async () => {
     const dir = hostDir();
     mkdirSync(join(dir, "a"));
-    chownSync(join(dir, "a"), 1001, 1001);
+    chownSync(join(dir, "a"), TESTER_UID, TESTER_GID);
     await ensureNestedPaths([workdir(dir, ["a", "b", "c"])], tester);
-    expect(owner(join(dir, "a/b/c"))).toEqual({ uid: 1001, gid: 1001, dir: true, file: false });
+    expect(owner(join(dir, "a/b/c"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: true, file: false });
     expect(readdirSync(join(dir, "a"))).toEqual(["b"]);
   });
   test("a file mount's target is made a file, its folders folders", async () => {
     const dir = hostDir();
     await ensureNestedPaths([mount(dir, ["d", "e", "f.txt"], fileSource)], tester);
-    expect(owner(join(dir, "d/e"))).toEqual({ uid: 1001, gid: 1001, dir: true, file: false });
-    expect(owner(join(dir, "d/e/f.txt"))).toEqual({ uid: 1001, gid: 1001, dir: false, file: true });
+    expect(owner(join(dir, "d/e"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: true, file: false });
+    expect(owner(join(dir, "d/e/f.txt"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: false, file: true });
   });
   test("a file mount's target alone missing: just the file", async () => {
     const dir = hostDir();
     await ensureNestedPaths([mount(dir, ["f.txt"], fileSource)], tester);
-    expect(owner(join(dir, "f.txt"))).toEqual({ uid: 1001, gid: 1001, dir: false, file: true });
+    expect(owner(join(dir, "f.txt"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: false, file: true });
     expect(readdirSync(dir)).toEqual(["f.txt"]);
   });
   test("a folder mount's target is made a folder", async () => {
     const dir = hostDir();
     await ensureNestedPaths([mount(dir, ["m"], dirSource)], tester);
-    expect(owner(join(dir, "m"))).toEqual({ uid: 1001, gid: 1001, dir: true, file: false });
+    expect(owner(join(dir, "m"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: true, file: false });
   });
   test("every nested path is made", async () => {
     const dir = hostDir();
@@ -92,8 +97,8 @@ describe("what is missing is made by the user", () => {
     mkdirSync(shared);
     chownSync(shared, 0, OTHER_GID);
     chmodSync(shared, 0o770);
-    await ensureNestedPaths([workdir(dir, ["g", "x"])], { ...tester, groups: [1001, OTHER_GID] });
-    expect(owner(join(shared, "x"))).toEqual({ uid: 1001, gid: 1001, dir: true, file: false });
+    await ensureNestedPaths([workdir(dir, ["g", "x"])], { ...tester, groups: [TESTER_GID, OTHER_GID] });
+    expect(owner(join(shared, "x"))).toEqual({ uid: TESTER_UID, gid: TESTER_GID, dir: true, file: false });
   });
 });
 
@@ -130,7 +135,7 @@ describe("refusals", () => {
     const dir = hostDir();
     mkdirSync(join(dir, "ro"));
     chmodSync(join(dir, "ro"), 0o555);
-    chownSync(join(dir, "ro"), 1001, 1001);
+    chownSync(join(dir, "ro"), TESTER_UID, TESTER_GID);
     await expect(ensureNestedPaths([mount(dir, ["ro", "f"], fileSource)], tester)).rejects.toThrow(cannot("--mount", "/data/ro/f"));
     expect(readdirSync(join(dir, "ro"))).toEqual([]);
   });
@@ -153,7 +158,7 @@ describe("refusals", () => {
     mkdirSync(join(dir, "g"));
     chownSync(join(dir, "g"), 0, OTHER_GID);
     chmodSync(join(dir, "g"), 0o770);
-    await expect(ensureNestedPaths([workdir(dir, ["g", "x"])], { ...tester, groups: [1001] })).rejects.toThrow(cannot("--workdir", "/data/g/x"));
+    await expect(ensureNestedPaths([workdir(dir, ["g", "x"])], { ...tester, groups: [TESTER_GID] })).rejects.toThrow(cannot("--workdir", "/data/g/x"));
     expect(readdirSync(join(dir, "g"))).toEqual([]);
   });
   test("a link on the way is not followed, even one the user owns", async () => {
