@@ -66,7 +66,7 @@ function recordedActions() {
   const call = async (what: string) => {
     calls.push(what);
     most = Math.max(most, ++running);
-    await Bun.sleep(1);
+    await Bun.sleep(1); // the call's own latency (a Docker call), not a wait for anything
     running--;
   };
   const actions: ControlActions = { resize: (c, r) => call(`${c}x${r}`), signal: (name) => call(name) };
