@@ -8,7 +8,7 @@
  * Runs its own executor (dist/beaker, root, a private socket and state dir, a fake 8-GPU nvidia-smi), so the figures
  * are this build's and nothing else's; `BEAKER_EXECUTOR_SOCKET` and `EXECUTOR_PID` measure a running one instead.
  * After each command it waits until the executor's background work (making a warm network namespace again and
- * removing the used one: src/executor/netns-pool.ts) is done, so each command runs on an otherwise idle engine;
+ * removing the used one: src/executor/network/netns-pool.ts) is done, so each command runs on an otherwise idle engine;
  * `SETTLE=0` runs them back to back instead, the refill competing with the next command.
  * `SESSION_NETWORK=bridge` puts sessions on Docker's default bridge instead of their isolated network, to tell the
  * network's cost from Beaker's. `TRACE=N` then runs N traced creates (BEAKER_TRACE=1, alternating with docker runs)
@@ -17,7 +17,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { holderLabel, poolSize } from "../src/executor/netns-pool.ts";
+import { holderLabel, poolSize } from "../src/executor/network/netns-pool.ts";
 import { eventually, stopProcess, within } from "../test/harness.ts";
 
 const root = resolve(import.meta.dir, "..");

@@ -63,7 +63,7 @@ try {
   }
 } finally {
   await stopProcess(executor, "the executor");
-  // Its sessions, and the warm network namespaces it made (src/executor/netns-pool.ts).
+  // Its sessions, and the warm network namespaces it made (src/executor/network/netns-pool.ts).
   for (const label of [`beaker.node=${node}`, `beaker.netns=${node}`]) {
     const ids = Bun.spawnSync(["docker", "ps", "-aq", "--filter", `label=${label}`]).stdout.toString().trim();
     if (ids) Bun.spawnSync(["docker", "rm", "-f", ...ids.split("\n")]);

@@ -3,17 +3,20 @@
  * Mutation testing of the modules that decide security and correctness (StrykerJS, its command runner on `bun test`).
  *
  *   npm run test:mutation                       every module below, then test/mutation/survivors.json is rewritten
- *   npm run test:mutation -- src/executor/claims.ts [more.ts]   just those modules
+ *   npm run test:mutation -- src/executor/claims/claims.ts [more.ts]   just those modules
  *   bun scripts/mutation.ts --check             no mutants run: is survivors.json current? (scripts/test runs this)
  *
  * Each module is mutated on its own and every mutant runs only the unit tests that pin that module, so one module
  * takes seconds to a few minutes. A mutant that no test kills is a survivor: survivors.json lists each one with the
  * reason it is equivalent or not worth a test. A survivor without a reason, a module under 90%, or a module whose
- * source changed since its run (its SHA-256) fails --check, which names the command to run again.
+ * code changed since its run fails --check, which names the command to run again. "Its code" is what runs: the
+ * SHA-256 of the module as Bun transpiles it (no comments, no types), each relative import named by its file name
+ * alone. A comment, a type or a move to another folder leaves the mutants as they were and needs no new run (what a
+ * module imports was never part of its digest: a change there is caught by the tests of that module, if listed).
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { modules, type MutationModule } from "../test/mutation/modules.ts";
 
 const root = resolve(import.meta.dir, "..");
@@ -42,7 +45,15 @@ interface StrykerReport {
   files: Record<string, { source: string; mutants: Array<{ mutatorName: string; replacement?: string; status: string; location: { start: { line: number; column: number }; end: { line: number; column: number } } }> }>;
 }
 
-const sha256 = (file: string) => createHash("sha256").update(readFileSync(join(root, file))).digest("hex");
+const transpiler = new Bun.Transpiler({ loader: "ts" });
+
+/** The digest a module's mutation run is recorded against: its code as it runs, its relative imports by file name. */
+export function codeDigest(file: string, source = readFileSync(join(root, file), "utf8")): string {
+  const code = transpiler
+    .transformSync(source)
+    .replace(/(\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.\.?\/[^"']*)\2/g, (_, lead: string, quote: string, spec: string) => `${lead}${quote}${basename(spec)}${quote}`);
+  return createHash("sha256").update(code).digest("hex");
+}
 const survivorKey = (s: Pick<Survivor, "mutator" | "original" | "replacement">) => `${s.mutator}\0${s.original}\0${s.replacement}`;
 
 function readSurvivors(): SurvivorFile {
@@ -98,7 +109,7 @@ function runModule(mod: MutationModule, previous: ModuleRecord | undefined, conc
     })
     .sort((a, b) => a.line - b.line);
   const score = valid.length === 0 ? 100 : Math.round((1000 * detected) / valid.length) / 10;
-  return { sha256: sha256(mod.file), mutants: valid.length, detected, score, survivors };
+  return { sha256: codeDigest(mod.file), mutants: valid.length, detected, score, survivors };
 }
 
 /** What is wrong with the recorded run of each module: one line each. */
@@ -123,7 +134,7 @@ export function checkSurvivors(recorded: SurvivorFile, digest: (file: string) =>
 
 function main(argv: string[]): number {
   if (argv.includes("--check")) {
-    const problems = checkSurvivors(readSurvivors(), sha256);
+    const problems = checkSurvivors(readSurvivors(), (file) => codeDigest(file));
     for (const p of problems) console.error(`mutation: ${p}`);
     if (problems.length === 0) console.error(`mutation: survivors.json is current for ${modules.length} modules`);
     return problems.length === 0 ? 0 : 1;
@@ -149,7 +160,7 @@ function main(argv: string[]): number {
     const open = r.survivors.filter((s) => s.reason === "").length;
     console.log(`${mod.file.padEnd(40)} ${String(r.mutants).padStart(7)} ${r.score.toFixed(1).padStart(6)}%  ${r.survivors.length} (${open})`);
   }
-  const problems = checkSurvivors(recorded, sha256).filter((p) => selected.some((m) => p.startsWith(m.file)));
+  const problems = checkSurvivors(recorded, (file) => codeDigest(file)).filter((p) => selected.some((m) => p.startsWith(m.file)));
   for (const p of problems) console.error(`mutation: ${p}`);
   return problems.length === 0 ? 0 : 1;
 }

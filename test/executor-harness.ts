@@ -107,7 +107,7 @@ export class TestExecutor implements AsyncDisposable {
 
   /**
    * Removes containers a crashed earlier run of this file left behind (they would hold GPUs in the ledger), and the
-   * warm network namespaces (src/executor/netns-pool.ts) its executors made.
+   * warm network namespaces (src/executor/network/netns-pool.ts) its executors made.
    */
   removeLeftovers(): void {
     const ids = [...this.containers(), ...netnsHolders(this.nodeName)];

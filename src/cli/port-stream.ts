@@ -1,5 +1,5 @@
 /**
- * The CLI's side of the executor's port route (executor/port-relay.ts): one TCP connection into a session, opened
+ * The CLI's side of the executor's port route (executor/terminals/port-relay.ts): one TCP connection into a session, opened
  * through the executor and checked there like any request, as a byte stream.
  */
 import { errorFromCode, UnavailableError } from "../errors.ts";

@@ -7,8 +7,8 @@
  */
 import type { ServerWebSocket } from "bun";
 import { RestartingError } from "../errors.ts";
-import type { SessionManager } from "./sessions.ts";
-import type { TerminalData } from "./terminal.ts";
+import type { SessionManager } from "./sessions/manager.ts";
+import type { TerminalData } from "./terminals/terminal.ts";
 
 /** How long creates in flight and sessions waiting for their terminal get to finish before the executor stops anyway. */
 export const drainTimeoutMs = 20_000;

@@ -5,7 +5,7 @@ import { AuthError, ConflictError, errorMessage, UnavailableError } from "../err
 import { ServerClient } from "../server/client.ts";
 import type { Heartbeat, UserInfo } from "../server/types.ts";
 import { buildInfo } from "../version.ts";
-import type { SessionManager } from "./sessions.ts";
+import type { SessionManager } from "./sessions/manager.ts";
 
 /** A good answer is trusted this long before the server is asked again... */
 const freshMs = 60_000;

@@ -1,7 +1,7 @@
 /**
  * Ports to the laptop: a session's port, reached at localhost here. Nothing is published on the node: each local
  * connection runs `beaker session port-connect` on the node over ssh (sharing the command's ssh connection when it
- * has one), which opens the port through the node's executor for its owner (executor/port-relay.ts).
+ * has one), which opens the port through the node's executor for its owner (executor/terminals/port-relay.ts).
  */
 import { existsSync } from "node:fs";
 import { UsageError } from "../errors.ts";

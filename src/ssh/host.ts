@@ -25,12 +25,12 @@ export function parseSessionHost(host: string, localNode: string | null): Sessio
 
 /**
  * The command that starts the SSH server in a session: through the loader and libraries the executor mounts beside
- * the binary (see src/executor/session-runtime.ts), so it starts on images without glibc too.
+ * the binary (see src/executor/sessions/runtime.ts), so it starts on images without glibc too.
  */
 export const sshServerCommand = [`${beakerRuntimeInSession}/ld.so`, "--library-path", beakerRuntimeInSession, beakerInSession, "ssh-server", "--stdio"];
 
 /**
  * Where the executor puts the session's environment for the SSH server, which itself runs with one Beaker sets
- * (src/executor/helper-env.ts): a JSON list of "KEY=VALUE", for the shells and commands it starts for the user.
+ * (src/executor/terminals/helper-env.ts): a JSON list of "KEY=VALUE", for the shells and commands it starts for the user.
  */
 export const sessionEnvVar = "BEAKER_SESSION_ENV";

@@ -1,7 +1,7 @@
 /**
  * Warm network namespaces on a real engine, through dist/beaker: the executor keeps two holders on the isolated
  * session network; a session without ports joins one (and so starts without Docker setting up a network), a session
- * with ports joins one too (nothing is published: executor/port-relay.ts); holders go with their sessions and with the
+ * with ports joins one too (nothing is published: executor/terminals/port-relay.ts); holders go with their sessions and with the
  * executor.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";

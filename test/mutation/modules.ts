@@ -11,15 +11,15 @@ export interface MutationModule {
 }
 
 export const modules: MutationModule[] = [
-  { file: "src/executor/claims.ts", tests: ["test/unit/claims.test.ts", "test/unit/user-caps.test.ts", "test/unit/claims-edges.test.ts", "test/unit/claims-sim.test.ts"], env: { BEAKER_SIM_SEEDS: "40" } },
+  { file: "src/executor/claims/claims.ts", tests: ["test/unit/claims.test.ts", "test/unit/user-caps.test.ts", "test/unit/claims-edges.test.ts", "test/unit/claims-sim.test.ts"], env: { BEAKER_SIM_SEEDS: "40" } },
   { file: "src/executor/validate.ts", tests: ["test/unit/executor-security.test.ts", "test/unit/session-request.test.ts", "test/unit/slurm-pairing.test.ts", "test/unit/executor-validate.test.ts", "test/unit/executor-validate-terminal.test.ts"] },
-  { file: "src/executor/mounts.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts", "test/unit/mounts-resolve.test.ts"] },
-  { file: "src/executor/mountpoints.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/mountpoints-plan.test.ts", "test/unit/mountpoints-io.test.ts"] },
+  { file: "src/executor/sessions/mounts.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts", "test/unit/mounts-resolve.test.ts"] },
+  { file: "src/executor/sessions/mountpoints.ts", tests: ["test/unit/mount-policy.test.ts", "test/unit/mountpoints-plan.test.ts", "test/unit/mountpoints-io.test.ts"] },
   { file: "src/executor/proof.ts", tests: ["test/unit/proof.test.ts", "test/unit/proof-edges.test.ts", "test/unit/executor-security.test.ts", "test/unit/executor-plan.test.ts"] },
-  { file: "src/executor/tickets.ts", tests: ["test/unit/tickets.test.ts", "test/unit/tickets-key.test.ts"] },
-  { file: "src/executor/lookup.ts", tests: ["test/unit/executor-plan.test.ts", "test/unit/lookup-ref.test.ts"] },
-  { file: "src/executor/helper-env.ts", tests: ["test/unit/helper-env.test.ts", "test/unit/helper-env-plan.test.ts"] },
-  { file: "src/executor/idle.ts", tests: ["test/unit/gpu-idle.test.ts", "test/unit/idle-policy.test.ts"] },
+  { file: "src/executor/claims/tickets.ts", tests: ["test/unit/tickets.test.ts", "test/unit/tickets-key.test.ts"] },
+  { file: "src/executor/sessions/lookup.ts", tests: ["test/unit/executor-plan.test.ts", "test/unit/lookup-ref.test.ts"] },
+  { file: "src/executor/terminals/helper-env.ts", tests: ["test/unit/helper-env.test.ts", "test/unit/helper-env-plan.test.ts"] },
+  { file: "src/executor/gpu/idle.ts", tests: ["test/unit/gpu-idle.test.ts", "test/unit/idle-policy.test.ts"] },
   { file: "src/gpu/usable.ts", tests: ["test/unit/claims.test.ts", "test/unit/gpu-discover.test.ts", "test/unit/gpu-health.test.ts", "test/unit/gpu-usable.test.ts"] },
   { file: "src/server/tokens.ts", tests: ["test/unit/server.test.ts", "test/unit/server-auth.test.ts", "test/unit/tokens-parse.test.ts"] },
   { file: "src/server/validate.ts", tests: ["test/unit/server.test.ts", "test/unit/server-validate.test.ts"] },

@@ -8,8 +8,8 @@
  */
 import type { ExecutorConfig } from "../../src/config/executor.ts";
 import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../../src/executor/api-types.ts";
-import type { ClaimEffect, ClaimEvent, Place } from "../../src/executor/claims.ts";
-import type { PlaceStore } from "../../src/executor/queue-file.ts";
+import type { ClaimEffect, ClaimEvent, Place } from "../../src/executor/claims/claims.ts";
+import type { PlaceStore } from "../../src/executor/claims/queue-file.ts";
 import { RestartingError } from "../../src/errors.ts";
 import { overCaps } from "./caps.ts";
 import { OrderCheck } from "./order.ts";

@@ -2,9 +2,9 @@
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
 import { drainExecutor } from "../../src/executor/drain.ts";
-import { SessionManager } from "../../src/executor/sessions.ts";
-import { TicketBook } from "../../src/executor/tickets.ts";
-import { ownRef } from "../../src/executor/lookup.ts";
+import { SessionManager } from "../../src/executor/sessions/manager.ts";
+import { TicketBook } from "../../src/executor/claims/tickets.ts";
+import { ownRef } from "../../src/executor/sessions/lookup.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
 import type { Clock } from "../../src/util/clock.ts";
 import type { SimEnv, SimManager } from "./driver.ts";

@@ -3,7 +3,7 @@
  * it: only the head is granted (strict FIFO); nothing with GPUs is granted while someone waits; places restored after
  * a restart are never granted while vacant, and are taken back only by their own user, and only once.
  */
-import type { ClaimEffect, ClaimEvent } from "../../src/executor/claims.ts";
+import type { ClaimEffect, ClaimEvent } from "../../src/executor/claims/claims.ts";
 
 export class OrderCheck {
   /** Who waits, in order: session IDs, and restored places not taken back yet (by their old session ID). */

@@ -3,7 +3,7 @@
  * at grant, what a listing keeps, Slurm's assignments, cancels, and what is written down to outlive a restart.
  */
 import { describe, expect, test } from "bun:test";
-import { freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState, type UserLimits } from "../../src/executor/claims.ts";
+import { freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState, type UserLimits } from "../../src/executor/claims/claims.ts";
 
 const gpus = ["G0", "G1", "G2", "G3"];
 const GiB = 1024 ** 3;

@@ -1,6 +1,6 @@
 /** The claim state machine, event by event: what it grants, queues, refuses, adopts and frees. */
 import { describe, expect, test } from "bun:test";
-import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState, type Place } from "../../src/executor/claims.ts";
+import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState, type Place } from "../../src/executor/claims/claims.ts";
 
 const gpus = ["G0", "G1", "G2", "G3"];
 

@@ -4,10 +4,10 @@ import { mkdirSync, chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildContainerSpec, checkEnv, shmSizeFor, workdirFor, type SpecInput } from "../../src/runtime/docker/spec.ts";
 import { mergeGroup, mergePasswd } from "../../src/runtime/docker/passwd.ts";
-import { isForbiddenSource, parseMountFlag } from "../../src/executor/mounts.ts";
+import { isForbiddenSource, parseMountFlag } from "../../src/executor/sessions/mounts.ts";
 import { createTar, readFirstFile } from "../../src/runtime/docker/tar.ts";
 import { createProof, verifyProof } from "../../src/executor/proof.ts";
-import { resolveRef } from "../../src/executor/lookup.ts";
+import { resolveRef } from "../../src/executor/sessions/lookup.ts";
 import { NotFoundError, UsageError } from "../../src/errors.ts";
 import { scopedDir } from "../harness.ts";
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../src/errors.ts";
-import { openSourceAs, parseMountFlag, permits } from "../../src/executor/mounts.ts";
+import { openSourceAs, parseMountFlag, permits } from "../../src/executor/sessions/mounts.ts";
 import { createProof, sweepProofs, verifyProof } from "../../src/executor/proof.ts";
 import { isImageReference, parseControl, parseCreateRequest, parseKeepRequest, parseStopRequest } from "../../src/executor/validate.ts";
 import { redactGpuReport } from "../../src/gpu/report.ts";

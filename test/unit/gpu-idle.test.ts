@@ -2,10 +2,10 @@
 import { describe, expect, test } from "bun:test";
 import { defaultGpuIdlePolicy, parseGpuIdle, parseMaxDuration, type GpuIdlePolicy } from "../../src/config/gpu-use.ts";
 import { parseExecutorConfig } from "../../src/config/executor.ts";
-import type { Hold, Waiting } from "../../src/executor/claims.ts";
-import { GpuHistory } from "../../src/executor/gpu-history.ts";
-import { idleFor, idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "../../src/executor/idle.ts";
-import { queueBounds } from "../../src/executor/queue-eta.ts";
+import type { Hold, Waiting } from "../../src/executor/claims/claims.ts";
+import { GpuHistory } from "../../src/executor/gpu/gpu-history.ts";
+import { idleFor, idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "../../src/executor/gpu/idle.ts";
+import { queueBounds } from "../../src/executor/claims/queue-eta.ts";
 import { parseDuration } from "../../src/util/duration.ts";
 
 const s = 1000;

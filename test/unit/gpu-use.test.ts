@@ -7,16 +7,16 @@ import { describe, expect, test } from "bun:test";
 import { defaultExecutorConfig, type ExecutorConfig } from "../../src/config/executor.ts";
 import { defaultGpuIdlePolicy, type GpuIdlePolicy } from "../../src/config/gpu-use.ts";
 import type { CreateEvent, SessionInfo } from "../../src/executor/api-types.ts";
-import { GpuHistory } from "../../src/executor/gpu-history.ts";
-import { GpuUseMonitor } from "../../src/executor/gpu-use.ts";
+import { GpuHistory } from "../../src/executor/gpu/gpu-history.ts";
+import { GpuUseMonitor } from "../../src/executor/gpu/gpu-use.ts";
 import { ServerLink, steadyFigure } from "../../src/executor/server-link.ts";
-import { gate, type LiveSession } from "../../src/executor/session-types.ts";
-import { SessionManager } from "../../src/executor/sessions.ts";
-import { TicketBook } from "../../src/executor/tickets.ts";
+import { gate, type LiveSession } from "../../src/executor/sessions/types.ts";
+import { SessionManager } from "../../src/executor/sessions/manager.ts";
+import { TicketBook } from "../../src/executor/claims/tickets.ts";
 import type { Gpu, Inventory } from "../../src/gpu/types.ts";
 import type { SessionEngine } from "../../src/runtime/docker/engine.ts";
 import { Trace } from "../../src/util/trace.ts";
-import { ownRef } from "../../src/executor/lookup.ts";
+import { ownRef } from "../../src/executor/sessions/lookup.ts";
 
 const start = Date.parse("2030-01-07T09:00:00Z");
 

@@ -1,6 +1,6 @@
 /** The exact exec Env a helper gets, and which commands count as Beaker's own helper. */
 import { describe, expect, test } from "bun:test";
-import { isBeakerHelper, planHelperEnv } from "../../src/executor/helper-env.ts";
+import { isBeakerHelper, planHelperEnv } from "../../src/executor/terminals/helper-env.ts";
 import { sessionEnvVar, sshServerCommand } from "../../src/ssh/host.ts";
 
 describe("planHelperEnv: the exec Env itself", () => {

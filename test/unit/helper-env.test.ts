@@ -1,7 +1,7 @@
 /** What Beaker's own processes in a session are started with, and where `session proxy` sends the host key. */
 import { describe, expect, test } from "bun:test";
 import { PassThrough } from "node:stream";
-import { helperPath, isBeakerHelper, planHelperEnv } from "../../src/executor/helper-env.ts";
+import { helperPath, isBeakerHelper, planHelperEnv } from "../../src/executor/terminals/helper-env.ts";
 import { runProxy, type ProxyDeps } from "../../src/cli/commands/session/proxy.ts";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
 import { ForbiddenError } from "../../src/errors.ts";

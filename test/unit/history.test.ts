@@ -1,7 +1,7 @@
 /** The executor's memory of finished sessions: appended a line at a time, reloaded, pruned, and compacted. */
 import { afterAll, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, statSync } from "node:fs";
-import { SessionHistory } from "../../src/executor/history.ts";
+import { SessionHistory } from "../../src/executor/sessions/history.ts";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
 import { removeDir, tempDir } from "../harness.ts";
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { defaultGpuIdlePolicy, type GpuIdlePolicy } from "../../src/config/gpu-use.ts";
-import { noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "../../src/executor/idle.ts";
+import { noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "../../src/executor/gpu/idle.ts";
 
 const s = 1000;
 const m = 60 * s;

@@ -1,7 +1,7 @@
 /** Session references: a full ID wins over a longer ID it prefixes and over a name that spells it; ownRef is the caller's own. */
 import { describe, expect, test } from "bun:test";
 import type { SessionInfo } from "../../src/executor/api-types.ts";
-import { ownRef, resolveRef } from "../../src/executor/lookup.ts";
+import { ownRef, resolveRef } from "../../src/executor/sessions/lookup.ts";
 import { NotFoundError } from "../../src/errors.ts";
 
 const info = (id: string, name: string, uid: number, user: string) => ({ id, name, uid, user }) as unknown as SessionInfo;

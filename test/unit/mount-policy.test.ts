@@ -1,8 +1,8 @@
 /** Issue 26 finding 1, the pure parts: where --mount sources may come from, and which paths runc would make inside a bind mount. */
 import { describe, expect, test } from "bun:test";
 import { ForbiddenError } from "../../src/errors.ts";
-import { checkMount, isForbiddenSource, sourceAllowed, sourcePolicy } from "../../src/executor/mounts.ts";
-import { planNestedPaths } from "../../src/executor/mountpoints.ts";
+import { checkMount, isForbiddenSource, sourceAllowed, sourcePolicy } from "../../src/executor/sessions/mounts.ts";
+import { planNestedPaths } from "../../src/executor/sessions/mountpoints.ts";
 
 const ada = { uid: 1000, home: "/home/ada" };
 const node = { mountPaths: ["/net", "/opt/datasets", "/missing"], refused: ["/srv/beaker/state", "/srv/beaker/run"] };

@@ -7,7 +7,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../../src/errors.ts";
-import { ensureNestedPaths, type NestedPath } from "../../src/executor/mountpoints.ts";
+import { ensureNestedPaths, type NestedPath } from "../../src/executor/sessions/mountpoints.ts";
 import type { SessionUser } from "../../src/runtime/docker/spec.ts";
 
 const root: SessionUser = { name: "root", uid: 0, gid: 0, groups: [], home: "/root", gecos: "" };

@@ -1,6 +1,6 @@
 /** planNestedPaths' edges: a mount over /, mounts with no source, nested parents in either order, untidy paths. */
 import { describe, expect, test } from "bun:test";
-import { planNestedPaths } from "../../src/executor/mountpoints.ts";
+import { planNestedPaths } from "../../src/executor/sessions/mountpoints.ts";
 
 describe("planNestedPaths", () => {
   test("a mount at / holds every other path", () => {

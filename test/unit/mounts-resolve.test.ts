@@ -7,7 +7,7 @@ import { chmodSync, fstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ForbiddenError, UsageError } from "../../src/errors.ts";
-import { checkMount, isForbiddenSource, openSourceAs, parseMountFlag, permits, sourcePolicy, type SourcePolicy } from "../../src/executor/mounts.ts";
+import { checkMount, isForbiddenSource, openSourceAs, parseMountFlag, permits, sourcePolicy, type SourcePolicy } from "../../src/executor/sessions/mounts.ts";
 import type { SessionUser } from "../../src/runtime/docker/spec.ts";
 
 const tester: SessionUser = { name: "beaker-test-user", uid: 1001, gid: 1001, groups: [], home: "/home/beaker-test-user", gecos: "" };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkSurvivors } from "../../scripts/mutation.ts";
+import { checkSurvivors, codeDigest } from "../../scripts/mutation.ts";
 import { modules } from "../mutation/modules.ts";
 
 /** A recorded run for every module, current and complete, that each case then breaks in one way. */
@@ -31,5 +31,32 @@ describe("mutation --check", () => {
       `${c} has no mutation run in test/mutation/survivors.json: npm run test:mutation -- ${c}`,
       "test/mutation/survivors.json lists src/gone.ts, which test/mutation/modules.ts does not",
     ]);
+  });
+});
+
+describe("the code digest a mutation run is recorded against", () => {
+  const module = [
+    "/** Whether n is even. */",
+    'import { twice } from "../util/math.ts";',
+    'import type { Size } from "./types.ts";',
+    "export function even(n: number): boolean {",
+    "  return n % 2 === 0; // the last bit",
+    "}",
+    "export const size: Size = twice(1);",
+    "",
+  ].join("\n");
+  const digest = (source: string) => codeDigest("src/a/mod.ts", source);
+
+  test("comments, types and a move to another folder keep it", () => {
+    expect(digest(module.replace("Whether n is even", "True for even n").replace(" // the last bit", ""))).toBe(digest(module));
+    expect(digest(module.replace("n: number", "n: bigint | number").replace('"./types.ts"', '"../types.ts"'))).toBe(digest(module));
+    expect(codeDigest("src/b/c/mod.ts", module.replace('"../util/math.ts"', '"../../util/math.ts"'))).toBe(digest(module));
+  });
+
+  test("a change to the code that runs, or to which module it imports, changes it", () => {
+    expect(digest(module.replace("=== 0", "!== 0"))).not.toBe(digest(module));
+    expect(digest(module.replace("n % 2", "n % 3"))).not.toBe(digest(module));
+    expect(digest(module.replace('"../util/math.ts"', '"../util/maths.ts"'))).not.toBe(digest(module));
+    expect(digest(`${module}export const extra = 1;\n`)).not.toBe(digest(module));
   });
 });

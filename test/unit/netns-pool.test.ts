@@ -1,7 +1,7 @@
-/** Warm network namespaces (src/executor/netns-pool.ts) against an engine kept in memory: what is made, handed out, kept and removed. */
+/** Warm network namespaces (src/executor/network/netns-pool.ts) against an engine kept in memory: what is made, handed out, kept and removed. */
 import { describe, expect, test } from "bun:test";
 import type Dockerode from "dockerode";
-import { holderLabel, holdersHelp, NetnsPool, planTend, poolSize, type HolderEngine } from "../../src/executor/netns-pool.ts";
+import { holderLabel, holdersHelp, NetnsPool, planTend, poolSize, type HolderEngine } from "../../src/executor/network/netns-pool.ts";
 import { netnsHolderLabel } from "../../src/runtime/docker/spec.ts";
 
 interface Box {

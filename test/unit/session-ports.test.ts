@@ -2,9 +2,9 @@
 import { describe, expect, test } from "bun:test";
 import { parseExecutorConfig } from "../../src/config/executor.ts";
 import { ConfigError, UnavailableError, UsageError } from "../../src/errors.ts";
-import { bridgeRule, guardSessionBridge, requireIptables, ruleComment } from "../../src/executor/firewall.ts";
+import { bridgeRule, guardSessionBridge, requireIptables, ruleComment } from "../../src/executor/network/firewall.ts";
 import type { ServerWebSocket } from "bun";
-import { onPortMessage, parsePortRoute, type PortData } from "../../src/executor/port-relay.ts";
+import { onPortMessage, parsePortRoute, type PortData } from "../../src/executor/terminals/port-relay.ts";
 
 describe("executor config: publish", () => {
   test("by default nothing is published", () => {

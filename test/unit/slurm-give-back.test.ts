@@ -2,8 +2,8 @@
 import { expect, test } from "bun:test";
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import { UnavailableError } from "../../src/errors.ts";
-import type { SessionManager } from "../../src/executor/sessions.ts";
-import { SlurmSessions } from "../../src/executor/slurm.ts";
+import type { SessionManager } from "../../src/executor/sessions/manager.ts";
+import { SlurmSessions } from "../../src/executor/slurm/slurm.ts";
 import type { SlurmJob } from "../../src/slurm/job.ts";
 import type { SlurmRunner } from "../../src/slurm/run.ts";
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildContainerSpec } from "../../src/runtime/docker/spec.ts";
-import { ensureBeakerRuntime, parseLoadedLibraries } from "../../src/executor/session-runtime.ts";
+import { ensureBeakerRuntime, parseLoadedLibraries } from "../../src/executor/sessions/runtime.ts";
 import { parseSessionHost, sshServerCommand } from "../../src/ssh/host.ts";
 import { encodePreamble, parsePreamble, PreambleError } from "../../src/ssh/stdio.ts";
 import { acceptsEnv, buildChildEnv, parsePasswdEntry, planProcess, type LoginUser } from "../../src/ssh/login.ts";

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError, ConflictError } from "../../src/errors.ts";
 import { defaultExecutorConfig, parseExecutorConfig } from "../../src/config/executor.ts";
-import { OutputFlow, stalledClose, TerminalControls, type ControlActions } from "../../src/executor/terminal-flow.ts";
-import { PerUserCap, requestCap, terminalCap } from "../../src/executor/user-caps.ts";
+import { OutputFlow, stalledClose, TerminalControls, type ControlActions } from "../../src/executor/terminals/terminal-flow.ts";
+import { PerUserCap, requestCap, terminalCap } from "../../src/executor/terminals/user-caps.ts";
 import { eventually } from "../harness.ts";
 
 /** A WebSocket whose client takes nothing until told to, and a stream that records pauses. */

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CreateSessionRequest } from "../../src/executor/api-types.ts";
-import { loadTicketKey, requestDigest } from "../../src/executor/tickets.ts";
+import { loadTicketKey, requestDigest } from "../../src/executor/claims/tickets.ts";
 import { removeDir, tempDir } from "../harness.ts";
 
 const dirs: string[] = [];

@@ -4,8 +4,8 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ForbiddenError, UsageError } from "../../src/errors.ts";
 import type { CreateSessionRequest } from "../../src/executor/api-types.ts";
-import { parsePlaces, queueFile } from "../../src/executor/queue-file.ts";
-import { loadTicketKey, requestDigest, TicketBook } from "../../src/executor/tickets.ts";
+import { parsePlaces, queueFile } from "../../src/executor/claims/queue-file.ts";
+import { loadTicketKey, requestDigest, TicketBook } from "../../src/executor/claims/tickets.ts";
 import { removeDir, tempDir } from "../harness.ts";
 
 const request: CreateSessionRequest = {

@@ -4,8 +4,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { defaultExecutorConfig, parseExecutorConfig } from "../../src/config/executor.ts";
-import { initialClaims, step, type ClaimEffect, type ClaimEvent, type ClaimState, type UserLimits } from "../../src/executor/claims.ts";
-import { memoryLimitFor } from "../../src/executor/prepare.ts";
+import { initialClaims, step, type ClaimEffect, type ClaimEvent, type ClaimState, type UserLimits } from "../../src/executor/claims/claims.ts";
+import { memoryLimitFor } from "../../src/executor/sessions/prepare.ts";
 
 const gpus = ["G0", "G1", "G2", "G3"];
 const GiB = 1024 ** 3;

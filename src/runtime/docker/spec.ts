@@ -32,7 +32,7 @@ export interface SpecInput {
   memoryBytes: number | null;
   shmBytes: number | null;
   ports: number[];
-  /** Already checked: `/net` and friends that exist, and the user's --mount list (staged: see executor/stage.ts). */
+  /** Already checked: `/net` and friends that exist, and the user's --mount list (staged: see executor/sessions/stage.ts). */
   mounts: BindMount[];
   /** The mounts as the user named them (label `beaker.mounts`, for describe after an executor restart). */
   shownMounts: string[];
@@ -44,7 +44,7 @@ export interface SpecInput {
   network: string;
   /**
    * A container already on `network` whose network namespace the session joins instead of making its own (a warm
-   * one: executor/netns-pool.ts). Its hostname is the session's; a session that publishes ports never gets one.
+   * one: executor/network/netns-pool.ts). Its hostname is the session's; a session that publishes ports never gets one.
    */
   netnsHolder?: string | null;
   /** The host address its ports are published on (executor config `publish: host`), or null: not published. */
@@ -98,7 +98,7 @@ export function hostnameFor(node: string): string {
   return node.split(".")[0]!.slice(0, 63);
 }
 
-/** The label naming the network holder a session joined (executor/netns-pool.ts keeps it while a session names it). */
+/** The label naming the network holder a session joined (executor/network/netns-pool.ts keeps it while a session names it). */
 export const netnsHolderLabel = "beaker.netns-holder";
 
 /** Docker's ContainerCreate body for a session. Pure: everything it needs is in the input. */

@@ -1,10 +1,10 @@
-import { ConflictError } from "../errors.ts";
-import { dockerMessage } from "../runtime/docker/errors.ts";
-import type { SessionInfo } from "./api-types.ts";
+import { ConflictError } from "../../errors.ts";
+import { dockerMessage } from "../../runtime/docker/errors.ts";
+import type { SessionInfo } from "../api-types.ts";
 import type { SessionRef } from "./lookup.ts";
 import { infoOf, resolveSession } from "./queries.ts";
-import type { ExitReason, LiveSession } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
+import type { ExitReason, LiveSession } from "./types.ts";
+import type { SessionManager } from "./manager.ts";
 
 /** Stops a session by reference: a queued or starting request is withdrawn, a running one stopped. */
 export async function stopSessionRef(m: SessionManager, uid: number, ref: SessionRef, timeoutSeconds: number): Promise<SessionInfo> {

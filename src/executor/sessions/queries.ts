@@ -1,8 +1,8 @@
-import { ConflictError } from "../errors.ts";
-import type { SessionDetails, SessionInfo, SessionUse, SessionView } from "./api-types.ts";
+import { ConflictError } from "../../errors.ts";
+import type { SessionDetails, SessionInfo, SessionUse, SessionView } from "../api-types.ts";
 import { resolveRef, type SessionRef } from "./lookup.ts";
-import type { LiveSession, PendingSession } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
+import type { LiveSession, PendingSession } from "./types.ts";
+import type { SessionManager } from "./manager.ts";
 
 /** What a session reference resolved to. */
 export type Resolved = { kind: "live"; session: LiveSession } | { kind: "pending"; pending: PendingSession } | { kind: "finished"; info: SessionInfo };

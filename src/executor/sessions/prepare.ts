@@ -1,14 +1,14 @@
 import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { ExecutorConfig } from "../config/executor.ts";
-import { bytesOf } from "../config/limits.ts";
-import { formatSize, parseSize } from "../config/size.ts";
-import { ConflictError, SessionStartError, UsageError } from "../errors.ts";
-import { formatDuration } from "../util/duration.ts";
-import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../runtime/docker/spec.ts";
-import type { CreateSessionRequest } from "./api-types.ts";
+import type { ExecutorConfig } from "../../config/executor.ts";
+import { bytesOf } from "../../config/limits.ts";
+import { formatSize, parseSize } from "../../config/size.ts";
+import { ConflictError, SessionStartError, UsageError } from "../../errors.ts";
+import { formatDuration } from "../../util/duration.ts";
+import { checkEnv, shmSizeFor, workdirFor, type BindMount, type SessionUser } from "../../runtime/docker/spec.ts";
+import type { CreateSessionRequest } from "../api-types.ts";
 import { checkMount, parseMountFlag, sourcePolicy } from "./mounts.ts";
-import { ensureBeakerRuntime } from "./session-runtime.ts";
+import { ensureBeakerRuntime } from "./runtime.ts";
 
 /** What the executor knows of its node that bounds a request. */
 export interface NodeFacts {

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../util/write-atomic.ts";
-import { mergeGroup, mergePasswd, type GroupEntry } from "../runtime/docker/passwd.ts";
-import type { ImageFacts } from "../runtime/docker/engine.ts";
-import type { SessionUser } from "../runtime/docker/spec.ts";
+import { writeFileAtomic } from "../../util/write-atomic.ts";
+import { mergeGroup, mergePasswd, type GroupEntry } from "../../runtime/docker/passwd.ts";
+import type { ImageFacts } from "../../runtime/docker/engine.ts";
+import type { SessionUser } from "../../runtime/docker/spec.ts";
 
 /**
  * The caller's /etc/passwd and /etc/group for an image: the image's own files (read from a container of the image with

@@ -5,19 +5,19 @@
  * answers each session's GPU-use fields, `session keep`, and the queue's bound (`queue-eta.ts`). Time is the
  * manager's clock, so the simulation and the unit tests run it in virtual time.
  */
-import { defaultGpuIdlePolicy } from "../config/gpu-use.ts";
-import { ConflictError, errorMessage } from "../errors.ts";
-import { defaultTimeoutMs } from "../gpu/discover.ts";
-import type { Inventory } from "../gpu/types.ts";
-import type { SessionInfo, SessionUse } from "./api-types.ts";
-import { freeGpus } from "./claims.ts";
+import { defaultGpuIdlePolicy } from "../../config/gpu-use.ts";
+import { ConflictError, errorMessage } from "../../errors.ts";
+import { defaultTimeoutMs } from "../../gpu/discover.ts";
+import type { Inventory } from "../../gpu/types.ts";
+import type { SessionInfo, SessionUse } from "../api-types.ts";
+import { freeGpus } from "../claims/claims.ts";
 import { GpuHistory } from "./gpu-history.ts";
 import { idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "./idle.ts";
-import { queueBounds } from "./queue-eta.ts";
-import type { SessionRef } from "./lookup.ts";
-import type { LiveSession } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
-import { stopLive } from "./stop.ts";
+import { queueBounds } from "../claims/queue-eta.ts";
+import type { SessionRef } from "../sessions/lookup.ts";
+import type { LiveSession } from "../sessions/types.ts";
+import type { SessionManager } from "../sessions/manager.ts";
+import { stopLive } from "../sessions/stop.ts";
 
 /** Owners hear of a stop this long before it. */
 export const warnBeforeMs = 15 * 60_000;

@@ -1,15 +1,15 @@
-import type { ExecutorConfig } from "../config/executor.ts";
-import type { Inventory } from "../gpu/types.ts";
-import type { SessionEngine } from "../runtime/docker/engine.ts";
-import type { Clock } from "../util/clock.ts";
-import type { Trace } from "../util/trace.ts";
-import type { SessionInfo } from "./api-types.ts";
-import type { ClaimEffect, ClaimEvent } from "./claims.ts";
+import type { ExecutorConfig } from "../../config/executor.ts";
+import type { Inventory } from "../../gpu/types.ts";
+import type { SessionEngine } from "../../runtime/docker/engine.ts";
+import type { Clock } from "../../util/clock.ts";
+import type { Trace } from "../../util/trace.ts";
+import type { SessionInfo } from "../api-types.ts";
+import type { ClaimEffect, ClaimEvent } from "../claims/claims.ts";
 import type { SessionHistory } from "./history.ts";
-import type { NetnsPool } from "./netns-pool.ts";
-import type { PlaceStore } from "./queue-file.ts";
-import type { SlurmSessions } from "./slurm.ts";
-import type { TicketBook } from "./tickets.ts";
+import type { NetnsPool } from "../network/netns-pool.ts";
+import type { PlaceStore } from "../claims/queue-file.ts";
+import type { SlurmSessions } from "../slurm/slurm.ts";
+import type { TicketBook } from "../claims/tickets.ts";
 import type { UserDirectory } from "./users.ts";
 
 /** The session manager's records and what it is built from (kept apart so its helpers need not import the class). */

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type Dockerode from "dockerode";
-import type { ExecutorConfig } from "../config/executor.ts";
-import { isUserDefinedNetwork, type DockerEngine } from "../runtime/docker/engine.ts";
-import { hostnameFor, netnsHolderLabel } from "../runtime/docker/spec.ts";
+import type { ExecutorConfig } from "../../config/executor.ts";
+import { isUserDefinedNetwork, type DockerEngine } from "../../runtime/docker/engine.ts";
+import { hostnameFor, netnsHolderLabel } from "../../runtime/docker/spec.ts";
 
 /**
  * Warm network namespaces, like the pause container of a Kubernetes pod. Most of a container's start is Docker making

@@ -3,17 +3,17 @@
  * node, asked for as the caller (`salloc --no-shell`) or named by them (`--slurm-job`), and gets exactly that job's
  * GPUs. The job's lifetime and the container's are tied together by `sync`, which pairs them (`slurm-pairing.ts`).
  */
-import type { SlurmSettings } from "../config/executor.ts";
-import { BeakerError, ConflictError, ForbiddenError, NotFoundError, SessionStartError, errorMessage } from "../errors.ts";
-import type { GpuStatus } from "../gpu/report.ts";
-import type { SessionUser } from "../runtime/docker/spec.ts";
-import { ownJobName, slurmTime } from "../slurm/allocation.ts";
-import { endReason, holdsAllocation, type SlurmJob } from "../slurm/job.ts";
-import type { SlurmIdentity, SlurmRunner } from "../slurm/run.ts";
-import type { CreateEvent, CreateSessionRequest, SessionInfo, SlurmJobRef } from "./api-types.ts";
+import type { SlurmSettings } from "../../config/executor.ts";
+import { BeakerError, ConflictError, ForbiddenError, NotFoundError, SessionStartError, errorMessage } from "../../errors.ts";
+import type { GpuStatus } from "../../gpu/report.ts";
+import type { SessionUser } from "../../runtime/docker/spec.ts";
+import { ownJobName, slurmTime } from "../../slurm/allocation.ts";
+import { endReason, holdsAllocation, type SlurmJob } from "../../slurm/job.ts";
+import type { SlurmIdentity, SlurmRunner } from "../../slurm/run.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo, SlurmJobRef } from "../api-types.ts";
 import { planPairing } from "./slurm-pairing.ts";
-import type { SessionManager } from "./sessions.ts";
-import { stopLive } from "./stop.ts";
+import type { SessionManager } from "../sessions/manager.ts";
+import { stopLive } from "../sessions/stop.ts";
 
 export interface SlurmClaimInput {
   sessionId: string;

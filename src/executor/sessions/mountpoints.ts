@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
-import { UsageError } from "../errors.ts";
-import type { SessionUser } from "../runtime/docker/spec.ts";
+import { UsageError } from "../../errors.ts";
+import type { SessionUser } from "../../runtime/docker/spec.ts";
 import { permits } from "./mounts.ts";
 
 /**

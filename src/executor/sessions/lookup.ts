@@ -1,5 +1,5 @@
-import { NotFoundError, UsageError } from "../errors.ts";
-import type { SessionInfo } from "./api-types.ts";
+import { NotFoundError, UsageError } from "../../errors.ts";
+import type { SessionInfo } from "../api-types.ts";
 
 /** What a request names: an ID, a unique ID prefix or a name, and whose sessions to look in (`user`: root only). */
 export interface SessionRef {

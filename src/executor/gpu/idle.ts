@@ -2,8 +2,8 @@
  * When a session's GPUs count as idle, and what to do about idle sessions and time limits. Pure: the GPU-use monitor
  * (`gpu-use.ts`) folds each sample into a session's `IdleTrack` and carries out the actions `planGpuUse` returns.
  */
-import type { GpuIdlePolicy } from "../config/gpu-use.ts";
-import { formatDuration } from "../util/duration.ts";
+import type { GpuIdlePolicy } from "../../config/gpu-use.ts";
+import { formatDuration } from "../../util/duration.ts";
 
 /** A session is idle since `idleSince` (the first of an unbroken run of idle samples), as of the sample at `lastAt`. */
 export interface IdleTrack {

@@ -1,17 +1,17 @@
 import { randomBytes } from "node:crypto";
-import type { Trace } from "../util/trace.ts";
-import { BeakerError, ConflictError, SessionStartError, UsageError } from "../errors.ts";
-import { buildContainerSpec } from "../runtime/docker/spec.ts";
-import { dockerMessage } from "../runtime/docker/errors.ts";
-import { missingPorts, missingPortsMessage, publishedPorts, sessionPorts } from "../runtime/docker/ports.ts";
-import type { CreateEvent, CreateSessionRequest, SessionInfo } from "./api-types.ts";
+import type { Trace } from "../../util/trace.ts";
+import { BeakerError, ConflictError, SessionStartError, UsageError } from "../../errors.ts";
+import { buildContainerSpec } from "../../runtime/docker/spec.ts";
+import { dockerMessage } from "../../runtime/docker/errors.ts";
+import { missingPorts, missingPortsMessage, publishedPorts, sessionPorts } from "../../runtime/docker/ports.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo } from "../api-types.ts";
 import { writeAccountFiles } from "./accounts.ts";
 import { describeMounts, prepareSession } from "./prepare.ts";
 import { ensureNestedPaths, planNestedPaths } from "./mountpoints.ts";
 import { ownSession } from "./queries.ts";
 import { stageMounts, type StagedMounts } from "./stage.ts";
-import { gate } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
+import { gate } from "./types.ts";
+import type { SessionManager } from "./manager.ts";
 
 /**
  * An interactive session is created, then started once its CLI has attached (so no early output is lost). A CLI

@@ -13,7 +13,7 @@
  * which no loader or runtime reads, and the server hands it to its children (src/ssh/login.ts, sessionEnvOf).
  * `--env LD_LIBRARY_PATH` stays a legitimate thing to set for one's own programs.
  */
-import { sessionEnvVar, sshServerCommand } from "../ssh/host.ts";
+import { sessionEnvVar, sshServerCommand } from "../../ssh/host.ts";
 
 /** The PATH a helper runs with (its own programs are named by absolute paths; this is for what they look up). */
 export const helperPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

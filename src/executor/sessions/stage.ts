@@ -1,6 +1,6 @@
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { BindMount, SessionUser } from "../runtime/docker/spec.ts";
+import type { BindMount, SessionUser } from "../../runtime/docker/spec.ts";
 import { openSourceAs, type SourcePolicy } from "./mounts.ts";
 
 /**

@@ -8,9 +8,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../util/write-atomic.ts";
-import { ForbiddenError, UsageError } from "../errors.ts";
-import type { CreateSessionRequest } from "./api-types.ts";
+import { writeFileAtomic } from "../../util/write-atomic.ts";
+import { ForbiddenError, UsageError } from "../../errors.ts";
+import type { CreateSessionRequest } from "../api-types.ts";
 
 const keyBytes = 32;
 

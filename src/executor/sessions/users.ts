@@ -1,5 +1,5 @@
-import { NotFoundError } from "../errors.ts";
-import type { SessionUser } from "../runtime/docker/spec.ts";
+import { NotFoundError } from "../../errors.ts";
+import type { SessionUser } from "../../runtime/docker/spec.ts";
 
 /**
  * The caller's account by uid, through NSS (`getent`), so LDAP and SSSD users on cluster nodes resolve too.

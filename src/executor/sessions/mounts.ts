@@ -1,8 +1,8 @@
 import { closeSync, constants, fstatSync, openSync, readlinkSync, type Stats } from "node:fs";
 import { normalize } from "node:path";
-import { ForbiddenError, UsageError } from "../errors.ts";
-import type { BindMount, SessionUser } from "../runtime/docker/spec.ts";
-import { hasControlChars } from "./validate.ts";
+import { ForbiddenError, UsageError } from "../../errors.ts";
+import type { BindMount, SessionUser } from "../../runtime/docker/spec.ts";
+import { hasControlChars } from "../validate.ts";
 
 /**
  * Host paths no session may mount, nor any folder that holds one: the node's configuration, devices, Docker and

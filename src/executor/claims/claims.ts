@@ -24,7 +24,7 @@
 
 export type { ClaimEffect, ClaimEvent, ClaimState, Hold, Place, UserLimits, Waiting } from "./claim-types.ts";
 import type { ClaimEffect, ClaimEvent, ClaimState, Hold, Place, UserLimits, Waiting } from "./claim-types.ts";
-import { formatSize } from "../config/size.ts";
+import { formatSize } from "../../config/size.ts";
 
 export function initialClaims(limits: Partial<UserLimits> = {}): ClaimState {
   const collections = { holds: new Map(), queue: [], ended: new Map(), returns: new Map() };

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../util/write-atomic.ts";
-import { errorMessage } from "../errors.ts";
+import { writeFileAtomic } from "../../util/write-atomic.ts";
+import { errorMessage } from "../../errors.ts";
 import type { Place } from "./claims.ts";
 
 export interface PlaceStore {

@@ -1,20 +1,20 @@
-import { bytesOf } from "../config/limits.ts";
-import { ConflictError, RestartingError, SessionStartError } from "../errors.ts";
-import { withClaims } from "../gpu/report.ts";
-import type { GpuProcess, Inventory } from "../gpu/types.ts";
-import { dockerMessage, isNotFound } from "../runtime/docker/errors.ts";
-import { Trace } from "../util/trace.ts";
-import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "./api-types.ts";
-import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "./claims.ts";
+import { bytesOf } from "../../config/limits.ts";
+import { ConflictError, RestartingError, SessionStartError } from "../../errors.ts";
+import { withClaims } from "../../gpu/report.ts";
+import type { GpuProcess, Inventory } from "../../gpu/types.ts";
+import { dockerMessage, isNotFound } from "../../runtime/docker/errors.ts";
+import { Trace } from "../../util/trace.ts";
+import type { CreateEvent, CreateSessionRequest, SessionDetails, SessionInfo, SessionView } from "../api-types.ts";
+import { claimsByGpu, freeGpus, initialClaims, placesOf, step, type ClaimEffect, type ClaimEvent, type ClaimState } from "../claims/claims.ts";
 import { createSession, startSession } from "./create.ts";
-import { usableGpus } from "../gpu/usable.ts";
-import type { LiveSession, PendingSession, SessionDeps } from "./session-types.ts";
-import type { GpuUseMonitor } from "./gpu-use.ts";
+import { usableGpus } from "../../gpu/usable.ts";
+import type { LiveSession, PendingSession, SessionDeps } from "./types.ts";
+import type { GpuUseMonitor } from "../gpu/gpu-use.ts";
 import { currentSessions, describeSession, findLive, listSessions, resolveSession, viewOf, type Resolved } from "./queries.ts";
 import type { SessionRef } from "./lookup.ts";
 import { reconcileOnce } from "./reconcile.ts";
 import { stopIdleSessions, stopSessionRef } from "./stop.ts";
-import { PlaceWriter } from "./queue-file.ts";
+import { PlaceWriter } from "../claims/queue-file.ts";
 
 /** A request waiting for the state machine's answer. */
 interface ClaimWaiter {

@@ -1,7 +1,7 @@
-import type { ManagedContainer } from "../runtime/docker/engine.ts";
-import type { SessionInfo } from "./api-types.ts";
-import { gate } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
+import type { ManagedContainer } from "../../runtime/docker/engine.ts";
+import type { SessionInfo } from "../api-types.ts";
+import { gate } from "./types.ts";
+import type { SessionManager } from "./manager.ts";
 
 const runningStates = new Set(["running", "paused", "restarting"]);
 

@@ -5,7 +5,7 @@
  * owners: port-relay.ts) gets through. Replies to connections a session opened to the host, and ports an admin
  * published (`publish: host`, Docker's DNAT), are let through: they are not the host reaching in.
  */
-import { ConfigError, UnavailableError } from "../errors.ts";
+import { ConfigError, UnavailableError } from "../../errors.ts";
 
 export const ruleComment = "beaker: only root reaches sessions";
 

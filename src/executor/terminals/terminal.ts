@@ -1,18 +1,18 @@
 import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
-import type { DockerEngine } from "../runtime/docker/engine.ts";
-import { dockerMessage, dockerStatus } from "../runtime/docker/errors.ts";
-import { ConflictError, errorCodeOf, errorMessage, ForbiddenError } from "../errors.ts";
+import type { DockerEngine } from "../../runtime/docker/engine.ts";
+import { dockerMessage, dockerStatus } from "../../runtime/docker/errors.ts";
+import { ConflictError, errorCodeOf, errorMessage, ForbiddenError } from "../../errors.ts";
 import { isBeakerHelper, planHelperEnv } from "./helper-env.ts";
-import { streamTag, type ServerControl } from "./api-types.ts";
-import { parseControl } from "./validate.ts";
-import { pidsInContainers } from "../gpu/usable.ts";
-import { traceNow, type TracePoint } from "../util/trace.ts";
-import type { LiveSession } from "./session-types.ts";
-import type { SessionManager } from "./sessions.ts";
+import { streamTag, type ServerControl } from "../api-types.ts";
+import { parseControl } from "../validate.ts";
+import { pidsInContainers } from "../../gpu/usable.ts";
+import { traceNow, type TracePoint } from "../../util/trace.ts";
+import type { LiveSession } from "../sessions/types.ts";
+import type { SessionManager } from "../sessions/manager.ts";
 import { OutputFlow, TerminalControls, terminalLimits } from "./terminal-flow.ts";
 import type { PerUserCap } from "./user-caps.ts";
-import type { SessionRef } from "./lookup.ts";
+import type { SessionRef } from "../sessions/lookup.ts";
 
 export interface TerminalData {
   uid: number;

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../util/write-atomic.ts";
-import type { SessionInfo } from "./api-types.ts";
+import { writeFileAtomic } from "../../util/write-atomic.ts";
+import type { SessionInfo } from "../api-types.ts";
 
 /** The most records kept, whatever the retention: a node running batch jobs in a loop must not grow without bound. */
 const maxRecords = 5000;

@@ -1,4 +1,4 @@
-import { ConflictError } from "../errors.ts";
+import { ConflictError } from "../../errors.ts";
 
 /**
  * How many of one thing (open terminals, requests in flight) each user has on this node, and the most each may have.

@@ -10,12 +10,12 @@
  */
 import type { ServerWebSocket } from "bun";
 import { connect, type Socket } from "node:net";
-import { ConflictError, errorCodeOf, errorMessage, UnavailableError, UsageError } from "../errors.ts";
-import type { PublishedState } from "../runtime/docker/ports.ts";
-import { portTarget } from "../runtime/docker/ports.ts";
-import { connectionFailure } from "../util/net.ts";
-import type { SessionRef } from "./lookup.ts";
-import type { LiveSession } from "./session-types.ts";
+import { ConflictError, errorCodeOf, errorMessage, UnavailableError, UsageError } from "../../errors.ts";
+import type { PublishedState } from "../../runtime/docker/ports.ts";
+import { portTarget } from "../../runtime/docker/ports.ts";
+import { connectionFailure } from "../../util/net.ts";
+import type { SessionRef } from "../sessions/lookup.ts";
+import type { LiveSession } from "../sessions/types.ts";
 import type { PerUserCap } from "./user-caps.ts";
 
 /** Bytes a caller may send before the session's port has answered, and that the executor holds for a slow reader. */

@@ -9,9 +9,9 @@
  *   (its CLI normally cancels it when its session ends; this covers a CLI that died).
  * Any other job is the user's own business and never cancelled.
  */
-import { loginJobName, sessionOfJob } from "../slurm/allocation.ts";
-import { holdsAllocation, type SlurmJob } from "../slurm/job.ts";
-import type { SessionStatus } from "./api-types.ts";
+import { loginJobName, sessionOfJob } from "../../slurm/allocation.ts";
+import { holdsAllocation, type SlurmJob } from "../../slurm/job.ts";
+import type { SessionStatus } from "../api-types.ts";
 
 export interface PairingInput {
   /** Slurm's name of this node. */

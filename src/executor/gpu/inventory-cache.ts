@@ -1,5 +1,5 @@
-import { discoverGpus, createNvidiaSmiRunner, defaultTimeoutMs } from "../gpu/discover.ts";
-import type { Inventory } from "../gpu/types.ts";
+import { discoverGpus, createNvidiaSmiRunner, defaultTimeoutMs } from "../../gpu/discover.ts";
+import type { Inventory } from "../../gpu/types.ts";
 
 /**
  * The node's GPUs as nvidia-smi last said, refreshed on demand but at most every `minIntervalMs`, one call at a time:
