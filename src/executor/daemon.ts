@@ -110,13 +110,13 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
     places: queueFile(config.stateDir, log),
     ...(netns ? { netns } : {}),
   });
-  manager.restoreQueue();
+  manager.claims.restoreQueue();
   const gpuUse = new GpuUseMonitor(manager, { sample: () => inventory.fresh(), notify: noticeTerminals });
   manager.gpuUse = gpuUse;
   // With a server: users' tokens are checked with it, and this node reports to it.
   const tokens = config.server ? new TokenChecker(config.server, log) : null;
   if (config.server) {
-    link = new ServerLink({ serverUrl: config.server, tokenFile: config.tokenFile, nodeName: config.nodeName, cluster: config.cluster, intervalMs: 5000 }, manager, log);
+    link = new ServerLink({ serverUrl: config.server, tokenFile: config.tokenFile, nodeName: config.nodeName, cluster: config.cluster, intervalMs: 5000 }, { sessions: manager, use: gpuUse }, log);
     link.start();
   }
   prepareSocket(config.socket);
@@ -192,7 +192,7 @@ export async function runExecutor(config: ExecutorConfig, options: { trace?: boo
             pid: process.pid,
             server: config.server,
             binary: beakerBinary,
-            restarting: manager.claimState.draining,
+            restarting: manager.claims.state.draining,
           });
         }
         const uid = verifyProof(proofs, req.headers.get(proofHeader));

@@ -8,6 +8,9 @@
 import type { ServerWebSocket } from "bun";
 import { RestartingError } from "../errors.ts";
 import type { SessionManager } from "./sessions/manager.ts";
+
+/** What a drain reads and does: the records, the claims, and starting a session that waits for its terminal. */
+type Draining = Pick<SessionManager, "sessions" | "pending" | "claims" | "deps" | "start">;
 import type { TerminalData } from "./terminals/terminal.ts";
 
 /** How long creates in flight and sessions waiting for their terminal get to finish before the executor stops anyway. */
@@ -18,15 +21,15 @@ const attachWaitMs = 2_000;
 const letGoMs = 10_000;
 
 /** Requests between their arrival and their container, other than those waiting in the queue. */
-function inFlight(m: SessionManager): number {
-  const queued = new Set(m.claimState.queue.map((w) => w.sessionId));
+function inFlight(m: Draining): number {
+  const queued = new Set(m.claims.state.queue.map((w) => w.sessionId));
   return [...m.pending.keys()].filter((id) => !queued.has(id)).length;
 }
 
 /** Sessions created and not started: an interactive one waits for its CLI's terminal. */
-const unstarted = (m: SessionManager) => [...m.sessions.values()].filter((s) => s.info.status === "starting");
+const unstarted = (m: Draining) => [...m.sessions.values()].filter((s) => s.info.status === "starting");
 
-async function until(m: SessionManager, done: () => boolean, ms: number): Promise<boolean> {
+async function until(m: Draining, done: () => boolean, ms: number): Promise<boolean> {
   const { clock } = m.deps;
   const deadline = clock.now() + ms;
   while (!done()) {
@@ -36,16 +39,16 @@ async function until(m: SessionManager, done: () => boolean, ms: number): Promis
   return true;
 }
 
-export async function drainExecutor(m: SessionManager, terminals: Iterable<ServerWebSocket<TerminalData>>): Promise<void> {
+export async function drainExecutor(m: Draining, terminals: Iterable<ServerWebSocket<TerminalData>>): Promise<void> {
   const { log } = m.deps;
-  m.drain();
+  m.claims.drain();
   log("stopping: nothing more is granted; waiting for creates in flight and for new sessions' terminals");
   if (!(await until(m, () => inFlight(m) === 0, drainTimeoutMs))) log(`stopping: ${inFlight(m)} create(s) still in flight after ${drainTimeoutMs / 1000} s`);
   // A session still waiting for its terminal is started now (as it would be after a while anyway): after the restart
   // it is a running session its CLI reattaches to, where an unstarted one would be removed as a leftover.
   await until(m, () => unstarted(m).length === 0, attachWaitMs);
   for (const session of unstarted(m)) await m.start(session.info.id).catch((err) => log(`cannot start session ${session.info.id}: ${(err as Error).message}`));
-  m.freezePlaces();
+  m.claims.freezePlaces();
   for (const pending of m.pending.values()) pending.abort.abort(new RestartingError("the executor is restarting; send the request again with its ticket"));
   await until(m, () => m.pending.size === 0, letGoMs);
   for (const ws of terminals) ws.close(1012, "executor restarting");

@@ -5,7 +5,14 @@ import { AuthError, ConflictError, errorMessage, UnavailableError } from "../err
 import { ServerClient } from "../server/client.ts";
 import type { Heartbeat, UserInfo } from "../server/types.ts";
 import { buildInfo } from "../version.ts";
+import type { GpuUseMonitor } from "./gpu/gpu-use.ts";
 import type { SessionManager } from "./sessions/manager.ts";
+
+/** What a heartbeat reports: the node's GPUs and sessions, and (where the monitor runs) its GPUs' 5-minute means. */
+export interface ReportedNode {
+  sessions: Pick<SessionManager, "gpuReport" | "foreignProcesses" | "liveSessions">;
+  use: Pick<GpuUseMonitor, "nodeGpuMeans"> | null;
+}
 
 /** A good answer is trusted this long before the server is asked again... */
 const freshMs = 60_000;
@@ -84,7 +91,7 @@ export class ServerLink {
 
   constructor(
     private readonly options: { serverUrl: string; tokenFile: string; nodeName: string; cluster: string | null; intervalMs: number },
-    private readonly manager: SessionManager,
+    private readonly node: ReportedNode,
     private readonly log: (line: string) => void,
   ) {}
 
@@ -103,8 +110,8 @@ export class ServerLink {
   }
 
   async report(): Promise<Heartbeat> {
-    const { gpus } = await this.manager.gpuReport();
-    const foreign = await this.manager.foreignProcesses();
+    const { gpus } = await this.node.sessions.gpuReport();
+    const foreign = await this.node.sessions.foreignProcesses();
     // GPU use goes in coarse and steady (5-minute means, 10% and 1 GiB steps): an unchanged report is then byte for
     // byte the last one, and the server stores nothing but the time it came.
     const figures = new Map<string, number | null>();
@@ -117,7 +124,7 @@ export class ServerLink {
       gpus
         .filter((g) => g.uuid !== null)
         .map((g) => {
-          const means = this.manager.gpuUse?.nodeGpuMeans(g.uuid!) ?? { utilization: g.utilization, memoryUsedMiB: g.memoryUsedMiB };
+          const means = this.node.use?.nodeGpuMeans(g.uuid!) ?? { utilization: g.utilization, memoryUsedMiB: g.memoryUsedMiB };
           return [g.uuid!, { utilization: figure(`u:${g.uuid}`, means.utilization, 10), memoryUsedMiB: figure(`m:${g.uuid}`, means.memoryUsedMiB, 1024) }];
         }),
     );
@@ -139,7 +146,7 @@ export class ServerLink {
           foreignProcesses: (foreign[g.uuid!] ?? []).map((p) => ({ pid: p.pid, name: p.name })),
           ...use.get(g.uuid!)!,
         })),
-      sessions: this.manager.liveSessions().map((s) => ({
+      sessions: this.node.sessions.liveSessions().map((s) => ({
         id: s.id,
         name: s.name,
         user: s.account ?? s.user,

@@ -66,9 +66,9 @@ export function simManager(env: SimEnv): SimManager {
     create: (uid, req, emit, signal) => manager.create(uid, req, emit, signal),
     stop: (uid, ref, timeout) => manager.stop(uid, ownRef(ref), timeout),
     reconcile: () => manager.reconcile(),
-    restoreQueue: () => manager.restoreQueue(),
+    restoreQueue: () => manager.claims.restoreQueue(),
     drain: () => drainExecutor(manager, []),
-    claims: () => manager.claims(),
+    claims: () => manager.claims.byGpu(),
     tracked: () => new Set([...manager.sessions.keys(), ...manager.pending.keys()]),
     set onClaim(fn: SimManager["onClaim"]) {
       onClaim = fn;
@@ -84,7 +84,7 @@ export function simManager(env: SimEnv): SimManager {
     },
     holdsOverlap: () => {
       const seen = new Map<string, string>();
-      for (const [sessionId, hold] of manager.claimState.holds) {
+      for (const [sessionId, hold] of manager.claims.state.holds) {
         for (const uuid of hold.gpus) {
           if (seen.has(uuid)) return `GPU ${uuid} held by both ${seen.get(uuid)} and ${sessionId}`;
           seen.set(uuid, sessionId);

@@ -59,7 +59,7 @@ function fakeNode(options: { gpus: number; config?: Partial<ExecutorConfig>; gro
       stopped.push([session.info.id, session.stopReason]);
       Object.assign(session.info, { status: "exited", reason: session.stopReason });
       manager.sessions.delete(session.info.id);
-      manager.dispatch({ type: "ended", sessionId: session.info.id });
+      manager.claims.dispatch({ type: "ended", sessionId: session.info.id });
       (session as unknown as { end(): void }).end();
     },
   } as unknown as SessionEngine;
@@ -81,7 +81,7 @@ function fakeNode(options: { gpus: number; config?: Partial<ExecutorConfig>; gro
   });
   const monitor = new GpuUseMonitor(manager, { sample: async () => (failing ? { ...inventory(), gpus: [] } : inventory()), notify: (s, message) => notices.push([s.info.id, message]) });
   manager.gpuUse = monitor;
-  manager.dispatch({ type: "inventory", total: uuids.length, usable: uuids, error: null });
+  manager.claims.dispatch({ type: "inventory", total: uuids.length, usable: uuids, error: null });
 
   /** A running session, as reconcile adopts one: its container is in the listing, its claim confirmed. */
   function run(id: string, gpus: string[], over: { uid?: number; timeLimit?: number } = {}): LiveSession {
@@ -114,7 +114,7 @@ function fakeNode(options: { gpus: number; config?: Partial<ExecutorConfig>; gro
     sessions.set(id, session);
     manager.sessions.set(id, session);
     const containers = [...manager.sessions.values()].map((s) => ({ sessionId: s.info.id, uid: s.info.uid, gpus: s.info.gpus, running: true }));
-    manager.dispatch({ type: "listing", since: manager.claimState.epoch, containers });
+    manager.claims.dispatch({ type: "listing", since: manager.claims.state.epoch, containers });
     return session;
   }
 
@@ -219,7 +219,7 @@ describe("idle reclaim in virtual time", () => {
     expect(node.stopped).toEqual([]);
     expect(node.manager.list(0, true).map((s) => s.idleAction)).toEqual(["stop-when-queued", "stop-when-queued"]);
     const events: CreateEvent[] = [];
-    const granted = node.manager.claim("waiting", { uid: 1002, count: 1, noWait: false }, (e) => events.push(e), new AbortController().signal);
+    const granted = node.manager.claims.claim("waiting", { uid: 1002, count: 1, noWait: false }, (e) => events.push(e), new AbortController().signal);
     expect(events[0]).toMatchObject({ type: "queued", position: 1, freeBy: null });
     await node.advance(1);
     expect(node.stopped).toEqual([["older", "idle GPUs"]]);
@@ -232,7 +232,7 @@ describe("idle reclaim in virtual time", () => {
     node.run("short", [node.uuids[1]!], { timeLimit: 1200 });
     expect(node.manager.list(0, true).map((s) => s.deadline)).toEqual([new Date(start + 3600_000).toISOString(), new Date(start + 1200_000).toISOString()]);
     const events: CreateEvent[] = [];
-    const granted = node.manager.claim("waiting", { uid: 1002, count: 2, noWait: false }, (e) => events.push(e), new AbortController().signal);
+    const granted = node.manager.claims.claim("waiting", { uid: 1002, count: 2, noWait: false }, (e) => events.push(e), new AbortController().signal);
     // Both GPUs are certain to be free once the later limit has passed (plus a sample and a stop).
     const freeBy = Date.parse((events[0] as { freeBy: string }).freeBy);
     expect(freeBy).toBeGreaterThanOrEqual(start + 3600_000);
@@ -274,7 +274,7 @@ describe("what the server is told", () => {
   test("a report is byte for byte the last one while use jitters, and changes when it really changes", async () => {
     const node = fakeNode({ gpus: 2, config: { gpuIdle: idle({ after: 3600 }) } });
     node.run("s", [node.uuids[0]!]);
-    const link = new ServerLink({ serverUrl: "http://127.0.0.1:9", tokenFile: "/nonexistent", nodeName: "fake", cluster: null, intervalMs: 5000 }, node.manager, () => {});
+    const link = new ServerLink({ serverUrl: "http://127.0.0.1:9", tokenFile: "/nonexistent", nodeName: "fake", cluster: null, intervalMs: 5000 }, { sessions: node.manager, use: node.monitor }, () => {});
     node.util.set(node.uuids[0]!, 93);
     await node.advance(30);
     const first = JSON.stringify(await link.report());

@@ -3,7 +3,7 @@
  * them in the node's 24-hour history, folds them into each running session's idle track, and carries out what the
  * policy (`idle.ts`) decides: warnings on the session's terminals, stops for idle GPUs and time limits. It also
  * answers each session's GPU-use fields, `session keep`, and the queue's bound (`queue-eta.ts`). Time is the
- * manager's clock, so the simulation and the unit tests run it in virtual time.
+ * lifecycle's clock, so the simulation and the unit tests run it in virtual time.
  */
 import { defaultGpuIdlePolicy } from "../../config/gpu-use.ts";
 import { ConflictError, errorMessage } from "../../errors.ts";
@@ -15,8 +15,8 @@ import { GpuHistory } from "./gpu-history.ts";
 import { idleStopAt, noticeText, notIdle, observeSample, planGpuUse, type IdleTrack, type UseView } from "./idle.ts";
 import { queueBounds } from "../claims/queue-eta.ts";
 import type { SessionRef } from "../sessions/lookup.ts";
-import type { LiveSession } from "../sessions/types.ts";
-import type { SessionManager } from "../sessions/manager.ts";
+import { findLive } from "../sessions/queries.ts";
+import type { LiveSession, SessionHost } from "../sessions/types.ts";
 import { stopLive } from "../sessions/stop.ts";
 
 /** Owners hear of a stop this long before it. */
@@ -65,7 +65,7 @@ export class GpuUseMonitor {
   private running = false;
 
   constructor(
-    private readonly m: SessionManager,
+    private readonly m: SessionHost,
     private readonly deps: GpuUseDeps,
   ) {}
 
@@ -186,7 +186,7 @@ export class GpuUseMonitor {
   /** Warnings and stops, as the policy says. */
   private enforce(now: number): void {
     const { config, log } = this.m.deps;
-    const usable = new Set(this.m.claimState.usable);
+    const usable = new Set(this.m.claims.state.usable);
     const views: UseView[] = [];
     for (const session of this.m.sessions.values()) {
       const { info } = session;
@@ -194,9 +194,9 @@ export class GpuUseMonitor {
       if (!record || (info.status !== "running" && info.status !== "stopping")) continue;
       views.push({ id: info.id, ...record, freeable: info.gpus.filter((g) => usable.has(g)).length, deadline: deadlineOf(session, config.maxDuration), stopping: info.status === "stopping" });
     }
-    const head = this.m.claimState.queue[0];
+    const head = this.m.claims.state.queue[0];
     const freeing = views.filter((v) => v.stopping).reduce((n, v) => n + v.freeable, 0);
-    const shortfall = head ? Math.max(0, head.count - freeGpus(this.m.claimState).length - freeing) : 0;
+    const shortfall = head ? Math.max(0, head.count - freeGpus(this.m.claims.state).length - freeing) : 0;
     const threshold = config.gpuIdle?.threshold ?? defaultGpuIdlePolicy.threshold;
     for (const action of planGpuUse({ now, sessions: views, idle: config.gpuIdle, warnMs: warnBeforeMs, shortfall })) {
       const session = this.m.sessions.get(action.id);
@@ -211,7 +211,7 @@ export class GpuUseMonitor {
         continue;
       }
       session.stopReason ??= action.reason;
-      void stopLive(this.m, session, 10).catch((err) => log(`cannot stop session ${action.id}: ${errorMessage(err)}`));
+      void stopLive(this.m.deps.engine, session, 10).catch((err) => log(`cannot stop session ${action.id}: ${errorMessage(err)}`));
     }
   }
 
@@ -222,7 +222,7 @@ export class GpuUseMonitor {
       const deadline = deadlineOf(session, this.m.deps.config.maxDuration);
       if (deadline !== null) releases.set(session.info.id, deadline + this.intervalMs + stopSlackMs);
     }
-    return queueBounds({ now, state: this.m.claimState, releases });
+    return queueBounds({ now, state: this.m.claims.state, releases });
   }
 
   /** The bound for one waiting request, as the time to show (ISO), or null. */
@@ -237,7 +237,7 @@ export class GpuUseMonitor {
     for (const [id, at] of bounds) {
       if (this.told.has(id) && this.told.get(id) === at) continue;
       this.told.set(id, at);
-      this.m.retell(id);
+      this.m.claims.retell(id);
     }
     for (const id of this.told.keys()) if (!bounds.has(id)) this.told.delete(id);
   }
@@ -275,7 +275,7 @@ export class GpuUseMonitor {
    * which still applies). Once per idle run: a second keep while the same run lasts is refused.
    */
   keep(uid: number, ref: SessionRef, seconds: number): SessionInfo {
-    const session = this.m.find(uid, ref);
+    const session = findLive(this.m, uid, ref);
     const { info } = session;
     const { config, clock, log } = this.m.deps;
     if (!config.gpuIdle) throw new ConflictError("this node does not stop sessions for idle GPUs: there is nothing to keep");

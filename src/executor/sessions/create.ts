@@ -10,8 +10,18 @@ import { describeMounts, prepareSession } from "./prepare.ts";
 import { ensureNestedPaths, planNestedPaths } from "./mountpoints.ts";
 import { ownSession } from "./queries.ts";
 import { stageMounts, type StagedMounts } from "./stage.ts";
-import { gate } from "./types.ts";
-import type { SessionManager } from "./manager.ts";
+import { gate, type LiveSession, type PendingSession, type SessionDeps, type SessionHost } from "./types.ts";
+
+/** What creating and starting a session use: the host the Slurm room gets, and making and watching containers. */
+export interface CreateHost extends SessionHost {
+  readonly deps: SessionDeps;
+  readonly pending: Map<string, PendingSession>;
+  /** The inventory, with the state machine told which GPUs may be handed out. */
+  refreshInventory(): ReturnType<SessionDeps["inventory"]["get"]>;
+  reconcile(): Promise<void>;
+  track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession;
+  removeQuietly(id: string): Promise<void>;
+}
 
 /**
  * An interactive session is created, then started once its CLI has attached (so no early output is lost). A CLI
@@ -37,7 +47,7 @@ interface CreateInput {
 }
 
 /** Claim, pull, create, inject the user, and (detached) start. Rolls back on any failure: no container, no claim. */
-export async function createSession(m: SessionManager, { uid, req, emit, signal, account, trace }: CreateInput): Promise<SessionInfo> {
+export async function createSession(m: CreateHost, { uid, req, emit, signal, account, trace }: CreateInput): Promise<SessionInfo> {
   const { config, engine, users, clock } = m.deps;
   const sessionId = newSessionId();
   // Tied to the caller from the first moment: a caller that hangs up while this is prepared or queued ends it.
@@ -58,7 +68,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     const nameTaken = (owner: number, name: string) => [...m.sessions.values(), ...m.pending.values()].some((s) => s.info.uid === owner && s.info.name === name);
     const plan = prepareSession(config, { ...m.deps.node, nameTaken }, user, req);
     // Until a listing has said what runs (Docker was down at start), nothing is granted: ask for one now.
-    if (!m.claimState.ready) await m.reconcile().catch(() => {});
+    if (!m.claims.state.ready) await m.reconcile().catch(() => {});
     // It became a session before the restart, and only the answer was lost: that session is the answer.
     const earlier = place ? ownSession(m, uid, place) : null;
     if (earlier) return earlier;
@@ -96,7 +106,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     imageReady.catch((err) => abort.abort(err));
     info.gpus = m.deps.slurm
       ? await m.deps.slurm.claim(m, { sessionId, uid, count, req, info, emit, signal: abort.signal })
-      : await m.claim(sessionId, { uid, count, noWait: req.noWait, memory: plan.memoryBytes, ...(place ? { place } : {}) }, emit, abort.signal);
+      : await m.claims.claim(sessionId, { uid, count, noWait: req.noWait, memory: plan.memoryBytes, ...(place ? { place } : {}) }, emit, abort.signal);
     trace.mark("claim");
     // A warm network namespace (netns-pool.ts), checked while the image is: only once the GPUs are had, never queued.
     // Published ports belong to the namespace's maker: a session that publishes makes its own.
@@ -143,7 +153,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     if (netnsHolder) m.deps.netns?.settle(netnsHolder, true);
     trace.mark("create");
     if (abort.signal.aborted) throw cancelled();
-    m.dispatch({ type: "confirmed", sessionId });
+    m.claims.dispatch({ type: "confirmed", sessionId });
     const session = m.track(info, containerId, gate());
     session.requestedPorts = req.ports;
     session.timeLimit = plan.timeLimit;
@@ -163,7 +173,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
     if (!m.sessions.has(sessionId)) {
       await staged?.release();
       // Frees a reservation (or leaves the queue); a session already tracked frees its GPUs when its container is gone.
-      m.dispatch({ type: "cancel", sessionId });
+      m.claims.dispatch({ type: "cancel", sessionId });
       // A job Slurm gave this request goes back (by its ID: the node-wide listing may not show it).
       const job = m.pending.get(sessionId)?.info.slurmJob;
       if (job && m.deps.slurm) {
@@ -179,7 +189,7 @@ export async function createSession(m: SessionManager, { uid, req, emit, signal,
 }
 
 /** Starts a created session (once); on failure the container is removed, and its watcher frees the GPUs. */
-export async function startSession(m: SessionManager, sessionId: string): Promise<void> {
+export async function startSession(m: CreateHost, sessionId: string): Promise<void> {
   const session = m.sessions.get(sessionId);
   if (!session || session.info.status !== "starting") return;
   session.info.status = "running";

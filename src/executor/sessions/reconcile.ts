@@ -1,7 +1,18 @@
 import type { ManagedContainer } from "../../runtime/docker/engine.ts";
 import type { SessionInfo } from "../api-types.ts";
-import { gate } from "./types.ts";
-import type { SessionManager } from "./manager.ts";
+import type { ClaimDriver } from "../claims/driver.ts";
+import { gate, type LiveSession, type SessionDeps } from "./types.ts";
+
+/** What a reconcile reads and does: the lifecycle, less creating and querying. */
+export interface ReconcileHost {
+  readonly deps: Pick<SessionDeps, "engine" | "config" | "log" | "history" | "clock">;
+  readonly sessions: ReadonlyMap<string, LiveSession>;
+  readonly pending: ReadonlyMap<string, unknown>;
+  readonly claims: Pick<ClaimDriver, "state" | "dispatch">;
+  refreshInventory(): Promise<unknown>;
+  track(info: SessionInfo, containerId: string, startGate: LiveSession["startGate"]): LiveSession;
+  removeQuietly(id: string): Promise<void>;
+}
 
 const runningStates = new Set(["running", "paused", "restarting"]);
 
@@ -20,16 +31,16 @@ function memoryOf(labels: Record<string, string>): number {
  * decides which claims stand and which running containers to adopt; leftovers (created but never started, or exited
  * while nobody watched) are removed.
  */
-export async function reconcileOnce(m: SessionManager): Promise<void> {
+export async function reconcileOnce(m: ReconcileHost): Promise<void> {
   const { engine, config, log, history } = m.deps;
   try {
     await m.refreshInventory();
   } catch (err) {
     log(`GPU inventory: ${(err as Error).message}`);
   }
-  const since = m.claimState.epoch;
+  const since = m.claims.state.epoch;
   const containers = await engine.listManaged(config.nodeName);
-  const effects = m.dispatch({
+  const effects = m.claims.dispatch({
     type: "listing",
     since,
     containers: containers.map((c) => ({ sessionId: c.sessionId, uid: Number(c.labels["beaker.uid"] ?? -1), gpus: gpusOf(c.labels), running: runningStates.has(c.state), memory: memoryOf(c.labels) })),
@@ -52,7 +63,7 @@ export async function reconcileOnce(m: SessionManager): Promise<void> {
 }
 
 /** A session's record rebuilt from its container's labels (after an executor restart). */
-function infoFrom(m: SessionManager, c: ManagedContainer): SessionInfo {
+function infoFrom(m: Pick<ReconcileHost, "deps">, c: ManagedContainer): SessionInfo {
   const gpus = gpusOf(c.labels);
   const created = new Date(c.created * 1000).toISOString();
   return {
@@ -88,7 +99,7 @@ function shownMounts(c: ManagedContainer): string[] {
   return c.mounts;
 }
 
-function adopt(m: SessionManager, c: ManagedContainer): void {
+function adopt(m: ReconcileHost, c: ManagedContainer): void {
   const info = infoFrom(m, c);
   const startGate = gate();
   startGate.open();

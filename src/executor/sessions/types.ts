@@ -3,16 +3,19 @@ import type { Inventory } from "../../gpu/types.ts";
 import type { SessionEngine } from "../../runtime/docker/engine.ts";
 import type { Clock } from "../../util/clock.ts";
 import type { Trace } from "../../util/trace.ts";
-import type { SessionInfo } from "../api-types.ts";
+import type { CreateEvent, CreateSessionRequest, SessionInfo, SessionUse } from "../api-types.ts";
 import type { ClaimEffect, ClaimEvent } from "../claims/claims.ts";
-import type { SessionHistory } from "./history.ts";
-import type { NetnsPool } from "../network/netns-pool.ts";
+import type { ClaimDriver } from "../claims/driver.ts";
 import type { PlaceStore } from "../claims/queue-file.ts";
-import type { SlurmSessions } from "../slurm/slurm.ts";
 import type { TicketBook } from "../claims/tickets.ts";
+import type { NetnsPool } from "../network/netns-pool.ts";
+import type { SessionHistory } from "./history.ts";
 import type { UserDirectory } from "./users.ts";
 
-/** The session manager's records and what it is built from (kept apart so its helpers need not import the class). */
+/**
+ * The session lifecycle's records, what it is built from, and the narrow views the other rooms get of it (kept apart
+ * from the manager, so that nothing the manager uses has to import it).
+ */
 export type ExitReason = "exited" | "stopped by user" | "stopped by admin" | "idle" | "idle GPUs" | "time limit" | "executor lost the container" | `slurm: ${string}`;
 
 /** A session the executor is watching: its container exists (created or running). */
@@ -65,7 +68,54 @@ export interface SessionDeps {
   /** Where the queue's order is written down to outlive a restart. */
   places: PlaceStore;
   /** With `scheduler: slurm`: sessions run in their callers' Slurm jobs, and get those jobs' GPUs. */
-  slurm?: SlurmSessions;
+  slurm?: SlurmScheduler;
+}
+
+/** The sessions on this node as queries read them: running or created, pending, and the ended ones remembered. */
+export interface SessionBook {
+  readonly sessions: ReadonlyMap<string, LiveSession>;
+  readonly pending: ReadonlyMap<string, PendingSession>;
+  readonly history: Pick<SessionHistory, "all">;
+  /** A session's GPU-use fields (the GPU-use monitor's), or null where the node runs without one. */
+  useOf(info: SessionInfo): SessionUse | null;
+}
+
+/** What the lifecycle asks of the GPU-use monitor (gpu/gpu-use.ts). */
+export interface UseReporter {
+  fields(info: SessionInfo): SessionUse;
+  /** When a waiting request's GPUs are free at the latest (ISO), or null. */
+  freeBy(sessionId: string): string | null;
+}
+
+/**
+ * The lifecycle as the rooms above it (GPU use, Slurm) see it: the records, the claims, and what the node gives. They
+ * may stop a session (sessions/stop.ts); they cannot create, adopt or track one.
+ */
+export interface SessionHost extends SessionBook {
+  readonly deps: Pick<SessionDeps, "config" | "engine" | "inventory" | "users" | "log" | "clock">;
+  readonly claims: ClaimDriver;
+}
+
+export interface SlurmClaimInput {
+  sessionId: string;
+  uid: number;
+  /** GPUs asked for (the node's default already applied). */
+  count: number;
+  req: CreateSessionRequest;
+  /** The request's record: it shows the job (and "queued") while Slurm makes it wait. */
+  info: SessionInfo;
+  emit: (e: CreateEvent) => void;
+  signal: AbortSignal;
+}
+
+/** With `scheduler: slurm`: the Slurm room (slurm/slurm.ts) as the lifecycle calls it. */
+export interface SlurmScheduler {
+  /** The GPUs of the session's job on this node, held in the claim state machine. */
+  claim(host: SessionHost, input: SlurmClaimInput): Promise<string[]>;
+  /** A session's job to cancel by ID (its session ended, or never started). */
+  release(sessionId: string, jobId: string, uid: number): void;
+  /** Pairs jobs with containers again now. */
+  sync(host: SessionHost): Promise<void>;
 }
 
 /** The gate an interactive session waits at until its terminal attaches (or it is detached). */

@@ -10,22 +10,10 @@ import type { SessionUser } from "../../runtime/docker/spec.ts";
 import { ownJobName, slurmTime } from "../../slurm/allocation.ts";
 import { endReason, holdsAllocation, type SlurmJob } from "../../slurm/job.ts";
 import type { SlurmIdentity, SlurmRunner } from "../../slurm/run.ts";
-import type { CreateEvent, CreateSessionRequest, SessionInfo, SlurmJobRef } from "../api-types.ts";
+import type { SlurmJobRef } from "../api-types.ts";
 import { planPairing } from "./slurm-pairing.ts";
-import type { SessionManager } from "../sessions/manager.ts";
+import type { SessionHost, SlurmClaimInput, SlurmScheduler } from "../sessions/types.ts";
 import { stopLive } from "../sessions/stop.ts";
-
-export interface SlurmClaimInput {
-  sessionId: string;
-  uid: number;
-  /** GPUs asked for (the node's default already applied). */
-  count: number;
-  req: CreateSessionRequest;
-  /** The request's record: it shows the job (and "queued") while Slurm makes it wait. */
-  info: SessionInfo;
-  emit: (e: CreateEvent) => void;
-  signal: AbortSignal;
-}
 
 const pendingPollMs = 1000;
 
@@ -37,7 +25,7 @@ function refOf(job: SlurmJob): SlurmJobRef {
   return { id: job.id, partition: job.partition, endsAt: job.endTime };
 }
 
-export class SlurmSessions {
+export class SlurmSessions implements SlurmScheduler {
   private orphanSince = new Map<string, number>();
   /** Jobs of sessions that ended (or never started), to cancel by ID: tried on every pass until Slurm has them gone. */
   private readonly toGiveBack = new Map<string, { sessionId: string; uid: number }>();
@@ -50,7 +38,7 @@ export class SlurmSessions {
   ) {}
 
   /** The GPUs of the session's job on this node, held in the claim state machine. Abort (while waiting) revokes the job. */
-  async claim(m: SessionManager, input: SlurmClaimInput): Promise<string[]> {
+  async claim(m: SessionHost, input: SlurmClaimInput): Promise<string[]> {
     const { sessionId, uid, req, info } = input;
     const user = await m.deps.users.lookup(uid);
     const job = req.slurm?.job ? await this.checkGiven(m, sessionId, uid, req.slurm.job) : await this.allocate(m, input, user);
@@ -76,10 +64,10 @@ export class SlurmSessions {
    * ago, before `sync` stopped that job's session: such a session is stopped now (Slurm confirming its job is over),
    * and the GPUs are taken once it is gone. A GPU held by a session whose job still runs is refused.
    */
-  private async assign(m: SessionManager, sessionId: string, uid: number, gpus: string[]): Promise<void> {
+  private async assign(m: SessionHost, sessionId: string, uid: number, gpus: string[]): Promise<void> {
     let refusal = "";
     for (let attempt = 0; attempt < 3; attempt++) {
-      const holders = new Set(gpus.map((uuid) => m.claims().get(uuid)).filter((h): h is string => h !== undefined && h !== sessionId));
+      const holders = new Set(gpus.map((uuid) => m.claims.byGpu().get(uuid)).filter((h): h is string => h !== undefined && h !== sessionId));
       for (const holder of holders) {
         const session = m.sessions.get(holder);
         const job = session?.info.slurmJob?.id;
@@ -87,7 +75,7 @@ export class SlurmSessions {
         await this.endSession(m, holder, job);
         if (session.info.status === "stopping") await session.exited;
       }
-      const refused = m.dispatch({ type: "assigned", sessionId, uid, gpus }).find((e) => e.type === "refuse" && e.sessionId === sessionId);
+      const refused = m.claims.dispatch({ type: "assigned", sessionId, uid, gpus }).find((e) => e.type === "refuse" && e.sessionId === sessionId);
       if (refused?.type !== "refuse") return;
       refusal = refused.message;
     }
@@ -95,7 +83,7 @@ export class SlurmSessions {
   }
 
   /** `--slurm-job J`: a job of the caller's, running, on this node, and not running another session already. */
-  private async checkGiven(m: SessionManager, sessionId: string, uid: number, id: string): Promise<SlurmJob> {
+  private async checkGiven(m: SessionHost, sessionId: string, uid: number, id: string): Promise<SlurmJob> {
     const job = await this.runner.showJob(id);
     if (!job) throw new NotFoundError(`Slurm has no job ${id}`);
     if (job.uid !== uid) throw new ForbiddenError(`Slurm job ${id} is not yours: it belongs to ${job.user || `uid ${job.uid}`}`);
@@ -109,7 +97,7 @@ export class SlurmSessions {
   }
 
   /** Asks Slurm, as the caller, for a job on this node; tells the caller Slurm's reason while it waits. */
-  private async allocate(m: SessionManager, input: SlurmClaimInput, user: SessionUser): Promise<SlurmJob> {
+  private async allocate(m: SessionHost, input: SlurmClaimInput, user: SessionUser): Promise<SlurmJob> {
     const { sessionId, req, info, emit, signal } = input;
     const s = this.settings;
     const request = {
@@ -154,7 +142,7 @@ export class SlurmSessions {
   }
 
   /** Slurm's GPU indexes for the job on this node, as the UUIDs discovery knows them by (index = minor number). */
-  private async uuidsOf(m: SessionManager, job: SlurmJob): Promise<string[]> {
+  private async uuidsOf(m: SessionHost, job: SlurmJob): Promise<string[]> {
     const indexes = job.gpusByNode[this.settings.node] ?? [];
     if (indexes.length === 0) return [];
     const inventory = await m.deps.inventory.get();
@@ -168,7 +156,7 @@ export class SlurmSessions {
   }
 
   /** Pairs sessions with jobs once; one at a time, and once more when asked while one runs. */
-  sync(m: SessionManager): Promise<void> {
+  sync(m: SessionHost): Promise<void> {
     if (this.syncing) {
       this.syncAgain = true;
       return this.syncing;
@@ -192,7 +180,7 @@ export class SlurmSessions {
     this.toGiveBack.set(job, { sessionId, uid });
   }
 
-  private async giveBack(m: SessionManager): Promise<void> {
+  private async giveBack(m: SessionHost): Promise<void> {
     for (const [id, { sessionId, uid }] of [...this.toGiveBack]) {
       try {
         const job = await this.runner.showJob(id);
@@ -208,7 +196,7 @@ export class SlurmSessions {
     }
   }
 
-  private async syncOnce(m: SessionManager): Promise<void> {
+  private async syncOnce(m: SessionHost): Promise<void> {
     const { log, clock } = m.deps;
     await this.giveBack(m);
     let jobs: SlurmJob[];
@@ -219,7 +207,7 @@ export class SlurmSessions {
       return log(`slurm: ${errorMessage(err)}`);
     }
     // Until Docker's containers are known (adopted after a restart), every job would look unused.
-    if (!m.claimState.ready) return;
+    if (!m.claims.state.ready) return;
     const plan = planPairing({
       node: this.settings.node,
       live: [...m.sessions.values()].filter((s) => s.info.slurmJob).map((s) => ({ sessionId: s.info.id, job: s.info.slurmJob!.id, status: s.info.status })),
@@ -238,17 +226,17 @@ export class SlurmSessions {
   }
 
   /** Stops a session whose job Slurm ended, with Slurm's reason, once Slurm confirms the job no longer runs here. */
-  private async endSession(m: SessionManager, sessionId: string, id: string): Promise<void> {
+  private async endSession(m: SessionHost, sessionId: string, id: string): Promise<void> {
     const job = await this.runner.showJob(id).catch((err: unknown) => (m.deps.log(`slurm: ${errorMessage(err)}`), undefined));
     if (job === undefined || (job && holdsAllocation(job) && job.nodes.includes(this.settings.node))) return;
     const session = m.sessions.get(sessionId);
     if (!session || session.info.status === "stopping" || session.info.status === "exited") return;
     session.stopReason ??= `slurm: ${endReason(job)}`;
     m.deps.log(`session ${sessionId} of ${session.info.user}: Slurm job ${id} ended (${endReason(job)}); stopping it`);
-    await stopLive(m, session, 10).catch((err) => m.deps.log(`cannot stop session ${sessionId}: ${errorMessage(err)}`));
+    await stopLive(m.deps.engine, session, 10).catch((err) => m.deps.log(`cannot stop session ${sessionId}: ${errorMessage(err)}`));
   }
 
-  private async cancelJob(m: SessionManager, c: { job: string; uid: number; why: string }): Promise<void> {
+  private async cancelJob(m: SessionHost, c: { job: string; uid: number; why: string }): Promise<void> {
     try {
       const owner = await m.deps.users.lookup(c.uid);
       await this.runner.cancel(c.job, identity(owner));

@@ -10,6 +10,9 @@ import { pidsInContainers } from "../../gpu/usable.ts";
 import { traceNow, type TracePoint } from "../../util/trace.ts";
 import type { LiveSession } from "../sessions/types.ts";
 import type { SessionManager } from "../sessions/manager.ts";
+
+/** What a terminal uses of the lifecycle: finding the caller's session, counting its terminals, and starting it. */
+type TerminalHost = Pick<SessionManager, "find" | "terminalOpened" | "terminalClosed" | "start">;
 import { OutputFlow, TerminalControls, terminalLimits } from "./terminal-flow.ts";
 import type { PerUserCap } from "./user-caps.ts";
 import type { SessionRef } from "../sessions/lookup.ts";
@@ -50,7 +53,7 @@ export interface TerminalData {
 
 /** What a terminal needs of the executor. */
 export interface TerminalDeps {
-  manager: SessionManager;
+  manager: TerminalHost;
   engine: DockerEngine;
   /** Open terminals per user (maxTerminalsPerUser). */
   terminals: PerUserCap;
@@ -126,7 +129,7 @@ function tracePoints(ws: ServerWebSocket<TerminalData>, session: LiveSession, fr
   return ws.data.trace ? { trace: session.trace.points.filter((p) => p.at >= from) } : {};
 }
 
-async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: SessionManager, engine: DockerEngine): Promise<void> {
+async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: TerminalHost, engine: DockerEngine): Promise<void> {
   // A new session's terminal is part of its create; a later attach is not, and leaves its trace alone.
   const from = ws.data.start ? 0 : traceNow();
   if (ws.data.start) session.trace.mark("terminal open");
