@@ -149,18 +149,26 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
     },
     signal: (name) => engine.kill(session.containerId, name),
   });
+  const streamEnded = pipeOutput(ws, engine, stream, tty);
+  if (!ws.data.start) {
+    // A terminal attached again (a reconnect, maybe at a new size) gets its size before any of its input reaches the
+    // session: what it types first (`stty size`) must see it. Until then its messages wait with the early ones.
+    if (ws.data.cols > 1 && ws.data.rows > 1) {
+      // Re-attaching at the size it already had sends no SIGWINCH, and a full-screen program would not redraw: nudge it.
+      await controls.resizeNow(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
+    }
+    if (ws.data.cols > 0 && ws.data.rows > 0) await controls.resizeNow(ws.data.cols, ws.data.rows);
+  }
   ws.data.controls = controls;
   ws.data.stream = stream;
-  const streamEnded = pipeOutput(ws, engine, stream, tty);
+  // A size that came while the first one was set is the one to have (applied once started, if it differs).
+  if (ws.data.cols > 0 && ws.data.rows > 0) controls.resize(ws.data.cols, ws.data.rows);
   replayEarly(ws);
   if (ws.data.start) {
     await manager.start(session.info.id);
     send(ws, { type: "started", ports: session.info.ports, ...tracePoints(ws, session, from) });
-  } else if (ws.data.cols > 1 && ws.data.rows > 1) {
-    // Re-attaching at the size it already had sends no SIGWINCH, and a full-screen program would not redraw: nudge it.
-    await controls.resizeNow(ws.data.cols - 1, ws.data.rows - 1).catch(() => {});
+    if (ws.data.cols > 0 && ws.data.rows > 0) await controls.resizeNow(ws.data.cols, ws.data.rows);
   }
-  if (ws.data.cols > 0 && ws.data.rows > 0) await controls.resizeNow(ws.data.cols, ws.data.rows);
   controls.start();
   // A client that left ends the wait: nothing of this terminal outlives it (its session runs on).
   const left = new Promise<null>((resolve) => (ws.data.leave = () => resolve(null)));
