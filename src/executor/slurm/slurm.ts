@@ -16,6 +16,9 @@ import type { SessionHost, SlurmClaimInput, SlurmScheduler } from "../sessions/t
 import { stopLive } from "../sessions/stop.ts";
 
 const pendingPollMs = 1000;
+/** How long a session whose job is COMPLETING waits for the job's final state (its reason), and how often it asks. */
+const completingWaitMs = 5000;
+const completingPollMs = 250;
 
 function identity(user: SessionUser): SlurmIdentity {
   return { uid: user.uid, gid: user.gid, name: user.name, home: user.home };
@@ -227,8 +230,18 @@ export class SlurmSessions implements SlurmScheduler {
 
   /** Stops a session whose job Slurm ended, with Slurm's reason, once Slurm confirms the job no longer runs here. */
   private async endSession(m: SessionHost, sessionId: string, id: string): Promise<void> {
-    const job = await this.runner.showJob(id).catch((err: unknown) => (m.deps.log(`slurm: ${errorMessage(err)}`), undefined));
+    const show = () => this.runner.showJob(id).catch((err: unknown) => (m.deps.log(`slurm: ${errorMessage(err)}`), undefined));
+    let job = await show();
     if (job === undefined || (job && holdsAllocation(job) && job.nodes.includes(this.settings.node))) return;
+    // A job on its way out shows COMPLETING until its epilog is done, which hides why it ended (scancel, its time
+    // limit): the reason is worth a moment's wait, never more than completingWaitMs.
+    for (let waited = 0; job?.state === "COMPLETING" && waited < completingWaitMs; waited += completingPollMs) {
+      await m.deps.clock.sleep(completingPollMs);
+      const next = await show();
+      // Slurm did not answer, or forgot the job already: the last word it gave is the one there is.
+      if (!next) break;
+      job = next;
+    }
     const session = m.sessions.get(sessionId);
     if (!session || session.info.status === "stopping" || session.info.status === "exited") return;
     session.stopReason ??= `slurm: ${endReason(job)}`;
