@@ -23,7 +23,7 @@ export interface StreamHandlers {
   onend?: () => void;
   /** The peer closed the stream, or the link went (`closeAll`). Not called for a local `close()`. */
   onclose?: (code: number, reason: string) => void;
-  /** Everything queued went out: the writer may go on. */
+  /** Everything queued went out and `buffered()` is under the window again: the writer may go on. */
   ondrain?: () => void;
 }
 
@@ -41,6 +41,8 @@ export class LinkStream {
   /** Of those, the bytes the reader has taken: credited back in batches. */
   private owed = 0;
   private held = false;
+  /** The writer was told to wait (a send queued, or `buffered()` reached the window): `ondrain` once it is under again. */
+  private blocked = false;
 
   constructor(
     readonly id: number,
@@ -69,10 +71,12 @@ export class LinkStream {
     if (this.queue.length === 0 && this.credit > 0) {
       this.credit -= payload.length;
       this.mux.emit(this.id, kind, payload);
+      if (this.buffered() >= this.limits.window) this.blocked = true;
       return "sent";
     }
     this.queue.push({ kind, payload });
     this.queuedBytes += payload.length;
+    this.blocked = true;
     return "queued";
   }
 
@@ -124,16 +128,17 @@ export class LinkStream {
   credited(bytes: number): boolean {
     if (this.credit + bytes > this.limits.window) return false;
     this.credit += bytes;
-    const waited = this.queue.length > 0;
     while (this.queue.length && this.credit > 0 && !this.closed) {
       const next = this.queue.shift()!;
       this.queuedBytes -= next.payload.length;
       this.credit -= next.payload.length;
       this.mux.emit(this.id, next.kind, next.payload);
     }
-    if (waited && this.queue.length === 0 && !this.closed) {
-      if (this.ending) this.end();
-      else this.handlers.ondrain?.();
+    if (this.closed || this.queue.length) return true;
+    if (this.ending) this.end();
+    else if (this.blocked && this.buffered() < this.limits.window) {
+      this.blocked = false;
+      this.handlers.ondrain?.();
     }
     return true;
   }

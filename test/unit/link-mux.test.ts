@@ -84,6 +84,20 @@ describe("link streams", () => {
     expect(node.refused).toBe(0);
   });
 
+  test("a frame that overdraws the credit leaves the writer over the window with nothing queued: credit still wakes it", () => {
+    const { server, opened, flush } = pair();
+    const s = server.open({})!;
+    flush();
+    collect(opened[0]!.stream);
+    const got = collect(s);
+    expect(s.send("data", new Uint8Array(MiB - 1))).toBe("sent");
+    expect(s.send("data", new Uint8Array(64 * 1024))).toBe("sent");
+    expect(s.buffered()).toBeGreaterThan(MiB);
+    flush();
+    expect(got.drains).toBe(1);
+    expect(s.buffered()).toBeLessThan(64 * 1024);
+  });
+
   test("10 MiB in 4 KiB messages: the window never overflows and all credit comes back", () => {
     const { server, opened, flush, node } = pair();
     const s = server.open({})!;
