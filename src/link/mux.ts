@@ -105,6 +105,7 @@ export class LinkStream {
   }
 
   resume(): void {
+    if (!this.held) return;
     this.held = false;
     this.giveCredit(true);
   }

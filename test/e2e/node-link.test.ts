@@ -72,7 +72,7 @@ test("relayed list, create (detached, NDJSON) and stop run as beaker-test-user, 
   const events = await create(testUser, ["sleep", "300"]);
   expect(events[0]).toMatchObject({ type: "ticket" });
   const created = events.at(-1)!;
-  expect(created).toMatchObject({ type: "created", session: { user: testUser, uid: uidOf(testUser), account: testUser, status: "running" } });
+  expect(created).toMatchObject({ type: "created", session: { user: testUser, uid: uidOf(testUser), account: testUser } });
   const id = (created as Extract<CreateEvent, { type: "created" }>).session.id;
   const listed = await json<SessionInfo[]>((await link()).request(testUser, { method: "GET", path: "/v1/sessions" }));
   expect(listed.body.map((s) => s.id)).toEqual([id]);
