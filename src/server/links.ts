@@ -35,7 +35,8 @@ class ServerLinkSocket implements LinkSocket {
   constructor(private readonly stream: LinkStream) {
     stream.handlers = {
       ontext: (text) => this.onmessage?.(text),
-      ondata: (bytes) => this.onmessage?.(bytes),
+      // A copy: the frame's buffer is the WebSocket's, and a reader may keep the message past this call.
+      ondata: (bytes) => this.onmessage?.(bytes.slice()),
       ondrain: () => {
         if (this.stream.buffered() < drainBelow) this.ondrain?.();
       },

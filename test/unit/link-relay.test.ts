@@ -158,6 +158,15 @@ describe("a relayed socket", () => {
     expect(events).toEqual(["open /v1/sessions/s1/attach", 'message {"type":"resize","cols":1,"rows":2}', "message bytes:104,105", "close /v1/sessions/s1/attach"]);
   });
 
+  test("what the server sends before the socket is open is held and handed over in order, after the open", async () => {
+    const { events, server, flush } = setup((req) => ({ socket: { path: new URL(req.url).pathname } }));
+    const stream = server.open({ user: "alice", method: "GET", path: "/v1/sessions/s1/attach", socket: true })!;
+    stream.send("text", "first");
+    stream.send("data", new Uint8Array([7]));
+    await flush();
+    expect(events).toEqual(["open /v1/sessions/s1/attach", "message first", "message bytes:7"]);
+  });
+
   test("the link going away closes the peer once, as a Bun socket's close would", async () => {
     const { events, server, node, flush } = setup((req) => ({ socket: { path: new URL(req.url).pathname } }));
     server.open({ user: "bob", method: "GET", path: "/v1/sessions/s2/ports/8888", socket: true });

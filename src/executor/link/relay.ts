@@ -55,7 +55,10 @@ export function parseLinkHead(head: Record<string, unknown>): Head {
 export async function relayStream<D>(stream: LinkStream, rawHead: Record<string, unknown>, deps: RelayDeps<D>): Promise<void> {
   const received = performance.timeOrigin + performance.now();
   const abort = new AbortController();
-  stream.handlers.onclose = () => abort.abort();
+  // Messages that come while the account is looked up wait here; the stream is paused, so at most a window of them.
+  const early: Array<string | Uint8Array> = [];
+  stream.pause();
+  stream.handlers = { ontext: (text) => early.push(text), ondata: (bytes) => early.push(bytes.slice()), onclose: () => abort.abort() };
   let head: Head | null = null;
   try {
     head = parseLinkHead(rawHead);
@@ -77,7 +80,7 @@ export async function relayStream<D>(stream: LinkStream, rawHead: Record<string,
       return await sendResponse(stream, result);
     }
     if (!head.socket) throw new UsageError("that route is a WebSocket: open it as a socket");
-    openSocket(stream, result.socket, deps);
+    openSocket(stream, result.socket, deps, early);
   } catch (err) {
     if (head?.socket ?? rawHead.socket === true) refuseSocket(stream, { code: errorCodeOf(err), message: errorMessage(err) });
     else await sendResponse(stream, Response.json({ error: { code: errorCodeOf(err), message: errorMessage(err) } }, { status: httpStatusOf(err) }));
@@ -123,7 +126,7 @@ async function sendResponse(stream: LinkStream, res: Response): Promise<void> {
 }
 
 /** A terminal or port relay on the stream: the same handlers as a WebSocket on the executor's socket. */
-function openSocket<D>(stream: LinkStream, data: D, deps: RelayDeps<D>): void {
+function openSocket<D>(stream: LinkStream, data: D, deps: RelayDeps<D>, early: Array<string | Uint8Array>): void {
   let ended = false;
   // As Bun does: the close handler runs once, after the call that closed, whichever side closed.
   const end = () => {
@@ -151,4 +154,6 @@ function openSocket<D>(stream: LinkStream, data: D, deps: RelayDeps<D>): void {
     onclose: () => end(),
   };
   deps.sockets.open(peer);
+  for (const message of early.splice(0)) deps.sockets.message(peer, typeof message === "string" ? message : Buffer.from(message));
+  stream.resume();
 }
