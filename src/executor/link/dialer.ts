@@ -73,9 +73,13 @@ export class LinkDialer {
     } catch (err) {
       return this.lost(errorMessage(err));
     }
-    const url = linkUrl(this.options.serverUrl, this.options.nodeName);
-    // Bun's WebSocket takes headers: the token goes in Authorization, never in the URL (which servers log).
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } } as unknown as string[]);
+    let ws: WebSocket;
+    try {
+      // Bun's WebSocket takes headers: the token goes in Authorization, never in the URL (which servers log).
+      ws = new WebSocket(linkUrl(this.options.serverUrl, this.options.nodeName), { headers: { authorization: `Bearer ${token}` } } as unknown as string[]);
+    } catch (err) {
+      return this.lost(errorMessage(err));
+    }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     const mux = new LinkMux({ send: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame), onopen: this.options.onStream });
