@@ -10,12 +10,13 @@ import type { LinkSocket, NodeLink } from "../../src/link/types.ts";
 import { eventually, removeDir, tempDir, testNodeName } from "../harness.ts";
 import { busyboxImage, otherUser, TestExecutor, testUser } from "../executor-harness.ts";
 import { InProcessServer } from "../server-harness.ts";
-import { uidOf } from "../security/harness.ts";
+import { proofFor, uidOf } from "../security/harness.ts";
 
 const node = testNodeName(import.meta.file);
 const server = new InProcessServer();
 const tokenDir = tempDir("beaker-link-token-");
 let executor: TestExecutor;
+const tokens: Record<string, string> = {};
 
 const createBody = (command: string[]) => ({ gpus: 0, image: busyboxImage, name: null, cpus: null, memory: null, sharedMemory: null, ports: [], env: [], mounts: [], workdir: null, command, cwd: "/tmp", tty: false, term: null, noWait: true, detach: true });
 
@@ -55,7 +56,7 @@ const running = (id: string) => Bun.spawnSync(["docker", "inspect", "-f", "{{.St
 
 beforeAll(async () => {
   await server.start();
-  for (const name of [testUser, otherUser, "root"]) await server.store!.createUser(name, false);
+  for (const name of [testUser, otherUser, "root"]) tokens[name] = (await server.store!.createUser(name, false)).token;
   const { file } = await server.addNode(node, "lab", tokenDir);
   executor = new TestExecutor({ nodeName: node, extra: `server: ${server.url}\ntokenFile: ${file}\n` });
   executor.removeLeftovers();
@@ -118,10 +119,22 @@ test("an account named root is refused (403, forbidden), requests and sockets al
   expect((await json((await link()).request(testUser, { method: "POST", path: "/v1/restart", body: {} }))).status).toBe(403);
 });
 
-test("the server dies while a session runs: the session and its node go on, the link's terminal ends (1011), the link comes back", async () => {
+test("the server dies while a session runs: the session and its terminal on the node's socket go on, the link's terminal ends (1011), the link comes back", async () => {
   const session = await createdId(testUser, ["sh", "-c", "while :; do echo alive; sleep 0.2; done"]);
   const attach = listen((await link()).socket(testUser, `/v1/sessions/${session.id}/attach`));
   await eventually(() => attach.output.includes("alive"), 20_000, { what: "output before the crash" });
+  // The same session attached on the node's own socket, as the CLI does it.
+  const local = new WebSocket(`ws+unix://${executor.socket}:/v1/sessions/${session.id}/attach`, {
+    headers: { "x-beaker-proof": proofFor(executor, uidOf(testUser)), "x-beaker-token": tokens[testUser]! },
+  } as unknown as string[]);
+  local.binaryType = "arraybuffer";
+  let localOutput = "";
+  let localClosed = false;
+  local.onmessage = (e) => {
+    if (typeof e.data !== "string") localOutput += new TextDecoder().decode(new Uint8Array(e.data as ArrayBuffer).subarray(1));
+  };
+  local.onclose = () => (localClosed = true);
+  await eventually(() => localOutput.includes("alive"), 20_000, { what: "output on the node's own socket" });
   const port = server.port;
   const downLines = () => executor.log().match(/node link to .* is down/g)?.length ?? 0;
   const before = downLines();
@@ -138,6 +151,10 @@ test("the server dies while a session runs: the session and its node go on, the 
   await eventually(() => tries >= 2, 20_000, { what: "two more tries to dial the server" });
   await new Promise<void>((resolve) => listener.close(() => resolve()));
   expect(running(session.id)).toBe(true);
+  // The terminal on the node's own socket never noticed.
+  const seen = localOutput.length;
+  await eventually(() => localOutput.length > seen + 12, 10_000, { what: "more output on the node's own socket" });
+  expect(localClosed).toBe(false);
   await server.start(port);
   const back = await json<SessionInfo[]>((await link()).request(testUser, { method: "GET", path: "/v1/sessions" }));
   expect(back.body.map((s) => s.id)).toContain(session.id);
@@ -148,4 +165,5 @@ test("the server dies while a session runs: the session and its node go on, the 
   const again = listen((await link()).socket(testUser, `/v1/sessions/${session.id}/attach`));
   await eventually(() => again.output.includes("alive"), 20_000, { what: "output over the new link" });
   await json((await link()).request(testUser, { method: "POST", path: `/v1/sessions/${session.id}/stop`, body: { timeout: 0 } }));
+  local.close();
 }, 90_000);
