@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError } from "../errors.ts";
+import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
+import type { NodeLinks } from "../link/types.ts";
+import { linkUpgraded, type LinkData } from "./links.ts";
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
@@ -20,6 +22,8 @@ export interface ServerOptions {
   log: (line: string) => void;
   /** Failed token attempts (default `attemptLimits`). */
   attempts?: AttemptLimits;
+  /** The nodes' links (links.ts): the route that opens them, and what relays to a node use. Null: no link route. */
+  links?: NodeLinks | null;
 }
 
 const cookieName = "beaker_session";
@@ -46,6 +50,8 @@ function secureCookie(req: Request): string {
 /** What the handler asks of Bun's server: the address a request's connection comes from. */
 export interface Peers {
   requestIP(req: Request): { address: string } | null;
+  /** Bun's WebSocket upgrade, for a node's link. */
+  upgrade?(req: Request, options: { data: LinkData }): boolean;
 }
 
 /**
@@ -87,7 +93,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     return who;
   }
 
-  async function api(req: Request, path: string, url: URL, from: string): Promise<Response> {
+  async function api(req: Request, path: string, url: URL, from: string, peers?: Peers): Promise<Response> {
     const method = req.method;
     if (path === "/health") return Response.json({ ok: true, version: buildInfo.version });
     if (path === "/whoami" && method === "GET") return Response.json((await user(req, from)).user);
@@ -127,6 +133,15 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
         if (who.hostname !== hostname) throw new ForbiddenError(`this token reports for node ${who.hostname} only`);
       }
       return Response.json(await store.heartbeat(hostname, validate<Heartbeat>(parseJson(text), heartbeatShape), digest));
+    }
+    if (path === "/nodes/link" && method === "GET" && req.headers.get("upgrade")?.toLowerCase() === "websocket" && options.links && peers?.upgrade) {
+      // As a heartbeat: the node token names the node; a user token, or another node's, links nothing.
+      const who = await principal(req, from);
+      if (who.kind !== "node") throw new ForbiddenError("only a node token opens a node link");
+      const named = url.searchParams.get("node");
+      if (named !== null && named !== who.hostname) throw new ForbiddenError(`this token links node ${who.hostname} only`);
+      if (!peers.upgrade(req, { data: { hostname: who.hostname } })) throw new UsageError("a node link is a WebSocket: send an upgrade request");
+      return linkUpgraded;
     }
     const node = /^\/nodes\/([^/]+)$/.exec(path);
     if (node && method === "GET") return Response.json(await store.getNode(decodeURIComponent(node[1]!), (await user(req, from)).user));
@@ -192,7 +207,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     const path = url.pathname;
     const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
     try {
-      if (isApi) return await api(req, path.slice("/api/v1".length), url, from);
+      if (isApi) return await api(req, path.slice("/api/v1".length), url, from, peers);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
       return await web(req, path, from);
     } catch (err) {

@@ -3,6 +3,7 @@ import { log } from "../util/log.ts";
 import { buildInfo } from "../version.ts";
 import { allowJit } from "../util/jit.ts";
 import { createHandler } from "./app.ts";
+import { LinkHub, linkUpgraded, type LinkData } from "./links.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
 
@@ -23,20 +24,47 @@ export async function runServer(options: { listen: string; db: string; releasesD
   const applied = await migrate(db);
   log(`store ${db.display}${applied ? ` (applied ${applied} migration${applied === 1 ? "" : "s"})` : ""}`);
   const store = new Store(db);
-  const server = Bun.serve({
-    hostname,
-    port,
-    maxRequestBodySize: 2 * 1024 * 1024,
-    fetch: createHandler({ store, releasesDir: options.releasesDir, log }),
-  });
-  log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
+  const served = serveBeaker({ hostname, port, store, releasesDir: options.releasesDir, log });
+  log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${served.port}`);
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
   });
-  await server.stop();
+  await served.stop();
   await db.close();
   log("server stopped");
+}
+
+export interface ServedBeaker {
+  port: number;
+  /** The nodes' links, for what relays to a node. */
+  links: LinkHub;
+  /** Ends the nodes' links and stops listening; `force` also cuts requests in flight (a crash, for tests). */
+  stop(force?: boolean): Promise<void>;
+}
+
+/** The server on an open store: the API, the pages and the nodes' links (also what tests run in their own process). */
+export function serveBeaker(options: { hostname: string; port: number; store: Store; releasesDir: string | null; log: (line: string) => void }): ServedBeaker {
+  const links = new LinkHub(options.log);
+  const handle = createHandler({ store: options.store, releasesDir: options.releasesDir, log: options.log, links });
+  const server = Bun.serve<LinkData>({
+    hostname: options.hostname,
+    port: options.port,
+    maxRequestBodySize: 2 * 1024 * 1024,
+    fetch: async (req, srv) => {
+      const res = await handle(req, srv);
+      return res === linkUpgraded ? undefined : res;
+    },
+    websocket: links.websocket,
+  });
+  return {
+    port: server.port ?? options.port,
+    links,
+    stop: async (force = false) => {
+      links.closeAll();
+      await server.stop(force);
+    },
+  };
 }
 
 /** For the admin commands: the store at --db, migrated. */
