@@ -1,14 +1,18 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError } from "../errors.ts";
+import { AuthError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError } from "../errors.ts";
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
-import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page } from "./web.ts";
+import { page } from "./web.ts";
+import type { NodeLinks } from "../link/types.ts";
+import { terminalBridge } from "./terminal-bridge.ts";
+import { WebCreates } from "./web-creates.ts";
+import { upgraded, webRoutes, type Upgrader } from "./web-routes.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
 
@@ -20,9 +24,9 @@ export interface ServerOptions {
   log: (line: string) => void;
   /** Failed token attempts (default `attemptLimits`). */
   attempts?: AttemptLimits;
+  /** The nodes' links (src/link/types.ts), over which the web starts, stops and opens terminals to sessions. */
+  links?: NodeLinks;
 }
-
-const cookieName = "beaker_session";
 
 function bearer(req: Request): string | null {
   const header = req.headers.get("authorization");
@@ -30,21 +34,8 @@ function bearer(req: Request): string | null {
   return m ? m[1]! : null;
 }
 
-function cookie(req: Request, name: string): string | null {
-  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return v.join("=");
-  }
-  return null;
-}
-
-function secureCookie(req: Request): string {
-  const https = new URL(req.url).protocol === "https:" || req.headers.get("x-forwarded-proto") === "https";
-  return https ? "; Secure" : "";
-}
-
-/** What the handler asks of Bun's server: the address a request's connection comes from. */
-export interface Peers {
+/** What the handler asks of Bun's server: the address a request's connection comes from, and (for terminals) an upgrade. */
+export interface Peers extends Partial<Upgrader> {
   requestIP(req: Request): { address: string } | null;
 }
 
@@ -139,41 +130,8 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     throw new NotFoundError(`no route ${method} /api/v1${path}`);
   }
 
-  async function web(req: Request, path: string, from: string): Promise<Response> {
-    if (path === "/login" && req.method === "GET") return loginPage(null);
-    if (path === "/login" && req.method === "POST") {
-      const text = await req.text();
-      if (text.length > 4096) throw new BodyTooLargeError(4096);
-      const token = new URLSearchParams(text).get("token") ?? "";
-      const who = await authenticate(token, from);
-      if (!who || who.kind !== "user") {
-        const res = loginPage("That token is not valid. Check it, or ask your admin for a new one.");
-        return new Response(res.body, { status: 401, headers: res.headers });
-      }
-      const id = await store.createWebSession(who);
-      log(`web sign-in: ${who.user.name}`);
-      return new Response(null, {
-        status: 303,
-        headers: { location: "/", "set-cookie": `${cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200${secureCookie(req)}` },
-      });
-    }
-    if (path === "/logout" && req.method === "POST") {
-      const id = cookie(req, cookieName);
-      if (id) await store.deleteWebSession(id);
-      return new Response(null, { status: 303, headers: { location: "/login", "set-cookie": `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
-    }
-    if (req.method !== "GET") throw new NotFoundError(`no page ${req.method} ${path}`);
-    const id = cookie(req, cookieName);
-    const signedIn = id ? await store.webSessionUser(id) : null;
-    if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
-    if (path === "/") return clustersPage(store, signedIn);
-    if (path === "/sessions") return mySessionsPage(store, signedIn, now());
-    const cluster = /^\/clusters\/([^/]+)$/.exec(path);
-    if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), now());
-    const node = /^\/nodes\/([^/]+)$/.exec(path);
-    if (node) return nodePage(store, signedIn, decodeURIComponent(node[1]!), now());
-    throw new NotFoundError(`no page ${path}`);
-  }
+  const creates = new WebCreates(options.links ?? { get: () => null }, now, log);
+  const web = webRoutes({ store, links: options.links ?? null, creates, log, now, authenticate });
 
   function release(path: string): Response {
     const root = options.releasesDir;
@@ -194,7 +152,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     try {
       if (isApi) return await api(req, path.slice("/api/v1".length), url, from);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
-      return await web(req, path, from);
+      return await web(req, path, url, from, peers?.upgrade ? (peers as Upgrader) : undefined);
     } catch (err) {
       const code = errorCodeOf(err);
       const status = httpStatusOf(err);
@@ -208,3 +166,18 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   };
 }
 
+
+/**
+ * What `Bun.serve` takes: the handler, with a request that became a terminal WebSocket answered by nothing, and the
+ * terminals' WebSocket handlers.
+ */
+export function createApp(options: ServerOptions) {
+  const handle = createHandler(options);
+  return {
+    fetch: async (req: Request, server: Peers & Upgrader): Promise<Response | undefined> => {
+      const res = await handle(req, server);
+      return res === upgraded ? undefined : res;
+    },
+    websocket: terminalBridge,
+  };
+}

@@ -2,7 +2,7 @@ import { UsageError } from "../errors.ts";
 import { log } from "../util/log.ts";
 import { buildInfo } from "../version.ts";
 import { allowJit } from "../util/jit.ts";
-import { createHandler } from "./app.ts";
+import { createApp } from "./app.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
 
@@ -23,11 +23,14 @@ export async function runServer(options: { listen: string; db: string; releasesD
   const applied = await migrate(db);
   log(`store ${db.display}${applied ? ` (applied ${applied} migration${applied === 1 ? "" : "s"})` : ""}`);
   const store = new Store(db);
+  const app = createApp({ store, releasesDir: options.releasesDir, log });
   const server = Bun.serve({
     hostname,
     port,
     maxRequestBodySize: 2 * 1024 * 1024,
-    fetch: createHandler({ store, releasesDir: options.releasesDir, log }),
+    fetch: app.fetch,
+    // Terminals (src/server/terminal-bridge.ts) watch their own backlog; this is Bun's outer bound.
+    websocket: { ...app.websocket, maxPayloadLength: 1024 * 1024 + 64, backpressureLimit: 16 * 1024 * 1024, closeOnBackpressureLimit: true },
   });
   log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
   await new Promise<void>((resolve) => {
