@@ -45,8 +45,11 @@ async function locate(deps: WebSessionDeps, viewer: SignedIn, id: string): Promi
   return { node, reported, pending };
 }
 
-/** What the node says of the session as the viewer (null when it cannot be asked now); 404 when it knows none. */
-async function describe(link: NodeLink | null, viewer: SignedIn, id: string, pending: WebCreate | null): Promise<SessionDetails | null> {
+/**
+ * What the node says of the session as the viewer: its details, "gone" when it knows none (a 404 unless the server
+ * holds the create), or null when it cannot be asked now.
+ */
+async function describe(link: NodeLink | null, viewer: SignedIn, id: string, pending: WebCreate | null): Promise<SessionDetails | "gone" | null> {
   if (!link) return null;
   let res: Response;
   try {
@@ -55,23 +58,27 @@ async function describe(link: NodeLink | null, viewer: SignedIn, id: string, pen
     return null;
   }
   if (res.ok) return (await res.json()) as SessionDetails;
-  if (res.status === 404 && !pending) throw new NotFoundError(`no session ${id}`);
   await res.body?.cancel();
-  return null;
+  if (res.status !== 404) return null;
+  if (!pending) throw new NotFoundError(`no session ${id}`);
+  return "gone";
 }
 
 /** The session as its page shows it; throws NotFoundError for one that is not the viewer's. */
 export async function sessionView(deps: WebSessionDeps, viewer: SignedIn, id: string): Promise<SessionPageView> {
   const { node, reported, pending } = await locate(deps, viewer, id);
   const link = deps.links?.get(node) ?? null;
-  const details = await describe(link, viewer, id, pending);
-  const waiting = pending && pending.state !== "created" ? pending : null;
-  const failed = pending?.state === "failed" ? pending.error?.message ?? "the create failed" : null;
+  const answer = await describe(link, viewer, id, pending);
+  const details = answer === "gone" ? null : answer;
+  const waiting = pending && pending.state !== "created" && pending.state !== "failed" ? pending : null;
+  const failed = pending?.state === "failed" ? (pending.error?.message ?? "the create failed") : null;
+  // A session the node no longer knows has ended (or never started); what the reports or the create said is history.
+  const gone = answer === "gone" ? (failed ? "failed" : "ended") : null;
   const view: SessionPageView = {
     id,
     node,
     name: details?.name ?? reported?.name ?? pending?.session?.name ?? id,
-    status: failed && !details ? "failed" : (details?.status ?? reported?.status ?? pending?.session?.status ?? waiting?.state ?? "unknown"),
+    status: gone ?? (failed && !details ? "failed" : (details?.status ?? reported?.status ?? pending?.session?.status ?? waiting?.state ?? "unknown")),
     gpus: details?.gpus ?? reported?.gpus ?? pending?.session?.gpus ?? [],
     requestedGpus: details?.requestedGpus ?? pending?.requestedGpus ?? null,
     image: details?.image ?? reported?.image ?? pending?.session?.image ?? pending?.image ?? "the node's default",
