@@ -7,8 +7,7 @@
 import { UsageError } from "../errors.ts";
 import type { CreateSessionRequest } from "../executor/api-types.ts";
 import { parseCreateRequest } from "../executor/validate.ts";
-import type { CreateFlags } from "../cli/commands/session/create-flags.ts";
-import { buildCreateRequest } from "../cli/commands/session/create-request.ts";
+import { buildCreateRequest } from "../executor/create-request.ts";
 
 export interface CreateFormValues {
   image: string;
@@ -33,7 +32,7 @@ export function createFormValues(form: URLSearchParams): CreateFormValues {
 export function createRequestFrom(values: CreateFormValues, node: FormNode): CreateSessionRequest {
   const given = (v: string) => (v === "" ? undefined : v);
   // Only the flags the form has; the rest as the CLI leaves them when not given.
-  const flags = { gpus: given(values.gpus), image: given(values.image), name: given(values.name), time: given(values.time), detach: true, wait: true, port: [], env: [], mount: [] } as unknown as CreateFlags;
+  const flags = { gpus: given(values.gpus), image: given(values.image), name: given(values.name), time: given(values.time), detach: true, wait: true, port: [], env: [], mount: [] };
   const request = buildCreateRequest(flags, [], { cwd: "/", tty: true, term: "xterm-256color", defaultImage: null });
   if (request.gpus !== null && request.gpus > node.gpusTotal) throw new UsageError(`asked for ${request.gpus} GPUs, but node ${node.hostname} has ${node.gpusTotal}`, null);
   return parseCreateRequest(request);

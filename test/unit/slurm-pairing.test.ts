@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import { UsageError } from "../../src/errors.ts";
-import { buildCreateRequest, slurmRequest } from "../../src/cli/commands/session/create-request.ts";
+import { buildCreateRequest, slurmRequest } from "../../src/executor/create-request.ts";
 import { loginFlowWanted } from "../../src/cli/commands/session/slurm-create.ts";
 import { slurmTime } from "../../src/slurm/allocation.ts";
 import { initialClaims, step, type ClaimState } from "../../src/executor/claims/claims.ts";

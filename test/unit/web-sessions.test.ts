@@ -25,6 +25,7 @@ let handle: (req: Request, peers?: Peers) => Promise<Response>;
 let alice: { cookie: string; csrf: string };
 let bob: { cookie: string; csrf: string };
 let admin: { cookie: string; csrf: string };
+let tokens: { alice: string; bob: string; root: string };
 
 beforeAll(async () => {
   dir = tempDir("beaker-web-sessions-");
@@ -39,7 +40,7 @@ afterAll(async () => {
 beforeEach(async () => {
   await emptyTables(db);
   store = new Store(db);
-  const tokens = { alice: (await store.createUser("alice", false)).token, bob: (await store.createUser("bob", false)).token, root: (await store.createUser("root", true)).token };
+  tokens = { alice: (await store.createUser("alice", false)).token, bob: (await store.createUser("bob", false)).token, root: (await store.createUser("root", true)).token };
   await store.createCluster("lab");
   for (const node of ["n1", "n2"]) await store.addNode(node, "lab");
   const gpus = [0, 1, 2, 3].map((i) => ({ index: i, uuid: `GPU-${i}`, name: "H100", memoryMiB: 81920, claimedBy: i === 0 ? own : null, healthy: true }));
@@ -130,8 +131,11 @@ describe("Origin", () => {
     const headers = { upgrade: "websocket", cookie: alice.cookie, origin: "https://server", "x-forwarded-proto": "https" };
     expect((await handle(new Request(`${base}/sessions/${own}/terminal`, { headers }), peers)).status).toBe(204);
     expect(made[0]!.path).toBe(`/v1/sessions/${own}/attach?cols=0&rows=0`);
-    const res = await handle(new Request(`${base}/login`, { method: "POST", body: new URLSearchParams({ token: "x" }), headers: { "x-forwarded-proto": "https" } }));
-    expect(res.status).toBe(401);
+    const res = await handle(new Request(`${base}/login`, { method: "POST", body: new URLSearchParams({ token: tokens.alice }), headers: { "x-forwarded-proto": "https", origin: "https://server" } }));
+    expect(res.status).toBe(303);
+    expect(res.headers.get("set-cookie")).toMatch(/^beaker_session=[\w-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=43200$/);
+    const plain = await handle(post(base, "/login", null, { token: tokens.alice }));
+    expect(plain.headers.get("set-cookie")).toMatch(/; HttpOnly; SameSite=Lax; Max-Age=43200$/);
   });
 });
 

@@ -14,7 +14,7 @@ import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts"
 import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
 import { createReconnect, type Reconnect } from "../../reconnect.ts";
 import { createThroughSlurm, wantsLoginFlow } from "./slurm-create.ts";
-import { buildCreateRequest } from "./create-request.ts";
+import { buildCreateRequest } from "../../../executor/create-request.ts";
 import { createOptions, type CreateFlags } from "./create-flags.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { formatClock, formatTime } from "./ref.ts";

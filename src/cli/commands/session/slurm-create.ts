@@ -15,7 +15,7 @@ import { createProgress } from "../../progress.ts";
 import { hasTty } from "../../remote.ts";
 import { formatTime } from "./ref.ts";
 import { remoteCreateArgs } from "./remote-create.ts";
-import { slurmRequest } from "./create-request.ts";
+import { slurmRequest } from "../../../executor/create-request.ts";
 
 
 /** Whether this create goes through Slurm from here (salloc + srun) rather than to this machine's executor. Pure. */

@@ -1,12 +1,34 @@
 /**
  * `session create`'s flags -> the request the executor gets, with the CLI's own words for a bad flag. Pure, and light
- * to import: the server builds the same request from its web form (src/server/web-create-form.ts).
+ * to import: the CLI builds its request here, and the server the same one from its web form
+ * (src/server/web-create-form.ts).
  */
-import { slurmNamePattern } from "../../../config/executor.ts";
-import { UsageError } from "../../../errors.ts";
-import type { CreateSessionRequest, SlurmRequest } from "../../../executor/api-types.ts";
-import { parseDuration } from "../../../util/duration.ts";
-import type { CreateFlags } from "./create-flags.ts";
+import { slurmNamePattern } from "../config/executor.ts";
+import { UsageError } from "../errors.ts";
+import type { CreateSessionRequest, SlurmRequest } from "./api-types.ts";
+import { parseDuration } from "../util/duration.ts";
+
+/** The create flags a request is built from (`session create`'s, src/cli/commands/session/create-flags.ts). */
+export interface CreateFlags {
+  gpus?: number | string;
+  image?: string;
+  name?: string;
+  cpus?: string;
+  memory?: string;
+  sharedMemory?: string;
+  port: Array<number | string>;
+  env: string[];
+  mount: string[];
+  workdir?: string;
+  time?: string;
+  /** `--no-wait` makes it false. */
+  wait: boolean;
+  detach?: boolean;
+  slurmJob?: string;
+  partition?: string;
+  account?: string;
+  qos?: string;
+}
 
 /** The Slurm part of a create request from the flags, or null when none was given. Pure. */
 export function slurmRequest(flags: Pick<CreateFlags, "slurmJob" | "partition" | "account" | "qos">): SlurmRequest | null {
