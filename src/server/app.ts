@@ -10,7 +10,8 @@ import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
 import { page } from "./web.ts";
 import type { NodeLinks } from "../link/types.ts";
-import { terminalBridge } from "./terminal-bridge.ts";
+import type { ServerWebSocket, WebSocketHandler } from "bun";
+import { terminalBridge, type TerminalSocketData } from "./terminal-bridge.ts";
 import { WebCreates } from "./web-creates.ts";
 import { upgraded, webRoutes, type Upgrader } from "./web-routes.ts";
 
@@ -168,16 +169,29 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
 
 
 /**
- * What `Bun.serve` takes: the handler, with a request that became a terminal WebSocket answered by nothing, and the
- * terminals' WebSocket handlers.
+ * What `Bun.serve` takes: the handler, with a request that became a WebSocket answered by nothing, and one WebSocket
+ * handler for every socket: browsers' terminals (terminal-bridge.ts, `kind: "web-terminal"`) and any other the caller
+ * serves on the same port (`otherSockets`: the nodes' links), told apart by their data.
  */
-export function createApp(options: ServerOptions) {
+export function createApp<Other extends object>(options: ServerOptions, otherSockets?: WebSocketHandler<Other>, otherUpgraded?: Response) {
   const handle = createHandler(options);
+  type Any = ServerWebSocket<Other | TerminalSocketData>;
+  const terminal = (ws: Any): ws is ServerWebSocket<TerminalSocketData> => (ws.data as { kind?: string }).kind === "web-terminal";
+  const other = (ws: Any) => ws as ServerWebSocket<Other>;
+  const websocket: WebSocketHandler<Other | TerminalSocketData> = {
+    maxPayloadLength: otherSockets?.maxPayloadLength ?? 1024 * 1024 + 64,
+    // Terminals watch their own backlog (terminal-bridge.ts); this is Bun's outer bound.
+    backpressureLimit: 16 * 1024 * 1024,
+    open: (ws) => (terminal(ws) ? terminalBridge.open?.(ws) : otherSockets?.open?.(other(ws))),
+    message: (ws, m) => (terminal(ws) ? terminalBridge.message?.(ws, m) : otherSockets?.message?.(other(ws), m)),
+    drain: (ws) => (terminal(ws) ? terminalBridge.drain?.(ws) : otherSockets?.drain?.(other(ws))),
+    close: (ws, code, reason) => (terminal(ws) ? terminalBridge.close?.(ws, code, reason) : otherSockets?.close?.(other(ws), code, reason)),
+  };
   return {
-    fetch: async (req: Request, server: Peers & Upgrader): Promise<Response | undefined> => {
+    fetch: async (req: Request, server: Peers): Promise<Response | undefined> => {
       const res = await handle(req, server);
-      return res === upgraded ? undefined : res;
+      return res === upgraded || (otherUpgraded !== undefined && res === otherUpgraded) ? undefined : res;
     },
-    websocket: terminalBridge,
+    websocket,
   };
 }

@@ -29,8 +29,7 @@ export async function runServer(options: { listen: string; db: string; releasesD
     port,
     maxRequestBodySize: 2 * 1024 * 1024,
     fetch: app.fetch,
-    // Terminals (src/server/terminal-bridge.ts) watch their own backlog; this is Bun's outer bound.
-    websocket: { ...app.websocket, maxPayloadLength: 1024 * 1024 + 64, backpressureLimit: 16 * 1024 * 1024, closeOnBackpressureLimit: true },
+    websocket: app.websocket,
   });
   log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
   await new Promise<void>((resolve) => {
