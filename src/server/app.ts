@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
-import type { NodeLinks } from "../link/types.ts";
+import { AuthError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
 import { linkUpgraded, type LinkData } from "./links.ts";
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
@@ -10,7 +9,12 @@ import { html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
-import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page } from "./web.ts";
+import { page } from "./web.ts";
+import type { NodeLinks } from "../link/types.ts";
+import type { ServerWebSocket, WebSocketHandler } from "bun";
+import { terminalBridge, type TerminalSocketData } from "./terminal-bridge.ts";
+import { WebCreates } from "./web-creates.ts";
+import { upgraded, webRoutes, type Upgrader } from "./web-routes.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
 
@@ -26,32 +30,17 @@ export interface ServerOptions {
   links?: NodeLinks | null;
 }
 
-const cookieName = "beaker_session";
-
 function bearer(req: Request): string | null {
   const header = req.headers.get("authorization");
   const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   return m ? m[1]! : null;
 }
 
-function cookie(req: Request, name: string): string | null {
-  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return v.join("=");
-  }
-  return null;
-}
-
-function secureCookie(req: Request): string {
-  const https = new URL(req.url).protocol === "https:" || req.headers.get("x-forwarded-proto") === "https";
-  return https ? "; Secure" : "";
-}
-
-/** What the handler asks of Bun's server: the address a request's connection comes from. */
+/** What the handler asks of Bun's server: the address a request's connection comes from, and (for terminals) an upgrade. */
 export interface Peers {
   requestIP(req: Request): { address: string } | null;
-  /** Bun's WebSocket upgrade, for a node's link. */
-  upgrade?(req: Request, options: { data: LinkData }): boolean;
+  /** Bun's WebSocket upgrade: a node's link, or a browser's terminal. */
+  upgrade?(req: Request, options: { data: LinkData | TerminalSocketData }): boolean;
 }
 
 /**
@@ -154,41 +143,8 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     throw new NotFoundError(`no route ${method} /api/v1${path}`);
   }
 
-  async function web(req: Request, path: string, from: string): Promise<Response> {
-    if (path === "/login" && req.method === "GET") return loginPage(null);
-    if (path === "/login" && req.method === "POST") {
-      const text = await req.text();
-      if (text.length > 4096) throw new BodyTooLargeError(4096);
-      const token = new URLSearchParams(text).get("token") ?? "";
-      const who = await authenticate(token, from);
-      if (!who || who.kind !== "user") {
-        const res = loginPage("That token is not valid. Check it, or ask your admin for a new one.");
-        return new Response(res.body, { status: 401, headers: res.headers });
-      }
-      const id = await store.createWebSession(who);
-      log(`web sign-in: ${who.user.name}`);
-      return new Response(null, {
-        status: 303,
-        headers: { location: "/", "set-cookie": `${cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200${secureCookie(req)}` },
-      });
-    }
-    if (path === "/logout" && req.method === "POST") {
-      const id = cookie(req, cookieName);
-      if (id) await store.deleteWebSession(id);
-      return new Response(null, { status: 303, headers: { location: "/login", "set-cookie": `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
-    }
-    if (req.method !== "GET") throw new NotFoundError(`no page ${req.method} ${path}`);
-    const id = cookie(req, cookieName);
-    const signedIn = id ? await store.webSessionUser(id) : null;
-    if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
-    if (path === "/") return clustersPage(store, signedIn);
-    if (path === "/sessions") return mySessionsPage(store, signedIn, now());
-    const cluster = /^\/clusters\/([^/]+)$/.exec(path);
-    if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), now());
-    const node = /^\/nodes\/([^/]+)$/.exec(path);
-    if (node) return nodePage(store, signedIn, decodeURIComponent(node[1]!), now());
-    throw new NotFoundError(`no page ${path}`);
-  }
+  const creates = new WebCreates(options.links ?? { get: () => null }, now, log);
+  const web = webRoutes({ store, links: options.links ?? null, creates, log, now, authenticate });
 
   function release(path: string): Response {
     const root = options.releasesDir;
@@ -209,7 +165,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     try {
       if (isApi) return await api(req, path.slice("/api/v1".length), url, from, peers);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
-      return await web(req, path, from);
+      return await web(req, path, url, from, peers?.upgrade ? (peers as Upgrader) : undefined);
     } catch (err) {
       const code = errorCodeOf(err);
       const status = httpStatusOf(err);
@@ -223,3 +179,31 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   };
 }
 
+
+/**
+ * What `Bun.serve` takes: the handler, with a request that became a WebSocket answered by nothing, and one WebSocket
+ * handler for every socket: browsers' terminals (terminal-bridge.ts, `kind: "web-terminal"`) and any other the caller
+ * serves on the same port (`otherSockets`: the nodes' links), told apart by their data.
+ */
+export function createApp<Other extends object>(options: ServerOptions, otherSockets?: WebSocketHandler<Other>, otherUpgraded?: Response) {
+  const handle = createHandler(options);
+  type Any = ServerWebSocket<Other | TerminalSocketData>;
+  const terminal = (ws: Any): ws is ServerWebSocket<TerminalSocketData> => (ws.data as { kind?: string }).kind === "web-terminal";
+  const other = (ws: Any) => ws as ServerWebSocket<Other>;
+  const websocket: WebSocketHandler<Other | TerminalSocketData> = {
+    maxPayloadLength: otherSockets?.maxPayloadLength ?? 1024 * 1024 + 64,
+    // Terminals watch their own backlog (terminal-bridge.ts); this is Bun's outer bound.
+    backpressureLimit: 16 * 1024 * 1024,
+    open: (ws) => (terminal(ws) ? terminalBridge.open?.(ws) : otherSockets?.open?.(other(ws))),
+    message: (ws, m) => (terminal(ws) ? terminalBridge.message?.(ws, m) : otherSockets?.message?.(other(ws), m)),
+    drain: (ws) => (terminal(ws) ? terminalBridge.drain?.(ws) : otherSockets?.drain?.(other(ws))),
+    close: (ws, code, reason) => (terminal(ws) ? terminalBridge.close?.(ws, code, reason) : otherSockets?.close?.(other(ws), code, reason)),
+  };
+  return {
+    fetch: async (req: Request, server: Peers): Promise<Response | undefined> => {
+      const res = await handle(req, server);
+      return res === upgraded || (otherUpgraded !== undefined && res === otherUpgraded) ? undefined : res;
+    },
+    websocket,
+  };
+}

@@ -2,8 +2,8 @@ import { UsageError } from "../errors.ts";
 import { log } from "../util/log.ts";
 import { buildInfo } from "../version.ts";
 import { allowJit } from "../util/jit.ts";
-import { createHandler } from "./app.ts";
-import { LinkHub, linkUpgraded, type LinkData } from "./links.ts";
+import { createApp } from "./app.ts";
+import { LinkHub, linkUpgraded } from "./links.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
 
@@ -46,16 +46,13 @@ export interface ServedBeaker {
 /** The server on an open store: the API, the pages and the nodes' links (also what tests run in their own process). */
 export function serveBeaker(options: { hostname: string; port: number; store: Store; releasesDir: string | null; log: (line: string) => void }): ServedBeaker {
   const links = new LinkHub(options.log);
-  const handle = createHandler({ store: options.store, releasesDir: options.releasesDir, log: options.log, links });
-  const server = Bun.serve<LinkData>({
+  const app = createApp({ store: options.store, releasesDir: options.releasesDir, log: options.log, links }, links.websocket, linkUpgraded);
+  const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
     maxRequestBodySize: 2 * 1024 * 1024,
-    fetch: async (req, srv) => {
-      const res = await handle(req, srv);
-      return res === linkUpgraded ? undefined : res;
-    },
-    websocket: links.websocket,
+    fetch: app.fetch,
+    websocket: app.websocket,
   });
   return {
     port: server.port ?? options.port,
