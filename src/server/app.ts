@@ -5,6 +5,7 @@ import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
+import { parseHandoffPath, portsOffLine, type Ports, type Upgrader } from "./ports/routes.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
@@ -20,9 +21,12 @@ export interface ServerOptions {
   log: (line: string) => void;
   /** Failed token attempts (default `attemptLimits`). */
   attempts?: AttemptLimits;
+  /** Sessions' ports in the browser (`portsDomain` set), or null: off. */
+  ports?: Ports | null;
 }
 
 const cookieName = "beaker_session";
+const maxBody = 2 * 1024 * 1024;
 
 function bearer(req: Request): string | null {
   const header = req.headers.get("authorization");
@@ -43,8 +47,8 @@ function secureCookie(req: Request): string {
   return https ? "; Secure" : "";
 }
 
-/** What the handler asks of Bun's server: the address a request's connection comes from. */
-export interface Peers {
+/** What the handler asks of Bun's server: the address a request's connection comes from; WebSocket upgrades. */
+export interface Peers extends Partial<Upgrader> {
   requestIP(req: Request): { address: string } | null;
 }
 
@@ -55,6 +59,7 @@ export interface Peers {
  */
 export function createHandler(options: ServerOptions): (req: Request, peers?: Peers) => Promise<Response> {
   const { store, log } = options;
+  const ports = options.ports ?? null;
   const now = options.now ?? Date.now;
   const attempts = new TokenAttempts(options.attempts ?? attemptLimits, now, log);
 
@@ -142,8 +147,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   async function web(req: Request, path: string, from: string): Promise<Response> {
     if (path === "/login" && req.method === "GET") return loginPage(null);
     if (path === "/login" && req.method === "POST") {
-      const text = await req.text();
-      if (text.length > 4096) throw new BodyTooLargeError(4096);
+      const text = await readText(req, 4096);
       const token = new URLSearchParams(text).get("token") ?? "";
       const who = await authenticate(token, from);
       if (!who || who.kind !== "user") {
@@ -167,7 +171,14 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     const signedIn = id ? await store.webSessionUser(id) : null;
     if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
     if (path === "/") return clustersPage(store, signedIn);
-    if (path === "/sessions") return mySessionsPage(store, signedIn, now());
+    if (path === "/sessions") return mySessionsPage(store, signedIn, now(), ports ? null : portsOffLine);
+    const handoff = parseHandoffPath(path);
+    if (handoff) {
+      if (!ports) return page("Ports", signedIn, portsOffLine);
+      const res = await ports.handoff(req, signedIn, id!, handoff);
+      if (res) return res;
+      throw new NotFoundError(`no session ${handoff.sessionId}`);
+    }
     const cluster = /^\/clusters\/([^/]+)$/.exec(path);
     if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), now());
     const node = /^\/nodes\/([^/]+)$/.exec(path);
@@ -191,7 +202,22 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     const url = new URL(req.url);
     const path = url.pathname;
     const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
+    if (ports?.claims(req)) {
+      // A port origin: the session's, whatever the path; never Beaker's pages. Bun ignores the answer once upgraded.
+      const upgrader = peers?.upgrade ? (peers as Upgrader) : undefined;
+      return ports.handle(req, upgrader).then(
+        (res) => res ?? new Response(null),
+        (err) => {
+          const status = httpStatusOf(err);
+          if (status === 500) log(`port origin ${req.method} ${path}: ${errorMessage(err)}`);
+          const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
+          return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+        },
+      );
+    }
     try {
+      // Bun.serve takes large bodies when ports are on (theirs to bound); Beaker's own routes never read past 2 MiB.
+      if (Number(req.headers.get("content-length") ?? 0) > maxBody) throw new BodyTooLargeError(maxBody);
       if (isApi) return await api(req, path.slice("/api/v1".length), url, from);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
       return await web(req, path, from);

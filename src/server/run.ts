@@ -5,6 +5,15 @@ import { allowJit } from "../util/jit.ts";
 import { createHandler } from "./app.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
+import { portWebSocket } from "./ports/proxy.ts";
+import { Ports } from "./ports/routes.ts";
+import type { NodeLinks } from "../link/types.ts";
+
+/** Bodies to sessions' ports are theirs to bound; Beaker's own routes read at most 2 MiB (app.ts). */
+const portBodyLimit = 16 * 1024 ** 3;
+
+/** Until the node link is wired in, no node is reachable through it. */
+const noLinks: NodeLinks = { get: () => null };
 
 /** "8080", ":8080", "0.0.0.0:8080", "[::1]:8080" -> hostname and port. Pure. */
 export function parseListen(listen: string): { hostname: string; port: number } {
@@ -16,25 +25,29 @@ export function parseListen(listen: string): { hostname: string; port: number } 
 }
 
 /** Opens the store (migrating it), then serves until SIGTERM/SIGINT. */
-export async function runServer(options: { listen: string; db: string; releasesDir: string | null }): Promise<void> {
+export async function runServer(options: { listen: string; db: string; releasesDir: string | null; portsDomain: string | null }): Promise<void> {
   allowJit();
   const { hostname, port } = parseListen(options.listen);
   const db = openDb(options.db);
   const applied = await migrate(db);
   log(`store ${db.display}${applied ? ` (applied ${applied} migration${applied === 1 ? "" : "s"})` : ""}`);
   const store = new Store(db);
+  const ports = options.portsDomain ? new Ports({ store, db, portsDomain: options.portsDomain, links: noLinks, now: Date.now, log }) : null;
   const server = Bun.serve({
     hostname,
     port,
-    maxRequestBodySize: 2 * 1024 * 1024,
-    fetch: createHandler({ store, releasesDir: options.releasesDir, log }),
+    maxRequestBodySize: ports ? portBodyLimit : 2 * 1024 * 1024,
+    fetch: createHandler({ store, releasesDir: options.releasesDir, log, ports }),
+    websocket: portWebSocket,
   });
+  if (ports) log(`sessions' ports in the browser at *.${options.portsDomain}`);
   log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
   });
   await server.stop();
+  ports?.close();
   await db.close();
   log("server stopped");
 }

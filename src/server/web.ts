@@ -96,11 +96,16 @@ export async function clusterPage(store: Store, user: User, name: string, now: n
   );
 }
 
-function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean): Html {
+/** A session's ports as links to their hand-off page (the owner's own running sessions only). */
+function portLinks(s: NodeSession): Html {
+  return html`${(s.ports ?? []).map((p, i) => html`${i > 0 ? " " : ""}<a class="port" href="/sessions/${s.id}/ports/${p}/">${p}</a>`)}`;
+}
+
+function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean, ports?: (s: NodeSession) => Html): Html {
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
-  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
+  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th>${ports ? html`<th>Ports</th>` : ""}</tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr data-session="${s.id}"><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr data-session="${s.id}"><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td>${ports ? html`<td>${ports(s)}</td>` : ""}</tr>`,
   )}</tbody></table>`;
 }
 
@@ -125,6 +130,18 @@ ${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span cla
   );
 }
 
-export async function mySessionsPage(store: Store, user: User, now: number): Promise<Response> {
-  return page("My sessions", user, html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${sessionsTable(await store.listSessions(user.user), now, true)}`);
+/**
+ * `portsOff`: the line that says ports in the browser are off (no `portsDomain`), or null: they are on, and the
+ * user's own running sessions link their ports.
+ */
+export async function mySessionsPage(store: Store, user: User, now: number, portsOff: Html | null): Promise<Response> {
+  const sessions = await store.listSessions(user.user);
+  const own = (s: NodeSession) => s.user === user.user.name && s.status === "running";
+  const withPorts = sessions.some((s) => own(s) && (s.ports ?? []).length > 0);
+  const ports = portsOff ? undefined : (s: NodeSession) => (own(s) ? portLinks(s) : html``);
+  return page(
+    "My sessions",
+    user,
+    html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${portsOff && withPorts ? portsOff : ""}${sessionsTable(sessions, now, true, ports)}`,
+  );
 }
