@@ -138,3 +138,24 @@ describe("WebSocket through the proxy", () => {
     expect(world.links.calls.length).toBe(before);
   });
 });
+
+describe("pages", () => {
+  test("My sessions links the owner's running session's ports to their hand-off", async () => {
+    const res = await fetch(`${world.main}/sessions`, { headers: { cookie: `beaker_session=${world.web.get("ada")}` } });
+    expect(await res.text()).toContain(`<a class="port" href="/sessions/${id}/ports/8888/">8888</a>`);
+  });
+  test("Beaker's own routes still refuse bodies over 2 MiB", async () => {
+    const res = await fetch(`${world.main}/login`, { method: "POST", body: new Uint8Array(3 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    const chunked = await fetch(`${world.main}/login`, {
+      method: "POST",
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(8192).fill(65));
+          c.close();
+        },
+      }),
+    });
+    expect(chunked.status).toBe(413);
+  });
+});

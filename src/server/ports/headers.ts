@@ -2,7 +2,8 @@
  * What crosses the proxy between a browser and a session's port, decided here and nowhere else. Pure.
  *
  * Requests keep the browser's method, path, query and end-to-end headers, minus the hop-by-hop ones (RFC 9110 7.6.1)
- * and minus Beaker's port cookie, which only this server may see. Responses keep the session's headers, minus the
+ * and minus Beaker's cookies (the port sign-in; the main sign-in too, which a browser never sends here as it is
+ * host-only, should anything ever send it), which only this server may see. Responses keep the session's headers, minus the
  * hop-by-hop ones; a `Set-Cookie` loses its `Domain`, so a session's app cannot (by a header) plant cookies on the
  * other sessions' origins.
  */
@@ -33,19 +34,22 @@ export function cookieValues(header: string | null, name: string): string[] {
   return values;
 }
 
-/** The Cookie header without any cookie of Beaker's port sign-in (either name), or null when nothing is left. */
-export function withoutPortCookies(header: string | null): string | null {
+/** Cookies only Beaker reads: never forwarded to a session. */
+const beakerCookies = new Set([portCookieBase, `__Host-${portCookieBase}`, "beaker_session"]);
+
+/** The Cookie header without any of Beaker's cookies, or null when nothing is left. */
+export function withoutBeakerCookies(header: string | null): string | null {
   const kept = (header ?? "")
     .split(";")
     .map((p) => p.trim())
     .filter((p) => {
       const name = p.slice(0, Math.max(p.indexOf("="), 0)).trim() || p;
-      return p !== "" && name !== portCookieBase && name !== `__Host-${portCookieBase}`;
+      return p !== "" && !beakerCookies.has(name);
     });
   return kept.length ? kept.join("; ") : null;
 }
 
-/** The headers sent on to the session's port: the browser's, less hop-by-hop and the port cookie, `Host` as asked. */
+/** The headers sent on to the session's port: the browser's, less hop-by-hop and Beaker's cookies, `Host` as asked. */
 export function requestHeaders(incoming: Headers, host: string): Headers {
   const skip = dropped(incoming);
   const out = new Headers();
@@ -54,7 +58,7 @@ export function requestHeaders(incoming: Headers, host: string): Headers {
     out.append(name, value);
   }
   out.set("host", host);
-  const cookie = withoutPortCookies(incoming.get("cookie"));
+  const cookie = withoutBeakerCookies(incoming.get("cookie"));
   if (cookie) out.set("cookie", cookie);
   return out;
 }
