@@ -77,6 +77,45 @@ ensure_debian_image() { # ensure_debian_image TAG
   docker import -c 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null
 }
 
+# retry TRIES CMD...: runs CMD until it succeeds, TRIES times at most, waiting 2, 4, 8, ... s between tries (a mirror
+# that drops a connection, a proxy that times out once).
+retry() {
+  local tries=$1 try delay=2; shift
+  for ((try = 1; ; try++)); do
+    "$@" && return 0
+    ((try < tries)) || return 1
+    log "failed (try $try of $tries), again in ${delay}s: $*"
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+}
+
+# debootstrap_rootfs ROOT PACKAGES LOG: a minbase bookworm in ROOT (emptied first, so a retry starts clean).
+debootstrap_rootfs() {
+  local root=$1 packages=$2 logfile=$3
+  rm -rf "${root:?}"/* 2>/dev/null || true
+  debootstrap --variant=minbase --include="$packages" bookworm "$root" http://deb.debian.org/debian >"$logfile" 2>&1
+}
+
+# Jupyter for the ports-in-the-browser e2e test, from Debian's packages (notebook 6.4, the classic NotebookApp
+# options); the rootfs is cached like ensure_debian_image's, then imported. No registry.
+ensure_jupyter_image() { # ensure_jupyter_image TAG
+  local tag=$1 tarball="$BEAKER_TEST_CACHE/jupyter-bookworm-minbase.tar"
+  docker image inspect "$tag" >/dev/null 2>&1 && return 0
+  if [ ! -s "$tarball" ]; then
+    log "building a Debian rootfs with Jupyter with debootstrap (once, cached in $BEAKER_TEST_CACHE; a few minutes)"
+    local root; root=$(mktemp -d)
+    mkdir -p "$BEAKER_TEST_CACHE"
+    retry 4 debootstrap_rootfs "$root" jupyter-notebook,python3-ipykernel,procps "$BEAKER_TEST_CACHE/debootstrap-jupyter.log" \
+      || { tail -20 "$BEAKER_TEST_CACHE/debootstrap-jupyter.log" >&2; rm -rf "$root"; die "debootstrap of the Jupyter image failed"; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  log "importing $tag"
+  docker import -c 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null
+}
+
 # Two rootfs tarballs from Debian's busybox-static, cached: busybox like Alpine's userland (a passwd with only root),
 # and a distroless-like one with only /app/busybox and no shell at all.
 busybox_rootfs() {
