@@ -94,7 +94,10 @@ retry() {
 debootstrap_rootfs() {
   local root=$1 packages=$2 logfile=$3
   rm -rf "${root:?}"/* 2>/dev/null || true
-  debootstrap --variant=minbase --include="$packages" bookworm "$root" http://deb.debian.org/debian >"$logfile" 2>&1
+  debootstrap --variant=minbase --include="$packages" bookworm "$root" http://deb.debian.org/debian >"$logfile" 2>&1 && return 0
+  # What dpkg said is in the rootfs, which the next try empties: keep it beside debootstrap's own lines.
+  [ -f "$root/debootstrap/debootstrap.log" ] && tail -60 "$root/debootstrap/debootstrap.log" >>"$logfile"
+  return 1
 }
 
 # Jupyter for the ports-in-the-browser e2e test, from Debian's packages (notebook 6.4, the classic NotebookApp
@@ -106,7 +109,8 @@ ensure_jupyter_image() { # ensure_jupyter_image TAG
     log "building a Debian rootfs with Jupyter with debootstrap (once, cached in $BEAKER_TEST_CACHE; a few minutes)"
     local root; root=$(mktemp -d)
     mkdir -p "$BEAKER_TEST_CACHE"
-    retry 4 debootstrap_rootfs "$root" jupyter-notebook,python3-ipykernel,procps "$BEAKER_TEST_CACHE/debootstrap-jupyter.log" \
+    # python3-cffi-backend by name: debootstrap does not resolve the virtual cffi-backend-api that python3-zmq needs.
+    retry 4 debootstrap_rootfs "$root" jupyter-notebook,python3-ipykernel,python3-cffi-backend,procps "$BEAKER_TEST_CACHE/debootstrap-jupyter.log" \
       || { tail -20 "$BEAKER_TEST_CACHE/debootstrap-jupyter.log" >&2; rm -rf "$root"; die "debootstrap of the Jupyter image failed"; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"

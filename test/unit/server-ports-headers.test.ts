@@ -13,6 +13,7 @@ describe("requests", () => {
         te: "trailers",
         "transfer-encoding": "chunked",
         upgrade: "h2c",
+        expect: "100-continue",
         "proxy-authorization": "Basic x",
         "accept-language": "en",
         authorization: "Bearer app",

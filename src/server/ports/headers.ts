@@ -54,7 +54,8 @@ export function requestHeaders(incoming: Headers, host: string): Headers {
   const skip = dropped(incoming);
   const out = new Headers();
   for (const [name, value] of incoming) {
-    if (skip.has(name) || name === "host" || name === "cookie") continue;
+    // `Expect: 100-continue` was answered by this server already; the body is sent on at once.
+    if (skip.has(name) || name === "host" || name === "cookie" || name === "expect") continue;
     out.append(name, value);
   }
   out.set("host", host);
