@@ -41,7 +41,7 @@ beforeAll(async () => {
   executor = new TestExecutor({ nodeName: node, extra: `server: ${server.url}\ntokenFile: ${tokenFile}\n` });
   executor.removeLeftovers();
   await executor.start();
-  const cells = [{ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: [] }];
+  const cells = [{ id: "c1", cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: [] }];
   writeFileSync(notebook, JSON.stringify({ cells, metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } }, nbformat: 4, nbformat_minor: 5 }));
   const uid = Number(Bun.spawnSync(["id", "-u", testUser]).stdout.toString());
   chownSync(notebook, uid, uid);
