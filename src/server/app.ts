@@ -5,7 +5,7 @@ import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
-import { parseHandoffPath, portsOffLine, type Ports, type Upgrader } from "./ports/routes.ts";
+import { openPortRedirect, parseHandoffPath, portsOffLine, type Ports, type Upgrader } from "./ports/routes.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
@@ -172,6 +172,8 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
     if (path === "/") return clustersPage(store, signedIn);
     if (path === "/sessions") return mySessionsPage(store, signedIn, now(), ports ? null : portsOffLine);
+    const another = openPortRedirect(path, new URL(req.url).search);
+    if (another) return new Response(null, { status: 303, headers: { location: another } });
     const handoff = parseHandoffPath(path);
     if (handoff) {
       if (!ports) return page("Ports", signedIn, portsOffLine);

@@ -96,9 +96,12 @@ export async function clusterPage(store: Store, user: User, name: string, now: n
   );
 }
 
-/** A session's ports as links to their hand-off page (the owner's own running sessions only). */
+/**
+ * A session's ports as links to their hand-off page, and a form to open any other port the session listens on (no
+ * JavaScript needed); the owner's own running sessions only.
+ */
 function portLinks(s: NodeSession): Html {
-  return html`${(s.ports ?? []).map((p, i) => html`${i > 0 ? " " : ""}<a class="port" href="/sessions/${s.id}/ports/${p}/">${p}</a>`)}`;
+  return html`${(s.ports ?? []).map((p) => html`<a class="port" href="/sessions/${s.id}/ports/${p}/">${p}</a> `)}<form class="open-port" method="get" action="/sessions/${s.id}/ports"><input name="port" type="number" min="1" max="65535" required aria-label="another port of ${s.name}" placeholder="port"> <button type="submit">Open</button></form>`;
 }
 
 function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean, ports?: (s: NodeSession) => Html): Html {

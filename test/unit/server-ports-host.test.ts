@@ -1,7 +1,7 @@
 /** Which Hosts are port origins, and which (session, port) each names; hostile ones name none. */
 import { describe, expect, test } from "bun:test";
 import { checkPortsDomain, hostName, isPortsHost, parsePortHost, portOrigin } from "../../src/server/ports/host.ts";
-import { parseHandoffPath } from "../../src/server/ports/routes.ts";
+import { openPortRedirect, parseHandoffPath } from "../../src/server/ports/routes.ts";
 
 const d = "ports.example.org";
 const id = "0123456789ab";
@@ -88,5 +88,21 @@ describe("checkPortsDomain and the hand-off path", () => {
     [`/sessions/../ports/8888/`, null],
   ])("%s", (path, want) => {
     expect(parseHandoffPath(path)).toEqual(want);
+  });
+});
+
+describe("openPortRedirect (the page's form for another port)", () => {
+  test.each([
+    [`/sessions/${id}/ports`, "?port=6006", `/sessions/${id}/ports/6006/`],
+    [`/sessions/${id}/ports`, "?port=%206006%20", `/sessions/${id}/ports/6006/`],
+    [`/sessions/${id}/ports`, "?port=0", null],
+    [`/sessions/${id}/ports`, "?port=65536", null],
+    [`/sessions/${id}/ports`, "?port=1e3", null],
+    [`/sessions/${id}/ports`, "?port=..%2F..%2Flogout", null],
+    [`/sessions/${id}/ports`, "", null],
+    [`/sessions/${id}/ports/`, "?port=6006", null],
+    [`/sessions/x/ports`, "?port=6006", null],
+  ])("%s%s", (path, search, want) => {
+    expect(openPortRedirect(path, search)).toBe(want);
   });
 });

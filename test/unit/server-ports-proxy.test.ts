@@ -142,7 +142,14 @@ describe("WebSocket through the proxy", () => {
 describe("pages", () => {
   test("My sessions links the owner's running session's ports to their hand-off", async () => {
     const res = await fetch(`${world.main}/sessions`, { headers: { cookie: `beaker_session=${world.web.get("ada")}` } });
-    expect(await res.text()).toContain(`<a class="port" href="/sessions/${id}/ports/8888/">8888</a>`);
+    const text = await res.text();
+    expect(text).toContain(`<a class="port" href="/sessions/${id}/ports/8888/">8888</a>`);
+    expect(text).toContain(`<form class="open-port" method="get" action="/sessions/${id}/ports">`);
+  });
+  test("the form for another port leads to that port's hand-off", async () => {
+    const res = await fetch(`${world.main}/sessions/${id}/ports?port=6006`, { headers: { cookie: `beaker_session=${world.web.get("ada")}` }, redirect: "manual" });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`/sessions/${id}/ports/6006/`);
   });
   test("Beaker's own routes still refuse bodies over 2 MiB", async () => {
     const res = await fetch(`${world.main}/login`, { method: "POST", body: new Uint8Array(3 * 1024 * 1024) });

@@ -46,6 +46,17 @@ export function parseHandoffPath(path: string): PortTarget | null {
   return m && Number(m[2]) <= 65535 ? { sessionId: m[1]!, port: Number(m[2]) } : null;
 }
 
+/**
+ * `/sessions/ID/ports?port=P` (the page's "open another port" form, which works without JavaScript) -> the hand-off
+ * path of that port, or null. Pure.
+ */
+export function openPortRedirect(path: string, search: string): string | null {
+  const m = /^\/sessions\/([0-9a-f]{12})\/ports$/.exec(path);
+  const port = new URLSearchParams(search).get("port")?.trim() ?? "";
+  if (!m || !/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) return null;
+  return `/sessions/${m[1]}/ports/${port}/`;
+}
+
 export class Ports {
   readonly logins: PortLogins;
   readonly bridges: PortBridges;
