@@ -81,7 +81,8 @@ export class TestServer {
   private proc: ReturnType<typeof Bun.spawn> | null = null;
   readonly db: string;
 
-  constructor(db?: string, private readonly releases?: string) {
+  /** `args`: more `server run` flags (`--ports-domain localhost`). */
+  constructor(db?: string, private readonly releases?: string, private readonly args: string[] = []) {
     this.db = db ?? `sqlite://${join(this.dir, "server.db")}`;
   }
 
@@ -95,7 +96,7 @@ export class TestServer {
 
   async start(port?: number): Promise<void> {
     this.port = port ?? (await freePort());
-    const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : [])];
+    const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : []), ...this.args];
     const proc = Bun.spawn(args, { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) });
     this.proc = proc;
     await eventually(
@@ -169,7 +170,7 @@ export class InProcessServer {
 
   async start(port = 0): Promise<void> {
     this.store = await openStore(this.db);
-    this.served = serveBeaker({ hostname: "127.0.0.1", port, store: this.store, releasesDir: null, log: (line) => this.lines.push(line) });
+    this.served = serveBeaker({ hostname: "127.0.0.1", port, store: this.store, db: this.store.db, releasesDir: null, log: (line) => this.lines.push(line) });
     this.port = this.served.port;
   }
 

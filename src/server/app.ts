@@ -1,11 +1,14 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
+import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
 import { linkUpgraded, type LinkData } from "./links.ts";
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
+import type { PortSocketData } from "./ports/proxy.ts";
+import { portWebSocket } from "./ports/proxy.ts";
+import type { Ports, Upgrader as PortUpgrader } from "./ports/routes.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
@@ -28,7 +31,12 @@ export interface ServerOptions {
   attempts?: AttemptLimits;
   /** The nodes' links (links.ts): the route that opens them, and what relays to a node use. Null: no link route. */
   links?: NodeLinks | null;
+  /** Sessions' ports in the browser (`portsDomain` set), or null: off. */
+  ports?: Ports | null;
 }
+
+/** What Beaker's own routes read of a body; Bun.serve takes more when ports are on (theirs to bound). */
+const maxBody = 2 * 1024 * 1024;
 
 function bearer(req: Request): string | null {
   const header = req.headers.get("authorization");
@@ -36,11 +44,11 @@ function bearer(req: Request): string | null {
   return m ? m[1]! : null;
 }
 
-/** What the handler asks of Bun's server: the address a request's connection comes from, and (for terminals) an upgrade. */
+/** What the handler asks of Bun's server: the address a request's connection comes from; WebSocket upgrades. */
 export interface Peers {
   requestIP(req: Request): { address: string } | null;
-  /** Bun's WebSocket upgrade: a node's link, or a browser's terminal. */
-  upgrade?(req: Request, options: { data: LinkData | TerminalSocketData }): boolean;
+  /** Bun's WebSocket upgrade: a node's link, a browser's terminal, or a browser's socket to a session's port. */
+  upgrade?(req: Request, options: { data: LinkData | TerminalSocketData | PortSocketData; headers?: Record<string, string> }): boolean;
 }
 
 /**
@@ -50,6 +58,7 @@ export interface Peers {
  */
 export function createHandler(options: ServerOptions): (req: Request, peers?: Peers) => Promise<Response> {
   const { store, log } = options;
+  const ports = options.ports ?? null;
   const now = options.now ?? Date.now;
   const attempts = new TokenAttempts(options.attempts ?? attemptLimits, now, log);
 
@@ -144,7 +153,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   }
 
   const creates = new WebCreates(options.links ?? { get: () => null }, now, log);
-  const web = webRoutes({ store, links: options.links ?? null, creates, log, now, authenticate });
+  const web = webRoutes({ store, links: options.links ?? null, creates, log, now, authenticate, ports });
 
   function release(path: string): Response {
     const root = options.releasesDir;
@@ -162,7 +171,22 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     const url = new URL(req.url);
     const path = url.pathname;
     const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
+    if (ports?.claims(req)) {
+      // A port origin: the session's, whatever the path; never Beaker's pages. Bun ignores the answer once upgraded.
+      const upgrader = peers?.upgrade ? (peers as PortUpgrader) : undefined;
+      return ports.handle(req, upgrader).then(
+        (res) => res ?? new Response(null),
+        (err) => {
+          const status = httpStatusOf(err);
+          if (status === 500) log(`port origin ${req.method} ${path}: ${errorMessage(err)}`);
+          const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
+          return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+        },
+      );
+    }
     try {
+      // Bun.serve takes large bodies when ports are on (theirs to bound); Beaker's own routes never read past 2 MiB.
+      if (Number(req.headers.get("content-length") ?? 0) > maxBody) throw new BodyTooLargeError(maxBody);
       if (isApi) return await api(req, path.slice("/api/v1".length), url, from, peers);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
       return await web(req, path, url, from, peers?.upgrade ? (peers as Upgrader) : undefined);
@@ -182,22 +206,26 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
 
 /**
  * What `Bun.serve` takes: the handler, with a request that became a WebSocket answered by nothing, and one WebSocket
- * handler for every socket: browsers' terminals (terminal-bridge.ts, `kind: "web-terminal"`) and any other the caller
- * serves on the same port (`otherSockets`: the nodes' links), told apart by their data.
+ * handler for every socket, told apart by their data: browsers' terminals (terminal-bridge.ts, `kind: "web-terminal"`),
+ * browsers' sockets to sessions' ports (ports/proxy.ts, `kind: "port"`) and any other the caller serves on the same
+ * port (`otherSockets`: the nodes' links).
  */
 export function createApp<Other extends object>(options: ServerOptions, otherSockets?: WebSocketHandler<Other>, otherUpgraded?: Response) {
   const handle = createHandler(options);
-  type Any = ServerWebSocket<Other | TerminalSocketData>;
-  const terminal = (ws: Any): ws is ServerWebSocket<TerminalSocketData> => (ws.data as { kind?: string }).kind === "web-terminal";
+  type Any = ServerWebSocket<Other | TerminalSocketData | PortSocketData>;
+  const kind = (ws: Any) => (ws.data as { kind?: string }).kind;
+  const terminal = (ws: Any): ws is ServerWebSocket<TerminalSocketData> => kind(ws) === "web-terminal";
+  const port = (ws: Any): ws is ServerWebSocket<PortSocketData> => kind(ws) === "port";
   const other = (ws: Any) => ws as ServerWebSocket<Other>;
-  const websocket: WebSocketHandler<Other | TerminalSocketData> = {
+  const websocket: WebSocketHandler<Other | TerminalSocketData | PortSocketData> = {
     maxPayloadLength: otherSockets?.maxPayloadLength ?? 1024 * 1024 + 64,
-    // Terminals watch their own backlog (terminal-bridge.ts); this is Bun's outer bound.
+    // Terminals and port sockets watch their own backlog (terminal-bridge.ts, ports/proxy.ts); this is Bun's outer bound.
     backpressureLimit: 16 * 1024 * 1024,
-    open: (ws) => (terminal(ws) ? terminalBridge.open?.(ws) : otherSockets?.open?.(other(ws))),
-    message: (ws, m) => (terminal(ws) ? terminalBridge.message?.(ws, m) : otherSockets?.message?.(other(ws), m)),
-    drain: (ws) => (terminal(ws) ? terminalBridge.drain?.(ws) : otherSockets?.drain?.(other(ws))),
-    close: (ws, code, reason) => (terminal(ws) ? terminalBridge.close?.(ws, code, reason) : otherSockets?.close?.(other(ws), code, reason)),
+    open: (ws) => (terminal(ws) ? terminalBridge.open?.(ws) : port(ws) ? portWebSocket.open?.(ws) : otherSockets?.open?.(other(ws))),
+    message: (ws, m) => (terminal(ws) ? terminalBridge.message?.(ws, m) : port(ws) ? portWebSocket.message?.(ws, m) : otherSockets?.message?.(other(ws), m)),
+    drain: (ws) => (terminal(ws) ? terminalBridge.drain?.(ws) : port(ws) ? portWebSocket.drain?.(ws) : otherSockets?.drain?.(other(ws))),
+    close: (ws, code, reason) =>
+      terminal(ws) ? terminalBridge.close?.(ws, code, reason) : port(ws) ? portWebSocket.close?.(ws, code, reason) : otherSockets?.close?.(other(ws), code, reason),
   };
   return {
     fetch: async (req: Request, server: Peers): Promise<Response | undefined> => {

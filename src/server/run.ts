@@ -6,6 +6,11 @@ import { createApp } from "./app.ts";
 import { LinkHub, linkUpgraded } from "./links.ts";
 import { migrate, openDb } from "./db.ts";
 import { Store } from "./store.ts";
+import { Ports } from "./ports/routes.ts";
+import type { Db } from "./db.ts";
+
+/** Bodies to sessions' ports are theirs to bound; Beaker's own routes read at most 2 MiB (app.ts). */
+const portBodyLimit = 16 * 1024 ** 3;
 
 /** "8080", ":8080", "0.0.0.0:8080", "[::1]:8080" -> hostname and port. Pure. */
 export function parseListen(listen: string): { hostname: string; port: number } {
@@ -17,14 +22,15 @@ export function parseListen(listen: string): { hostname: string; port: number } 
 }
 
 /** Opens the store (migrating it), then serves until SIGTERM/SIGINT. */
-export async function runServer(options: { listen: string; db: string; releasesDir: string | null }): Promise<void> {
+export async function runServer(options: { listen: string; db: string; releasesDir: string | null; portsDomain: string | null }): Promise<void> {
   allowJit();
   const { hostname, port } = parseListen(options.listen);
   const db = openDb(options.db);
   const applied = await migrate(db);
   log(`store ${db.display}${applied ? ` (applied ${applied} migration${applied === 1 ? "" : "s"})` : ""}`);
   const store = new Store(db);
-  const served = serveBeaker({ hostname, port, store, releasesDir: options.releasesDir, log });
+  const served = serveBeaker({ hostname, port, store, db, releasesDir: options.releasesDir, log, portsDomain: options.portsDomain });
+  if (options.portsDomain) log(`sessions' ports in the browser at *.${options.portsDomain}`);
   log(`beaker server ${buildInfo.version} listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${served.port}`);
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
@@ -44,13 +50,14 @@ export interface ServedBeaker {
 }
 
 /** The server on an open store: the API, the pages and the nodes' links (also what tests run in their own process). */
-export function serveBeaker(options: { hostname: string; port: number; store: Store; releasesDir: string | null; log: (line: string) => void }): ServedBeaker {
+export function serveBeaker(options: { hostname: string; port: number; store: Store; db: Db; releasesDir: string | null; log: (line: string) => void; portsDomain?: string | null }): ServedBeaker {
   const links = new LinkHub(options.log);
-  const app = createApp({ store: options.store, releasesDir: options.releasesDir, log: options.log, links }, links.websocket, linkUpgraded);
+  const ports = options.portsDomain ? new Ports({ store: options.store, db: options.db, portsDomain: options.portsDomain, links, now: Date.now, log: options.log }) : null;
+  const app = createApp({ store: options.store, releasesDir: options.releasesDir, log: options.log, links, ports }, links.websocket, linkUpgraded);
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
-    maxRequestBodySize: 2 * 1024 * 1024,
+    maxRequestBodySize: ports ? portBodyLimit : 2 * 1024 * 1024,
     fetch: app.fetch,
     websocket: app.websocket,
   });
@@ -60,6 +67,7 @@ export function serveBeaker(options: { hostname: string; port: number; store: St
     stop: async (force = false) => {
       links.closeAll();
       await server.stop(force);
+      ports?.close();
     },
   };
 }

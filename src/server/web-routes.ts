@@ -9,8 +9,9 @@ import { asset } from "./assets.ts";
 import type { Principal } from "./store.ts";
 import { terminalData, type TerminalSocketData } from "./terminal-bridge.ts";
 import { readText } from "./validate.ts";
-import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, type SignedIn } from "./web.ts";
+import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page, type SignedIn } from "./web.ts";
 import { cookieFlags, cookieOf, csrfMatches, csrfToken, originIsOurs, postOriginAllowed } from "./web-security.ts";
+import { openPortRedirect, parseHandoffPath, portsOffLine, type Ports } from "./ports/routes.ts";
 import { createRoute, sessionPageRoute, sessionStatusRoute, stopRoute, terminalTarget, type WebSessionDeps } from "./web-sessions.ts";
 
 export const cookieName = "beaker_session";
@@ -26,6 +27,8 @@ export const upgraded = new Response(null, { status: 204 });
 export interface WebDeps extends WebSessionDeps {
   /** A presented token checked within the limits on failed attempts (throws TooManyAttemptsError past them). */
   authenticate(token: string, from: string): Promise<Principal | null>;
+  /** Sessions' ports in the browser (`portsDomain` set), or null: off. */
+  ports?: Ports | null;
 }
 
 const formLimit = 16 * 1024;
@@ -92,7 +95,17 @@ export function webRoutes(deps: WebDeps): (req: Request, path: string, url: URL,
     }
     if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
     if (path === "/") return clustersPage(store, signedIn);
-    if (path === "/sessions") return mySessionsPage(store, signedIn, deps.now());
+    const ports = deps.ports ?? null;
+    if (path === "/sessions") return mySessionsPage(store, signedIn, deps.now(), ports ? null : portsOffLine);
+    const another = openPortRedirect(path, url.search);
+    if (another) return new Response(null, { status: 303, headers: { location: another } });
+    const handoff = parseHandoffPath(path);
+    if (handoff) {
+      if (!ports) return page("Ports", signedIn, portsOffLine);
+      const res = await ports.handoff(req, signedIn, id!, handoff);
+      if (res) return res;
+      throw new NotFoundError(`no session ${handoff.sessionId}`);
+    }
     const cluster = /^\/clusters\/([^/]+)$/.exec(path);
     if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), deps.now());
     const node = /^\/nodes\/([^/]+)$/.exec(path);

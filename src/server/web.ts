@@ -104,12 +104,20 @@ export async function clusterPage(store: Store, user: SignedIn, name: string, no
   );
 }
 
-/** Sessions as rows; the viewer's own link to their pages (terminal, stop). */
-function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean, viewer: string): Html {
+/**
+ * A session's ports as links to their hand-off page, and a form to open any other port the session listens on (no
+ * JavaScript needed); the owner's own running sessions only.
+ */
+function portLinks(s: NodeSession): Html {
+  return html`${(s.ports ?? []).map((p) => html`<a class="port" href="/sessions/${s.id}/ports/${p}/">${p}</a> `)}<form class="open-port" method="get" action="/sessions/${s.id}/ports"><input name="port" type="number" min="1" max="65535" required aria-label="another port of ${s.name}" placeholder="port"> <button type="submit">Open</button></form>`;
+}
+
+/** Sessions as rows; the viewer's own link to their pages (terminal, stop), and `ports`' cell when given. */
+function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean, viewer: string, ports?: (s: NodeSession) => Html): Html {
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
-  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
+  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th>${ports ? html`<th>Ports</th>` : ""}</tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr data-session="${s.id}"><td>${s.user === viewer ? html`<a href="/sessions/${encodeURIComponent(s.id)}">${s.name}</a>` : s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr data-session="${s.id}"><td>${s.user === viewer ? html`<a href="/sessions/${encodeURIComponent(s.id)}">${s.name}</a>` : s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td>${ports ? html`<td>${ports(s)}</td>` : ""}</tr>`,
   )}</tbody></table>`;
 }
 
@@ -136,8 +144,20 @@ ${createForm(node, user.csrf, form.linked, form.values ?? null, form.error ?? nu
   );
 }
 
-export async function mySessionsPage(store: Store, user: SignedIn, now: number): Promise<Response> {
-  return page("My sessions", user, html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${sessionsTable(await store.listSessions(user.user), now, true, user.user.name)}`);
+/**
+ * `portsOff`: the line that says ports in the browser are off (no `portsDomain`), or null: they are on, and the
+ * user's own running sessions link their ports.
+ */
+export async function mySessionsPage(store: Store, user: SignedIn, now: number, portsOff: Html | null): Promise<Response> {
+  const sessions = await store.listSessions(user.user);
+  const own = (s: NodeSession) => s.user === user.user.name && s.status === "running";
+  const withPorts = sessions.some((s) => own(s) && (s.ports ?? []).length > 0);
+  const ports = portsOff ? undefined : (s: NodeSession) => (own(s) ? portLinks(s) : html``);
+  return page(
+    "My sessions",
+    user,
+    html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${portsOff && withPorts ? portsOff : ""}${sessionsTable(sessions, now, true, user.user.name, ports)}`,
+  );
 }
 
 /** The create form on a node's page; `error` is the last try's refusal, shown above it with the values kept. */
