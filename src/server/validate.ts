@@ -54,9 +54,11 @@ export async function readText(req: Request, limit: number): Promise<string> {
   if (declared > limit) throw new BodyTooLargeError(limit);
   // Read as it comes and stop past the limit: a chunked body has no length to refuse up front, and the server takes
   // large bodies (for sessions' ports), so Bun's own limit no longer bounds this.
+  // No body at all (a form POST with no fields): nothing to read. An empty ReadableStream would never end.
+  if (!req.body) return "";
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of (req.body ?? new ReadableStream<Uint8Array>()) as AsyncIterable<Uint8Array>) {
+  for await (const chunk of req.body as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
     if (size > limit) throw new BodyTooLargeError(limit);
     chunks.push(chunk);

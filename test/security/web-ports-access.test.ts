@@ -4,6 +4,7 @@
  * its owner only; everyone else sees exactly what a missing session looks like.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { csrfToken } from "../../src/server/web-security.ts";
 import { PortsWorld, session } from "../ports-harness.ts";
 import { startSessionApp } from "../session-app.ts";
 
@@ -107,7 +108,9 @@ describe("tickets", () => {
     await world.store.heartbeat("n1", { cpus: 1, memoryBytes: 1, version: "v", gpus: [], sessions: [session(mine, "beaker-test-user"), session(theirs, "beaker-test-other"), session("aaaaaaaaaaaa", "leaver")] });
     const cookie = await world.signIn("leaver", "aaaaaaaaaaaa", 8888);
     expect((await world.get("aaaaaaaaaaaa", 8888, "/echo", { cookie })).status).not.toBe(404);
-    await fetch(`${world.main}/logout`, { method: "POST", headers: { cookie: `beaker_session=${web}` }, redirect: "manual" });
+    // Signed out as the page's button does: with the page's CSRF token, from Beaker's own origin.
+    const out = await fetch(`${world.main}/logout`, { method: "POST", body: new URLSearchParams({ csrf: csrfToken(web) }), headers: { cookie: `beaker_session=${web}`, origin: world.main }, redirect: "manual" });
+    expect(out.status).toBe(303);
     expect((await world.get("aaaaaaaaaaaa", 8888, "/echo", { cookie })).status).toBe(404);
   });
 });

@@ -94,6 +94,9 @@ describe("bodies", () => {
     expect(await readText(post("abcd"), 4)).toBe("abcd");
     expect(await readText(post("abcd", "4"), 4)).toBe("abcd");
   });
+  test("a POST without a body reads as empty, at once (a form with no fields: sign-out)", async () => {
+    expect(await readText(new Request("http://server/", { method: "POST" }), 4)).toBe("");
+  });
   test("a body over the limit is refused", async () => {
     await expect(readText(post("abcde"), 4)).rejects.toThrow(new BodyTooLargeError(4));
   });
