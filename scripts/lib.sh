@@ -61,14 +61,71 @@ start_dockerd() { # start_dockerd LOG [in_private_netns] [extra dockerd flags...
 
 # Builds a local image from Debian packages, once per tag (no registry is reachable).
 ensure_debian_image() { # ensure_debian_image TAG
-  local tag=$1 tarball="$BEAKER_TEST_CACHE/debian-bookworm-minbase.tar"
+  local tag=$1
+  docker image inspect "$tag" >/dev/null 2>&1 && return 0
+  debian_rootfs
+  log "importing $tag"
+  docker import -c 'CMD ["/bin/bash"]' "$BEAKER_TEST_CACHE/debian-bookworm-minbase.tar" "$tag" >/dev/null
+}
+
+# retry TRIES CMD...: runs CMD until it succeeds, TRIES times at most, waiting 2, 4, 8, ... s between tries (a mirror
+# that drops a connection, a proxy that times out once).
+retry() {
+  local tries=$1 try delay=2; shift
+  for ((try = 1; ; try++)); do
+    "$@" && return 0
+    ((try < tries)) || return 1
+    log "failed (try $try of $tries), again in ${delay}s: $*"
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+}
+
+# debootstrap_into ROOT: a minbase bookworm with procps in ROOT (emptied first, so that a retry starts clean).
+debootstrap_into() {
+  rm -rf "${1:?}"/* 2>/dev/null || true
+  debootstrap --variant=minbase --include=procps bookworm "$1" http://deb.debian.org/debian >"$BEAKER_TEST_CACHE/debootstrap.log" 2>&1
+}
+
+# The Debian rootfs every test image starts from, built once with debootstrap and cached as a tarball.
+debian_rootfs() {
+  local tarball="$BEAKER_TEST_CACHE/debian-bookworm-minbase.tar"
+  [ -s "$tarball" ] && return 0
+  log "building a Debian rootfs with debootstrap (once, cached in $BEAKER_TEST_CACHE)"
+  local root; root=$(mktemp -d)
+  mkdir -p "$BEAKER_TEST_CACHE"
+  retry 4 debootstrap_into "$root" || { tail -20 "$BEAKER_TEST_CACHE/debootstrap.log" >&2; rm -rf "$root"; die "debootstrap failed"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+  rm -rf "$root"
+}
+
+# apt_in_root ROOT PACKAGES...: Debian's packages installed in a rootfs by its own apt (which, unlike debootstrap's
+# --include, resolves virtual packages such as the cffi backend python3-zmq needs); /proc mounted meanwhile.
+apt_in_root() {
+  local root=$1 rc=0; shift
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  mount -t proc proc "$root/proc"
+  { chroot "$root" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends "$@"; } \
+    >>"$BEAKER_TEST_CACHE/jupyter-apt.log" 2>&1 || rc=$?
+  umount "$root/proc"
+  return "$rc"
+}
+
+# Jupyter for the ports-in-the-browser e2e test, from Debian's packages (notebook 6.4, the classic NotebookApp
+# options): the cached Debian rootfs plus jupyter-notebook and python3-ipykernel, cached as a tarball too, then
+# imported. No registry.
+ensure_jupyter_image() { # ensure_jupyter_image TAG
+  local tag=$1 tarball="$BEAKER_TEST_CACHE/jupyter-bookworm-minbase.tar"
   docker image inspect "$tag" >/dev/null 2>&1 && return 0
   if [ ! -s "$tarball" ]; then
-    log "building a Debian rootfs with debootstrap (once, cached in $BEAKER_TEST_CACHE)"
+    debian_rootfs
+    log "building a Jupyter rootfs from Debian packages (once, cached in $BEAKER_TEST_CACHE; a few minutes)"
     local root; root=$(mktemp -d)
-    mkdir -p "$BEAKER_TEST_CACHE"
-    debootstrap --variant=minbase --include=procps bookworm "$root" http://deb.debian.org/debian >"$BEAKER_TEST_CACHE/debootstrap.log" 2>&1 \
-      || { tail -20 "$BEAKER_TEST_CACHE/debootstrap.log" >&2; die "debootstrap failed"; }
+    tar -C "$root" -xf "$BEAKER_TEST_CACHE/debian-bookworm-minbase.tar"
+    : >"$BEAKER_TEST_CACHE/jupyter-apt.log"
+    retry 4 apt_in_root "$root" jupyter-notebook python3-ipykernel \
+      || { tail -20 "$BEAKER_TEST_CACHE/jupyter-apt.log" >&2; rm -rf "$root"; die "installing Jupyter into the Debian rootfs failed"; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$root"

@@ -3,6 +3,9 @@ import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { beakerBinary, eventually, removeDir, stopProcess, tempDir, type RunResult } from "./harness.ts";
+import type { LinkHub } from "../src/server/links.ts";
+import { openStore, serveBeaker, type ServedBeaker } from "../src/server/run.ts";
+import type { Store } from "../src/server/store.ts";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,7 +81,8 @@ export class TestServer {
   private proc: ReturnType<typeof Bun.spawn> | null = null;
   readonly db: string;
 
-  constructor(db?: string, private readonly releases?: string) {
+  /** `args`: more `server run` flags (`--ports-domain localhost`). */
+  constructor(db?: string, private readonly releases?: string, private readonly args: string[] = []) {
     this.db = db ?? `sqlite://${join(this.dir, "server.db")}`;
   }
 
@@ -92,7 +96,7 @@ export class TestServer {
 
   async start(port?: number): Promise<void> {
     this.port = port ?? (await freePort());
-    const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : [])];
+    const args = [beakerBinary, "server", "run", "--listen", `127.0.0.1:${this.port}`, "--db", this.db, ...(this.releases ? ["--releases", this.releases] : []), ...this.args];
     const proc = Bun.spawn(args, { stdout: Bun.file(join(this.dir, "log")), stderr: Bun.file(join(this.dir, "log")) });
     this.proc = proc;
     await eventually(
@@ -139,5 +143,55 @@ export class TestServer {
 
   api(path: string, token: string | null, init: RequestInit = {}): Promise<Response> {
     return fetch(`${this.url}/api/v1${path}`, { ...init, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) } });
+  }
+}
+
+/**
+ * The server's code (serveBeaker: API, pages, node links) in the test's own process, on SQLite, so a test can reach
+ * `links` (NodeLinks) directly: what the web pages will do, with no test-only route in the binary. `kill()` cuts
+ * every connection at once, as a crash would for the nodes; `start(port)` again brings it back on the same store.
+ */
+export class InProcessServer {
+  readonly dir = tempDir("beaker-server-");
+  readonly db = `sqlite://${join(this.dir, "server.db")}`;
+  port = 0;
+  store: Store | null = null;
+  private served: ServedBeaker | null = null;
+  readonly lines: string[] = [];
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get links(): LinkHub {
+    if (!this.served) throw new Error("the server is not running");
+    return this.served.links;
+  }
+
+  async start(port = 0): Promise<void> {
+    this.store = await openStore(this.db);
+    this.served = serveBeaker({ hostname: "127.0.0.1", port, store: this.store, db: this.store.db, releasesDir: null, log: (line) => this.lines.push(line) });
+    this.port = this.served.port;
+  }
+
+  async kill(): Promise<void> {
+    await this.served?.stop(true);
+    await this.store?.db.close();
+    this.served = null;
+    this.store = null;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    removeDir(this.dir);
+  }
+
+  /** A node of `cluster` (made if need be), its token in a 0600 file in `dir`; returns the token and the file. */
+  async addNode(hostname: string, cluster: string, dir: string): Promise<{ token: string; file: string }> {
+    await this.store!.createCluster(cluster).catch(() => {});
+    const { token } = await this.store!.addNode(hostname, cluster);
+    const file = join(dir, `${hostname}.token`);
+    writeFileSync(file, token, { mode: 0o600 });
+    return { token, file };
   }
 }

@@ -24,6 +24,8 @@ export interface ExecutorConfig extends UserCapsConfig {
   shmSize: number | null;
   server: string | null;
   tokenFile: string;
+  /** Node link: a Beaker account -> the local account its relayed requests run as (others: the same name). */
+  linkUsers: Record<string, string>;
   cluster: string | null;
   nodeName: string;
   /** Seconds a session may go unattached before it is stopped; 0 = never. */
@@ -95,6 +97,7 @@ export function defaultExecutorConfig(): ExecutorConfig {
     shmSize: null,
     server: null,
     tokenFile: "/etc/beaker/executor-token",
+    linkUsers: {},
     cluster: null,
     nodeName: hostname(),
     idleTimeout: 0,
@@ -146,6 +149,20 @@ const optional =
   (v) =>
     v === null || v === undefined || v === "" ? null : field(v);
 const seconds: Field = configSeconds;
+
+/** `linkUsers`: Beaker account names (the server's rule) to local account names; never root (the link refuses uid 0 anyway). */
+const parseLinkUsers: Field = (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("must be a mapping of Beaker account names to local account names");
+  const out: Record<string, string> = {};
+  for (const [beaker, local] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^[a-z_][a-z0-9_.-]{0,31}$/.test(beaker)) throw new Error(`has "${beaker}", which is not a Beaker account name`);
+    if (typeof local !== "string" || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(local)) throw new Error(`maps ${beaker} to something that is not a local account name`);
+    if (local === "root") throw new Error(`maps ${beaker} to root: relayed requests never run as root`);
+    // Defined, not assigned: an account may be named like an object's own property ("__proto__").
+    Object.defineProperty(out, beaker, { value: local, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+};
 
 /** A Slurm name (partition, account, QOS; a partition may be a comma-separated list). */
 export const slurmNamePattern = /^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/;
@@ -209,6 +226,7 @@ const fields: Record<keyof ExecutorConfig, Field> = {
     return v.replace(/\/+$/, "");
   }),
   tokenFile: absolutePath,
+  linkUsers: parseLinkUsers,
   scheduler: (v) => {
     if (v !== "native" && v !== "slurm") throw new Error('must be "native" or "slurm"');
     return v;

@@ -5,13 +5,13 @@
  * waiting is let go with "restarting" (its CLI sends it again, with its ticket, to the next executor) and every
  * terminal is closed with 1012 (Service Restart), which its CLI answers by reconnecting.
  */
-import type { ServerWebSocket } from "bun";
 import { RestartingError } from "../errors.ts";
 import type { SessionManager } from "./sessions/manager.ts";
 
 /** What a drain reads and does: the records, the claims, and starting a session that waits for its terminal. */
 type Draining = Pick<SessionManager, "sessions" | "pending" | "claims" | "deps" | "start">;
 import type { TerminalData } from "./terminals/terminal.ts";
+import type { PeerSocket } from "./terminals/peer.ts";
 
 /** How long creates in flight and sessions waiting for their terminal get to finish before the executor stops anyway. */
 export const drainTimeoutMs = 20_000;
@@ -39,7 +39,7 @@ async function until(m: Draining, done: () => boolean, ms: number): Promise<bool
   return true;
 }
 
-export async function drainExecutor(m: Draining, terminals: Iterable<ServerWebSocket<TerminalData>>): Promise<void> {
+export async function drainExecutor(m: Draining, terminals: Iterable<PeerSocket<TerminalData>>): Promise<void> {
   const { log } = m.deps;
   m.claims.drain();
   log("stopping: nothing more is granted; waiting for creates in flight and for new sessions' terminals");

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { AuthError, ConflictError, errorMessage, UnavailableError } from "../errors.ts";
+import { sessionPortNumbers } from "../runtime/docker/ports.ts";
 import { ServerClient } from "../server/client.ts";
 import type { Heartbeat, UserInfo } from "../server/types.ts";
 import { buildInfo } from "../version.ts";
@@ -158,6 +159,7 @@ export class ServerLink {
         utilization: s.gpus.map((uuid) => use.get(uuid)?.utilization ?? null),
         idleSince: s.idleSince,
         deadline: s.deadline,
+        ports: sessionPortNumbers(s.ports),
       })),
     };
   }

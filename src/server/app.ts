@@ -1,14 +1,23 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError } from "../errors.ts";
+import { AuthError, BodyTooLargeError, errorCodeOf, errorMessage, ForbiddenError, httpStatusOf, NotFoundError, TooManyAttemptsError, UsageError } from "../errors.ts";
+import { linkUpgraded, type LinkData } from "./links.ts";
 import { buildInfo } from "../version.ts";
 import { attemptLimits, TokenAttempts, type AttemptLimits } from "./attempts.ts";
 import { html } from "./html.ts";
+import type { PortSocketData } from "./ports/proxy.ts";
+import { portWebSocket } from "./ports/proxy.ts";
+import type { Ports, Upgrader as PortUpgrader } from "./ports/routes.ts";
 import type { Principal, Store } from "./store.ts";
 import type { Heartbeat } from "./types.ts";
 import { heartbeatShape, parseJson, readText, validate } from "./validate.ts";
-import { clusterPage, clustersPage, loginPage, mySessionsPage, nodePage, page } from "./web.ts";
+import { page } from "./web.ts";
+import type { NodeLinks } from "../link/types.ts";
+import type { ServerWebSocket, WebSocketHandler } from "bun";
+import { terminalBridge, type TerminalSocketData } from "./terminal-bridge.ts";
+import { WebCreates } from "./web-creates.ts";
+import { upgraded, webRoutes, type Upgrader } from "./web-routes.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
 
@@ -20,9 +29,14 @@ export interface ServerOptions {
   log: (line: string) => void;
   /** Failed token attempts (default `attemptLimits`). */
   attempts?: AttemptLimits;
+  /** The nodes' links (links.ts): the route that opens them, and what relays to a node use. Null: no link route. */
+  links?: NodeLinks | null;
+  /** Sessions' ports in the browser (`portsDomain` set), or null: off. */
+  ports?: Ports | null;
 }
 
-const cookieName = "beaker_session";
+/** What Beaker's own routes read of a body; Bun.serve takes more when ports are on (theirs to bound). */
+const maxBody = 2 * 1024 * 1024;
 
 function bearer(req: Request): string | null {
   const header = req.headers.get("authorization");
@@ -30,22 +44,11 @@ function bearer(req: Request): string | null {
   return m ? m[1]! : null;
 }
 
-function cookie(req: Request, name: string): string | null {
-  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return v.join("=");
-  }
-  return null;
-}
-
-function secureCookie(req: Request): string {
-  const https = new URL(req.url).protocol === "https:" || req.headers.get("x-forwarded-proto") === "https";
-  return https ? "; Secure" : "";
-}
-
-/** What the handler asks of Bun's server: the address a request's connection comes from. */
+/** What the handler asks of Bun's server: the address a request's connection comes from; WebSocket upgrades. */
 export interface Peers {
   requestIP(req: Request): { address: string } | null;
+  /** Bun's WebSocket upgrade: a node's link, a browser's terminal, or a browser's socket to a session's port. */
+  upgrade?(req: Request, options: { data: LinkData | TerminalSocketData | PortSocketData; headers?: Record<string, string> }): boolean;
 }
 
 /**
@@ -55,6 +58,7 @@ export interface Peers {
  */
 export function createHandler(options: ServerOptions): (req: Request, peers?: Peers) => Promise<Response> {
   const { store, log } = options;
+  const ports = options.ports ?? null;
   const now = options.now ?? Date.now;
   const attempts = new TokenAttempts(options.attempts ?? attemptLimits, now, log);
 
@@ -87,7 +91,7 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     return who;
   }
 
-  async function api(req: Request, path: string, url: URL, from: string): Promise<Response> {
+  async function api(req: Request, path: string, url: URL, from: string, peers?: Peers): Promise<Response> {
     const method = req.method;
     if (path === "/health") return Response.json({ ok: true, version: buildInfo.version });
     if (path === "/whoami" && method === "GET") return Response.json((await user(req, from)).user);
@@ -128,6 +132,15 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
       }
       return Response.json(await store.heartbeat(hostname, validate<Heartbeat>(parseJson(text), heartbeatShape), digest));
     }
+    if (path === "/nodes/link" && method === "GET" && req.headers.get("upgrade")?.toLowerCase() === "websocket" && options.links && peers?.upgrade) {
+      // As a heartbeat: the node token names the node; a user token, or another node's, links nothing.
+      const who = await principal(req, from);
+      if (who.kind !== "node") throw new ForbiddenError("only a node token opens a node link");
+      const named = url.searchParams.get("node");
+      if (named !== null && named !== who.hostname) throw new ForbiddenError(`this token links node ${who.hostname} only`);
+      if (!peers.upgrade(req, { data: { hostname: who.hostname } })) throw new UsageError("a node link is a WebSocket: send an upgrade request");
+      return linkUpgraded;
+    }
     const node = /^\/nodes\/([^/]+)$/.exec(path);
     if (node && method === "GET") return Response.json(await store.getNode(decodeURIComponent(node[1]!), (await user(req, from)).user));
     if (path === "/sessions" && method === "GET") {
@@ -139,41 +152,8 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     throw new NotFoundError(`no route ${method} /api/v1${path}`);
   }
 
-  async function web(req: Request, path: string, from: string): Promise<Response> {
-    if (path === "/login" && req.method === "GET") return loginPage(null);
-    if (path === "/login" && req.method === "POST") {
-      const text = await req.text();
-      if (text.length > 4096) throw new BodyTooLargeError(4096);
-      const token = new URLSearchParams(text).get("token") ?? "";
-      const who = await authenticate(token, from);
-      if (!who || who.kind !== "user") {
-        const res = loginPage("That token is not valid. Check it, or ask your admin for a new one.");
-        return new Response(res.body, { status: 401, headers: res.headers });
-      }
-      const id = await store.createWebSession(who);
-      log(`web sign-in: ${who.user.name}`);
-      return new Response(null, {
-        status: 303,
-        headers: { location: "/", "set-cookie": `${cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200${secureCookie(req)}` },
-      });
-    }
-    if (path === "/logout" && req.method === "POST") {
-      const id = cookie(req, cookieName);
-      if (id) await store.deleteWebSession(id);
-      return new Response(null, { status: 303, headers: { location: "/login", "set-cookie": `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
-    }
-    if (req.method !== "GET") throw new NotFoundError(`no page ${req.method} ${path}`);
-    const id = cookie(req, cookieName);
-    const signedIn = id ? await store.webSessionUser(id) : null;
-    if (!signedIn) return new Response(null, { status: 303, headers: { location: "/login" } });
-    if (path === "/") return clustersPage(store, signedIn);
-    if (path === "/sessions") return mySessionsPage(store, signedIn, now());
-    const cluster = /^\/clusters\/([^/]+)$/.exec(path);
-    if (cluster) return clusterPage(store, signedIn, decodeURIComponent(cluster[1]!), now());
-    const node = /^\/nodes\/([^/]+)$/.exec(path);
-    if (node) return nodePage(store, signedIn, decodeURIComponent(node[1]!), now());
-    throw new NotFoundError(`no page ${path}`);
-  }
+  const creates = new WebCreates(options.links ?? { get: () => null }, now, log);
+  const web = webRoutes({ store, links: options.links ?? null, creates, log, now, authenticate, ports });
 
   function release(path: string): Response {
     const root = options.releasesDir;
@@ -191,10 +171,25 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
     const url = new URL(req.url);
     const path = url.pathname;
     const isApi = path.startsWith("/api/v1/") || path === "/api/v1";
+    if (ports?.claims(req)) {
+      // A port origin: the session's, whatever the path; never Beaker's pages. Bun ignores the answer once upgraded.
+      const upgrader = peers?.upgrade ? (peers as PortUpgrader) : undefined;
+      return ports.handle(req, upgrader).then(
+        (res) => res ?? new Response(null),
+        (err) => {
+          const status = httpStatusOf(err);
+          if (status === 500) log(`port origin ${req.method} ${path}: ${errorMessage(err)}`);
+          const message = status === 500 ? "internal error (see the server log)" : errorMessage(err);
+          return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+        },
+      );
+    }
     try {
-      if (isApi) return await api(req, path.slice("/api/v1".length), url, from);
+      // Bun.serve takes large bodies when ports are on (theirs to bound); Beaker's own routes never read past 2 MiB.
+      if (Number(req.headers.get("content-length") ?? 0) > maxBody) throw new BodyTooLargeError(maxBody);
+      if (isApi) return await api(req, path.slice("/api/v1".length), url, from, peers);
       if (path.startsWith("/releases/")) return release(join("/", path.slice("/releases".length)));
-      return await web(req, path, from);
+      return await web(req, path, url, from, peers?.upgrade ? (peers as Upgrader) : undefined);
     } catch (err) {
       const code = errorCodeOf(err);
       const status = httpStatusOf(err);
@@ -208,3 +203,35 @@ export function createHandler(options: ServerOptions): (req: Request, peers?: Pe
   };
 }
 
+
+/**
+ * What `Bun.serve` takes: the handler, with a request that became a WebSocket answered by nothing, and one WebSocket
+ * handler for every socket, told apart by their data: browsers' terminals (terminal-bridge.ts, `kind: "web-terminal"`),
+ * browsers' sockets to sessions' ports (ports/proxy.ts, `kind: "port"`) and any other the caller serves on the same
+ * port (`otherSockets`: the nodes' links).
+ */
+export function createApp<Other extends object>(options: ServerOptions, otherSockets?: WebSocketHandler<Other>, otherUpgraded?: Response) {
+  const handle = createHandler(options);
+  type Any = ServerWebSocket<Other | TerminalSocketData | PortSocketData>;
+  const kind = (ws: Any) => (ws.data as { kind?: string }).kind;
+  const terminal = (ws: Any): ws is ServerWebSocket<TerminalSocketData> => kind(ws) === "web-terminal";
+  const port = (ws: Any): ws is ServerWebSocket<PortSocketData> => kind(ws) === "port";
+  const other = (ws: Any) => ws as ServerWebSocket<Other>;
+  const websocket: WebSocketHandler<Other | TerminalSocketData | PortSocketData> = {
+    maxPayloadLength: otherSockets?.maxPayloadLength ?? 1024 * 1024 + 64,
+    // Terminals and port sockets watch their own backlog (terminal-bridge.ts, ports/proxy.ts); this is Bun's outer bound.
+    backpressureLimit: 16 * 1024 * 1024,
+    open: (ws) => (terminal(ws) ? terminalBridge.open?.(ws) : port(ws) ? portWebSocket.open?.(ws) : otherSockets?.open?.(other(ws))),
+    message: (ws, m) => (terminal(ws) ? terminalBridge.message?.(ws, m) : port(ws) ? portWebSocket.message?.(ws, m) : otherSockets?.message?.(other(ws), m)),
+    drain: (ws) => (terminal(ws) ? terminalBridge.drain?.(ws) : port(ws) ? portWebSocket.drain?.(ws) : otherSockets?.drain?.(other(ws))),
+    close: (ws, code, reason) =>
+      terminal(ws) ? terminalBridge.close?.(ws, code, reason) : port(ws) ? portWebSocket.close?.(ws, code, reason) : otherSockets?.close?.(other(ws), code, reason),
+  };
+  return {
+    fetch: async (req: Request, server: Peers): Promise<Response | undefined> => {
+      const res = await handle(req, server);
+      return res === upgraded || (otherUpgraded !== undefined && res === otherUpgraded) ? undefined : res;
+    },
+    websocket,
+  };
+}

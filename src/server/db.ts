@@ -117,6 +117,22 @@ const migrations: string[] = [
    CREATE INDEX nodes_cluster ON nodes(cluster_id, hostname);`,
   // Nothing ever wrote when a token was last used (a write per request for a column nothing shows).
   `ALTER TABLE tokens DROP COLUMN last_used_at;`,
+  // Ports in the browser (src/server/ports/logins.ts): one-time tickets from the main origin, and the sign-ins they
+  // become on a port origin; both name the web session (its hash), so they end with it.
+  `CREATE TABLE port_tickets (
+     id_hash TEXT PRIMARY KEY,
+     web_session TEXT NOT NULL,
+     session_id TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     expires_at BIGINT NOT NULL
+   );
+   CREATE TABLE port_logins (
+     id_hash TEXT PRIMARY KEY,
+     web_session TEXT NOT NULL,
+     session_id TEXT NOT NULL,
+     port INTEGER NOT NULL
+   );
+   CREATE INDEX port_logins_web ON port_logins(web_session);`,
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -45,6 +45,8 @@ export interface NodeSession {
   /** Since when its GPUs have been idle, and when its time limit stops it (ISO), or null. */
   idleSince?: string | null;
   deadline?: string | null;
+  /** Its `--port` ports (container side), linked on the pages; missing from executors before ports in the browser. */
+  ports?: number[];
 }
 
 /** What an executor sends every few seconds (the first one registers the node). */

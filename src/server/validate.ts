@@ -52,9 +52,18 @@ export function validate<T>(value: unknown, shape: Shape, path = "body"): T {
 export async function readText(req: Request, limit: number): Promise<string> {
   const declared = Number(req.headers.get("content-length") ?? 0);
   if (declared > limit) throw new BodyTooLargeError(limit);
-  const text = await req.text();
-  if (text.length > limit) throw new BodyTooLargeError(limit);
-  return text;
+  // Read as it comes and stop past the limit: a chunked body has no length to refuse up front, and the server takes
+  // large bodies (for sessions' ports), so Bun's own limit no longer bounds this.
+  // No body at all (a form POST with no fields): nothing to read. An empty ReadableStream would never end.
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) throw new BodyTooLargeError(limit);
+    chunks.push(chunk);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 export function parseJson(text: string): unknown {
@@ -96,6 +105,7 @@ export const heartbeatShape: Shape = {
       utilization: optional(["number?"]),
       idleSince: "string?",
       deadline: "string?",
+      ports: optional(["number"]),
     },
   ],
 };

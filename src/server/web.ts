@@ -3,8 +3,13 @@ import { formatAgo } from "../util/time.ts";
 import { Html, html } from "./html.ts";
 import type { Principal, Store } from "./store.ts";
 import type { NodeInfo, NodeSession } from "./types.ts";
+import type { CreateFormValues } from "./web-create-form.ts";
+import { notLinked } from "./web-creates.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
+
+/** A signed-in viewer and the CSRF token its page's forms carry (src/server/web-security.ts). */
+export type SignedIn = User & { csrf: string };
 
 const style = `
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2327;background:#f6f7f8}
@@ -37,15 +42,18 @@ function limitsText(s: NodeSession, now: number): string {
 const copyScript = `document.addEventListener("click",e=>{const b=e.target.closest("button[data-copy]");if(!b)return;
 const f=document.getElementById(b.dataset.copy);navigator.clipboard?.writeText(f.value).then(()=>{b.textContent="Copied"})})`;
 
-export function page(title: string, user: User | null, body: Html): Response {
+/** Scripts and styles from this server only (xterm.js among them) and inline ones; sockets and fetches to it only. */
+const csp = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+
+export function page(title: string, user: SignedIn | null, body: Html): Response {
   const doc = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title} · Beaker</title><style>${new Html(style)}</style></head>
 <body><header><a href="/"><strong>Beaker</strong></a>${
-    user ? html`<a href="/">Clusters</a><a href="/sessions">My sessions</a><span>${user.user.name}</span><form method="post" action="/logout"><button>Sign out</button></form>` : ""
+    user ? html`<a href="/">Clusters</a><a href="/sessions">My sessions</a><span>${user.user.name}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="${user.csrf}"><button>Sign out</button></form>` : ""
   }</header>
 <main>${body}</main><script>${new Html(copyScript)}</script></body></html>`;
-  return new Response(doc.text, { headers: { "content-type": "text/html; charset=utf-8", "x-content-type-options": "nosniff", "content-security-policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'" } });
+  return new Response(doc.text, { headers: { "content-type": "text/html; charset=utf-8", "x-content-type-options": "nosniff", "content-security-policy": csp } });
 }
 
 export function loginPage(error: string | null): Response {
@@ -61,7 +69,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ""}
   );
 }
 
-export async function clustersPage(store: Store, user: User): Promise<Response> {
+export async function clustersPage(store: Store, user: SignedIn): Promise<Response> {
   const clusters = await store.listClusters();
   return page(
     "Clusters",
@@ -84,7 +92,7 @@ function nodeRow(n: NodeInfo, now: number, i: number): Html {
 <td><textarea class="cmd" id="cmd-${i}" readonly rows="2" aria-label="commands for ${n.hostname}">${`${ssh}\n${create}`}</textarea> <button type="button" data-copy="cmd-${i}">Copy</button></td></tr>`;
 }
 
-export async function clusterPage(store: Store, user: User, name: string, now: number): Promise<Response> {
+export async function clusterPage(store: Store, user: SignedIn, name: string, now: number): Promise<Response> {
   const nodes = await store.listNodes(name);
   return page(
     name,
@@ -96,15 +104,25 @@ export async function clusterPage(store: Store, user: User, name: string, now: n
   );
 }
 
-function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean): Html {
+/**
+ * A session's ports as links to their hand-off page, and a form to open any other port the session listens on (no
+ * JavaScript needed); the owner's own running sessions only.
+ */
+function portLinks(s: NodeSession): Html {
+  return html`${(s.ports ?? []).map((p) => html`<a class="port" href="/sessions/${s.id}/ports/${p}/">${p}</a> `)}<form class="open-port" method="get" action="/sessions/${s.id}/ports"><input name="port" type="number" min="1" max="65535" required aria-label="another port of ${s.name}" placeholder="port"> <button type="submit">Open</button></form>`;
+}
+
+/** Sessions as rows; the viewer's own link to their pages (terminal, stop), and `ports`' cell when given. */
+function sessionsTable(sessions: Array<NodeSession & { node: string }>, now: number, showNode: boolean, viewer: string, ports?: (s: NodeSession) => Html): Html {
   if (sessions.length === 0) return html`<p>No sessions.</p>`;
-  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th></tr></thead><tbody>${sessions.map(
+  return html`<table><thead><tr><th>Session</th><th>User</th>${showNode ? html`<th>Node</th>` : ""}<th>GPUs</th><th>GPU use</th><th>Image</th><th>Status</th><th>Age</th>${ports ? html`<th>Ports</th>` : ""}</tr></thead><tbody>${sessions.map(
     (s) =>
-      html`<tr data-session="${s.id}"><td>${s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td></tr>`,
+      html`<tr data-session="${s.id}"><td>${s.user === viewer ? html`<a href="/sessions/${encodeURIComponent(s.id)}">${s.name}</a>` : s.name} <code>${s.id}</code>${s.status === "running" ? html`<br><code>ssh ${s.name}.${s.node}.beaker</code>` : ""}</td><td>${s.user}</td>${showNode ? html`<td><a href="/nodes/${encodeURIComponent(s.node)}">${s.node}</a></td>` : ""}<td>${s.gpus.length}</td><td class="use-cell">${s.gpus.map((_, i) => html`${i > 0 ? html`<br>` : ""}${useBar(s.utilization?.[i])}`)}</td><td>${s.image}</td><td>${s.status}${limitsText(s, now) ? html`<br><small class="limits">${limitsText(s, now)}</small>` : ""}</td><td>${formatAgo(s.startedAt ?? s.createdAt, now).replace(" ago", "")}</td>${ports ? html`<td>${ports(s)}</td>` : ""}</tr>`,
   )}</tbody></table>`;
 }
 
-export async function nodePage(store: Store, user: User, hostname: string, now: number): Promise<Response> {
+/** A node's page; `form` is the create form's state: whether the node is linked, and a refused try's values and error. */
+export async function nodePage(store: Store, user: SignedIn, hostname: string, now: number, form: { linked: boolean; values?: CreateFormValues; error?: string }): Promise<Response> {
   const node = await store.getNode(hostname, user.user);
   return page(
     hostname,
@@ -121,10 +139,37 @@ ${node.cpus} CPUs · ${(node.memoryBytes / 2 ** 30).toFixed(0)} GiB · <span cla
           g.claimedBy ? html`session <code>${g.claimedBy}</code>${g.reason ? ` · ${g.reason}` : ""}` : (g.reason ?? "free")
         }</td></tr>`,
     )}</tbody></table>
-<h2>Sessions</h2>${sessionsTable(node.sessions, now, false)}`,
+${createForm(node, user.csrf, form.linked, form.values ?? null, form.error ?? null)}
+<h2>Sessions</h2>${sessionsTable(node.sessions, now, false, user.user.name)}`,
   );
 }
 
-export async function mySessionsPage(store: Store, user: User, now: number): Promise<Response> {
-  return page("My sessions", user, html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${sessionsTable(await store.listSessions(user.user), now, true)}`);
+/**
+ * `portsOff`: the line that says ports in the browser are off (no `portsDomain`), or null: they are on, and the
+ * user's own running sessions link their ports.
+ */
+export async function mySessionsPage(store: Store, user: SignedIn, now: number, portsOff: Html | null): Promise<Response> {
+  const sessions = await store.listSessions(user.user);
+  const own = (s: NodeSession) => s.user === user.user.name && s.status === "running";
+  const withPorts = sessions.some((s) => own(s) && (s.ports ?? []).length > 0);
+  const ports = portsOff ? undefined : (s: NodeSession) => (own(s) ? portLinks(s) : html``);
+  return page(
+    "My sessions",
+    user,
+    html`<h1>${user.user.admin ? "All sessions" : "My sessions"}</h1>${portsOff && withPorts ? portsOff : ""}${sessionsTable(sessions, now, true, user.user.name, ports)}`,
+  );
+}
+
+/** The create form on a node's page; `error` is the last try's refusal, shown above it with the values kept. */
+function createForm(node: { hostname: string; gpusFree: number; gpusTotal: number }, csrf: string, linked: boolean, values: CreateFormValues | null, error: string | null): Html {
+  if (!linked) return html`<h2>Start a session</h2><p class="offline" id="not-linked">${notLinked}</p>`;
+  const v = values ?? { image: "", gpus: node.gpusTotal > 0 ? "1" : "0", time: "", name: "" };
+  return html`<h2>Start a session</h2>
+${error ? html`<p class="error" role="alert">${error}</p>` : ""}
+<form method="post" action="/nodes/${encodeURIComponent(node.hostname)}/sessions" id="create"><input type="hidden" name="csrf" value="${csrf}">
+<p><label>Image <input name="image" value="${v.image}" placeholder="the node's default image" size="40"></label></p>
+<p><label>GPUs <input name="gpus" type="number" min="0" max="${node.gpusTotal}" value="${v.gpus}"></label> <small>${node.gpusFree} free now; asking for more waits in the node's queue</small></p>
+<p><label>Time limit <input name="time" value="${v.time}" placeholder="4h, 90m or 1-12:00:00; empty: the node's limit"></label></p>
+<p><label>Name <input name="name" value="${v.name}" placeholder="a name of the node's choosing"></label></p>
+<p><button type="submit">Start session</button></p></form>`;
 }

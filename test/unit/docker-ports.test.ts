@@ -1,6 +1,6 @@
 /** Which requested ports a started container did not get, read from docker inspect (shapes recorded from Docker 20.10). */
 import { expect, test } from "bun:test";
-import { missingPorts, missingPortsMessage, portTarget, publishedPorts, sessionPorts, type PublishedState } from "../../src/runtime/docker/ports.ts";
+import { missingPorts, missingPortsMessage, portTarget, publishedPorts, sessionPortNumbers, sessionPorts, type PublishedState } from "../../src/runtime/docker/ports.ts";
 
 const bridge = { bridge: { NetworkID: "44ba1d31d70c", EndpointID: "e1", IPAddress: "172.17.0.5" } };
 // An engine started with --bridge none: the container is on "bridge" by name, but no such network exists.
@@ -44,4 +44,9 @@ test.each<[string, PublishedState, ReturnType<typeof portTarget>]>([
   ["no network: nowhere", { running: true, ports: {}, networks: noNetwork, mode: "bridge" }, null],
 ])("where the executor connects to a session's port: %s", (_, state, expected) => {
   expect(portTarget(state)).toEqual(expected);
+});
+
+test("sessionPortNumbers: the container ports of either form, once each, nothing else", () => {
+  expect(sessionPortNumbers(["8888/tcp", "127.0.0.1:49153->8888/tcp", "[::1]:49154->6006/tcp", "9000/udp", "0/tcp", "70000/tcp", "junk"])).toEqual([8888, 6006]);
+  expect(sessionPortNumbers([])).toEqual([]);
 });

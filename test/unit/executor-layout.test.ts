@@ -18,6 +18,7 @@ const rooms: Record<string, string[]> = {
   gpu: ["claims", "sessions"],
   slurm: ["claims", "sessions"],
   terminals: ["sessions"],
+  link: ["sessions", "terminals", "claims"],
 };
 /** Top-level files every room may use: the wire's types and their checks. */
 const shared = new Set(["api-types.ts", "validate.ts"]);

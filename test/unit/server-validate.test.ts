@@ -66,6 +66,7 @@ describe("a node's report", () => {
         utilization: [40, null],
         idleSince: "2026-01-01T00:10:00.000Z",
         deadline: "2026-01-02T00:00:00.000Z",
+        ports: [8888, 6006],
       },
       { id: "s2", name: "q", user: "bob", gpus: [], image: "ubuntu", status: "queued", createdAt: "2026-01-01T00:00:00.000Z", startedAt: null },
     ],
@@ -79,6 +80,7 @@ describe("a node's report", () => {
     ["a session without a user", (r) => void delete (r.sessions[1] as Partial<(typeof report.sessions)[0]>).user, "body.sessions[1].user must be a string"],
     ["a utilization that is no number", (r) => void (r.sessions[0]!.utilization = ["40" as never]), "body.sessions[0].utilization[0] must be a number"],
     ["a deadline that is no string", (r) => void (r.sessions[0]!.deadline = 5 as never), "body.sessions[0].deadline must be a string"],
+    ["a session's port that is no number", (r) => void (r.sessions[0]!.ports = ["8888" as never]), "body.sessions[0].ports[0] must be a number"],
   ])("%s is refused, with the path", (_, change, message) => {
     const changed = structuredClone(report);
     change(changed);
@@ -91,6 +93,9 @@ describe("bodies", () => {
   test("a body of exactly the limit is read", async () => {
     expect(await readText(post("abcd"), 4)).toBe("abcd");
     expect(await readText(post("abcd", "4"), 4)).toBe("abcd");
+  });
+  test("a POST without a body reads as empty, at once (a form with no fields: sign-out)", async () => {
+    expect(await readText(new Request("http://server/", { method: "POST" }), 4)).toBe("");
   });
   test("a body over the limit is refused", async () => {
     await expect(readText(post("abcde"), 4)).rejects.toThrow(new BodyTooLargeError(4));

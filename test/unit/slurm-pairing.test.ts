@@ -2,8 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { defaultExecutorConfig } from "../../src/config/executor.ts";
 import { UsageError } from "../../src/errors.ts";
-import { buildCreateRequest } from "../../src/cli/commands/session/create.ts";
-import { loginFlowWanted, slurmRequest } from "../../src/cli/commands/session/slurm-create.ts";
+import { buildCreateRequest, slurmRequest } from "../../src/executor/create-request.ts";
+import { loginFlowWanted } from "../../src/cli/commands/session/slurm-create.ts";
 import { slurmTime } from "../../src/slurm/allocation.ts";
 import { initialClaims, step, type ClaimState } from "../../src/executor/claims/claims.ts";
 import { prepareSession } from "../../src/executor/sessions/prepare.ts";

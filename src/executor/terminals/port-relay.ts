@@ -8,8 +8,8 @@
  * `{"type":"error",code,message}` (then the socket closes); after it, binary messages are the connection's bytes
  * each way, and either side closing ends it.
  */
-import type { ServerWebSocket } from "bun";
 import { connect, type Socket } from "node:net";
+import type { PeerSocket } from "./peer.ts";
 import { ConflictError, errorCodeOf, errorMessage, UnavailableError, UsageError } from "../../errors.ts";
 import type { PublishedState } from "../../runtime/docker/ports.ts";
 import { portTarget } from "../../runtime/docker/ports.ts";
@@ -84,12 +84,12 @@ export async function connectSessionPort(deps: Pick<PortDeps, "find" | "publishe
   });
 }
 
-function control(ws: ServerWebSocket<PortData>, message: object): void {
+function control(ws: PeerSocket<PortData>, message: object): void {
   if (!ws.data.closed) ws.send(JSON.stringify(message));
 }
 
 /** The WebSocket is open: connect, say so, then pipe both ways until either side ends. */
-export async function openPortRelay(ws: ServerWebSocket<PortData>, deps: PortDeps): Promise<void> {
+export async function openPortRelay(ws: PeerSocket<PortData>, deps: PortDeps): Promise<void> {
   let upstream: Socket;
   try {
     ws.data.release = deps.connections.take(ws.data.uid);
@@ -112,7 +112,7 @@ export async function openPortRelay(ws: ServerWebSocket<PortData>, deps: PortDep
   upstream.on("error", () => ws.close(1011, "connection failed"));
 }
 
-export function onPortMessage(ws: ServerWebSocket<PortData>, message: string | Buffer): void {
+export function onPortMessage(ws: PeerSocket<PortData>, message: string | Buffer): void {
   // Only bytes travel this way; a text message means nothing here.
   if (typeof message === "string") return;
   const upstream = ws.data.upstream;
@@ -127,11 +127,11 @@ export function onPortMessage(ws: ServerWebSocket<PortData>, message: string | B
   if (ws.data.early.reduce((n, b) => n + b.length, 0) > earlyLimit) ws.close(1009, "too much sent before the connection opened");
 }
 
-export function onPortDrain(ws: ServerWebSocket<PortData>): void {
+export function onPortDrain(ws: PeerSocket<PortData>): void {
   ws.data.upstream?.resume();
 }
 
-export function closePortRelay(ws: ServerWebSocket<PortData>): void {
+export function closePortRelay(ws: PeerSocket<PortData>): void {
   ws.data.closed = true;
   ws.data.release?.();
   ws.data.upstream?.end();

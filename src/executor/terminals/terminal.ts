@@ -1,5 +1,5 @@
-import type { ServerWebSocket } from "bun";
 import type { Duplex } from "node:stream";
+import type { PeerSocket } from "./peer.ts";
 import type { DockerEngine } from "../../runtime/docker/engine.ts";
 import { dockerMessage, dockerStatus } from "../../runtime/docker/errors.ts";
 import { ConflictError, errorCodeOf, errorMessage, ForbiddenError } from "../../errors.ts";
@@ -59,12 +59,12 @@ export interface TerminalDeps {
   terminals: PerUserCap;
 }
 
-function send(ws: ServerWebSocket<TerminalData>, message: ServerControl): void {
+function send(ws: PeerSocket<TerminalData>, message: ServerControl): void {
   if (!ws.data.closed) ws.send(JSON.stringify(message));
 }
 
 /** The terminals (attach and exec) open on each session, for notices. */
-const openTerminals = new WeakMap<LiveSession, Set<ServerWebSocket<TerminalData>>>();
+const openTerminals = new WeakMap<LiveSession, Set<PeerSocket<TerminalData>>>();
 
 /** Writes a line (an idle or time-limit warning) on every terminal attached to the session; the CLI prints it. */
 export function noticeTerminals(session: LiveSession, message: string): void {
@@ -72,7 +72,7 @@ export function noticeTerminals(session: LiveSession, message: string): void {
 }
 
 /** Docker's stream -> the WebSocket: raw bytes on a TTY, else each frame tagged with stdout or stderr. */
-function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, stream: Duplex, tty: boolean): Promise<void> {
+function pipeOutput(ws: PeerSocket<TerminalData>, engine: DockerEngine, stream: Duplex, tty: boolean): Promise<void> {
   const flow = new OutputFlow(ws, stream);
   ws.data.flow = flow;
   if (ws.data.closed) flow.end();
@@ -99,7 +99,7 @@ function pipeOutput(ws: ServerWebSocket<TerminalData>, engine: DockerEngine, str
  * before it starts (no early output lost); resizes and signals are forwarded and the exit code reported. When the
  * CLI goes away the session runs on.
  */
-export async function openTerminal(ws: ServerWebSocket<TerminalData>, deps: TerminalDeps): Promise<void> {
+export async function openTerminal(ws: PeerSocket<TerminalData>, deps: TerminalDeps): Promise<void> {
   const { manager, engine } = deps;
   let session: LiveSession | null = null;
   try {
@@ -125,11 +125,11 @@ export async function openTerminal(ws: ServerWebSocket<TerminalData>, deps: Term
 }
 
 /** The session's trace points for this terminal, when it asked: from the create on for a new session, else since `from`. */
-function tracePoints(ws: ServerWebSocket<TerminalData>, session: LiveSession, from: number): { trace?: TracePoint[] } {
+function tracePoints(ws: PeerSocket<TerminalData>, session: LiveSession, from: number): { trace?: TracePoint[] } {
   return ws.data.trace ? { trace: session.trace.points.filter((p) => p.at >= from) } : {};
 }
 
-async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, manager: TerminalHost, engine: DockerEngine): Promise<void> {
+async function attach(ws: PeerSocket<TerminalData>, session: LiveSession, manager: TerminalHost, engine: DockerEngine): Promise<void> {
   // A new session's terminal is part of its create; a later attach is not, and leaves its trace alone.
   const from = ws.data.start ? 0 : traceNow();
   if (ws.data.start) session.trace.mark("terminal open");
@@ -181,7 +181,7 @@ async function attach(ws: ServerWebSocket<TerminalData>, session: LiveSession, m
   ws.close(1000, "session ended");
 }
 
-async function runExec(ws: ServerWebSocket<TerminalData>, session: LiveSession, engine: DockerEngine): Promise<void> {
+async function runExec(ws: PeerSocket<TerminalData>, session: LiveSession, engine: DockerEngine): Promise<void> {
   if (session.info.status !== "running") throw new ConflictError(`session ${session.info.name} is ${session.info.status}, not running`);
   const id = session.containerId;
   const { tty } = ws.data;
@@ -264,12 +264,12 @@ async function findExecPid(engine: DockerEngine, execId: string): Promise<number
   return null;
 }
 
-function replayEarly(ws: ServerWebSocket<TerminalData>): void {
+function replayEarly(ws: PeerSocket<TerminalData>): void {
   for (const message of ws.data.early?.splice(0) ?? []) void onTerminalMessage(ws, message);
 }
 
 /** Holds a message until Docker's stream is ready (a size only updates the one to start at); too much closes the terminal. */
-function holdEarly(ws: ServerWebSocket<TerminalData>, message: string | Buffer): void {
+function holdEarly(ws: PeerSocket<TerminalData>, message: string | Buffer): void {
   const control = typeof message === "string" ? parseControl(message) : null;
   if (control?.type === "resize") {
     ws.data.cols = control.cols;
@@ -282,7 +282,7 @@ function holdEarly(ws: ServerWebSocket<TerminalData>, message: string | Buffer):
 }
 
 /** Handles one frame, whole, before the next: async only so that whatever it throws lands in the caller's catch. */
-export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, message: string | Buffer): Promise<void> {
+export async function onTerminalMessage(ws: PeerSocket<TerminalData>, message: string | Buffer): Promise<void> {
   const { stream, controls } = ws.data;
   if (ws.data.closed) return;
   if (!stream || !controls) return holdEarly(ws, message);
@@ -304,7 +304,7 @@ export async function onTerminalMessage(ws: ServerWebSocket<TerminalData>, messa
   }
 }
 
-function signalExec(ws: ServerWebSocket<TerminalData>, name: NodeJS.Signals): void {
+function signalExec(ws: PeerSocket<TerminalData>, name: NodeJS.Signals): void {
   const { execPid, session } = ws.data;
   // Root signals a host PID: only while it still is a process of this session's container (PIDs are reused).
   if (!execPid || !session || pidsInContainers([execPid], [session.containerId]).size !== 1) return;
@@ -314,7 +314,7 @@ function signalExec(ws: ServerWebSocket<TerminalData>, name: NodeJS.Signals): vo
 }
 
 /** The client left: Docker's stream, the control line, the stall timer and the user's place all end now. */
-export function closeTerminal(ws: ServerWebSocket<TerminalData>): void {
+export function closeTerminal(ws: PeerSocket<TerminalData>): void {
   ws.data.closed = true;
   ws.data.stream?.destroy();
   ws.data.flow?.end();
@@ -325,6 +325,6 @@ export function closeTerminal(ws: ServerWebSocket<TerminalData>): void {
 }
 
 /** Bun's `drain`: the client took some of its output, so reading may go on. */
-export function terminalDrained(ws: ServerWebSocket<TerminalData>): void {
+export function terminalDrained(ws: PeerSocket<TerminalData>): void {
   ws.data.flow?.drained();
 }

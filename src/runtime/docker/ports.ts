@@ -24,6 +24,12 @@ export function sessionPorts(requested: number[]): string[] {
   return requested.map((p) => `${p}/tcp`);
 }
 
+/** The container ports of a session's `ports` (`8888/tcp`, `127.0.0.1:49153->8888/tcp`), once each: what the server links. */
+export function sessionPortNumbers(ports: string[]): number[] {
+  const numbers = ports.map((p) => Number(/(?:^|->)(\d{1,5})\/tcp$/.exec(p)?.[1])).filter((n) => n >= 1 && n <= 65535);
+  return [...new Set(numbers)];
+}
+
 function onNetwork(state: PublishedState): boolean {
   // A warm namespace's holder is on the sessions' network. Docker's "none" network is a network in name only.
   if (state.mode?.startsWith("container:") || state.mode === "host") return true;

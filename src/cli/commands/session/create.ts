@@ -13,56 +13,11 @@ import { checkNodeName, noClusterHere } from "../../remote.ts";
 import { checkGpuType, createOnNode, pickClusterNode } from "./remote-create.ts";
 import { connectHint, hasHostBlock, sshPaths } from "../../../ssh/client-config.ts";
 import { createReconnect, type Reconnect } from "../../reconnect.ts";
-import { createThroughSlurm, slurmRequest, wantsLoginFlow } from "./slurm-create.ts";
+import { createThroughSlurm, wantsLoginFlow } from "./slurm-create.ts";
+import { buildCreateRequest } from "../../../executor/create-request.ts";
 import { createOptions, type CreateFlags } from "./create-flags.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { formatClock, formatTime } from "./ref.ts";
-import { parseDuration } from "../../../util/duration.ts";
-
-function numberFlag(value: number | string | undefined, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
-  if (value === undefined) return null;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
-  return n;
-}
-
-/** `--time`: seconds, or null when not given. */
-function timeFlag(value: string | undefined): number | null {
-  if (value === undefined) return null;
-  const seconds = parseDuration(value);
-  if (seconds === null) throw new UsageError(`--time "${value}" is not a duration like 4h, 90m or 1-12:00:00`);
-  return seconds;
-}
-
-/** Flags -> the request the executor gets. Pure apart from reading the environment it is given. */
-export function buildCreateRequest(flags: CreateFlags, rest: string[], ctx: { cwd: string; tty: boolean; term: string | null; defaultImage: string | null }): CreateSessionRequest {
-  const cpusText = flags.cpus;
-  const cpus = cpusText === undefined ? null : Number(cpusText);
-  if (cpus !== null && !(cpus > 0)) throw new UsageError("--cpus must be a positive number");
-  const ports = flags.port.map((p) => numberFlag(p, "--port", 1, 65535)!);
-  const env = flags.env;
-  for (const entry of env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(entry)) throw new UsageError(`--env "${entry}" must be KEY=VALUE`);
-  return {
-    gpus: numberFlag(flags.gpus, "--gpus", 0, 64),
-    image: flags.image ?? ctx.defaultImage,
-    name: flags.name ?? null,
-    cpus,
-    memory: flags.memory ?? null,
-    sharedMemory: flags.sharedMemory ?? null,
-    ports,
-    env,
-    mounts: flags.mount,
-    workdir: flags.workdir ?? null,
-    command: rest,
-    cwd: ctx.cwd,
-    tty: ctx.tty,
-    term: ctx.term,
-    noWait: !flags.wait,
-    detach: flags.detach ?? false,
-    slurm: slurmRequest(flags),
-    timeLimit: timeFlag(flags.time),
-  };
-}
 
 /**
  * Sends the request and follows its events (queue, pull) until the session exists. Ctrl-C leaves the queue. When the

@@ -4,9 +4,8 @@
  * (`srun --jobid J --pty`), whose executor checks the job and starts the session with its GPUs. The exit code, the
  * terminal and its size pass through srun. When the session ends the CLI gives the job back to Slurm.
  */
-import { slurmNamePattern, loadExecutorConfig, type ExecutorConfig } from "../../../config/executor.ts";
+import { loadExecutorConfig, type ExecutorConfig } from "../../../config/executor.ts";
 import { CancelledInSlurmQueue, UsageError } from "../../../errors.ts";
-import type { SlurmRequest } from "../../../executor/api-types.ts";
 import { loginJobName, slurmTime } from "../../../slurm/allocation.ts";
 import { pendingLine } from "../../../slurm/job.ts";
 import { CommandSlurmRunner } from "../../../slurm/run.ts";
@@ -16,24 +15,8 @@ import { createProgress } from "../../progress.ts";
 import { hasTty } from "../../remote.ts";
 import { formatTime } from "./ref.ts";
 import { remoteCreateArgs } from "./remote-create.ts";
+import { slurmRequest } from "../../../executor/create-request.ts";
 
-
-/** The Slurm part of a create request from the flags, or null when none was given. Pure. */
-export function slurmRequest(flags: Pick<CreateFlags, "slurmJob" | "partition" | "account" | "qos">): SlurmRequest | null {
-  const value = (flag: string, v: string | undefined, pattern: RegExp, shape: string) => {
-    if (v === undefined) return null;
-    const text = v.trim();
-    if (!pattern.test(text)) throw new UsageError(`${flag} "${text}" must be ${shape}`);
-    return text;
-  };
-  const request: SlurmRequest = {
-    job: value("--slurm-job", flags.slurmJob, /^\d+$/, "a Slurm job ID"),
-    partition: value("--partition", flags.partition, slurmNamePattern, "a Slurm partition name"),
-    account: value("--account", flags.account, slurmNamePattern, "a Slurm account name"),
-    qos: value("--qos", flags.qos, slurmNamePattern, "a Slurm QOS name"),
-  };
-  return Object.values(request).some((v) => v !== null) ? request : null;
-}
 
 /** Whether this create goes through Slurm from here (salloc + srun) rather than to this machine's executor. Pure. */
 export function loginFlowWanted(flags: Pick<CreateFlags, "cluster" | "node" | "slurm" | "slurmJob">, here: { executor: boolean; siteScheduler: ExecutorConfig["scheduler"] | null }): boolean {
