@@ -8,6 +8,7 @@ import { connect, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { LinkSocket, NodeLinks } from "../../src/link/types.ts";
 import { PortBridges } from "../../src/server/ports/bridge.ts";
+import { eventually } from "../harness.ts";
 
 /** A link stream the test drives by hand: what was sent, what it pretends to hold. */
 class ManualSocket implements LinkSocket {
@@ -64,10 +65,7 @@ function dial(path: string): Promise<Socket> {
     c.once("error", reject);
   });
 }
-const until = async (what: () => boolean) => {
-  for (let i = 0; i < 200 && !what(); i++) await Bun.sleep(5);
-  expect(what()).toBe(true);
-};
+const until = (what: () => boolean) => eventually(what, 5_000, { intervalMs: 5 });
 
 test("private: a 0700 folder, a 0600 socket, one per target, reused", async () => {
   bridges = new PortBridges(links, () => {});
@@ -86,6 +84,7 @@ test("each connection is a link stream to the port route, as the user; nothing i
   expect(opened[0]!.user).toBe("ada");
   expect(opened[0]!.path).toBe("/v1/sessions/0123456789ab/ports/8888");
   c.write("GET / HTTP/1.1\r\n\r\n");
+  // Nothing may cross before `connected`: a window in which nothing happens, not a wait for something.
   await Bun.sleep(30);
   expect(opened[0]!.socket.received).toBe(0);
   opened[0]!.socket.onmessage!(JSON.stringify({ type: "connected" }));
@@ -124,21 +123,18 @@ test("backpressure: reading stops while the link holds over 1 MiB, and goes on a
   s.onmessage!(JSON.stringify({ type: "connected" }));
   const total = 16 * 1024 * 1024;
   c.write(new Uint8Array(total));
-  await Bun.sleep(200);
-  expect(s.received).toBeGreaterThan(1024 * 1024);
+  await until(() => s.received > 1024 * 1024);
   expect(s.received).toBeLessThan(4 * 1024 * 1024);
-  for (let i = 0; i < 400 && s.received < total; i++) {
+  await until(() => {
     s.drain();
-    await Bun.sleep(5);
-  }
-  expect(s.received).toBe(total);
+    return s.received === total;
+  });
   c.destroy();
 });
 
 test("an unused bridge is closed after its idle time", async () => {
   bridges = new PortBridges(links, () => {}, 50);
   const path = await bridges.path(target);
-  await Bun.sleep(150);
   await until(() => {
     try {
       statSync(path);

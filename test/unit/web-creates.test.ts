@@ -6,6 +6,7 @@ import { expect, test } from "bun:test";
 import type { CreateSessionRequest } from "../../src/executor/api-types.ts";
 import type { LinkRequest, NodeLink } from "../../src/link/types.ts";
 import { WebCreates, webCreateLimits } from "../../src/server/web-creates.ts";
+import { eventually } from "../harness.ts";
 
 const request = { gpus: 1, image: null, name: null, cpus: null, memory: null, sharedMemory: null, ports: [], env: [], mounts: [], workdir: null, command: [], cwd: "/", tty: true, term: "xterm-256color", noWait: false, detach: true, slurm: null, timeLimit: null } satisfies CreateSessionRequest;
 const limits = { ...webCreateLimits, retryEveryMs: 5, reconnectMs: 200, firstAnswerMs: 1000 };
@@ -41,8 +42,7 @@ test("a create cut by the executor's restart is sent again with its ticket and k
   ]);
   const creates = new WebCreates(node.links, Date.now, () => {}, limits);
   expect(await creates.start("alice", "n1", request)).toEqual({ kind: "started", sessionId: "abcdef012345" });
-  for (let i = 0; i < 100 && node.seen.length < 2; i++) await Bun.sleep(5);
-  await Bun.sleep(20);
+  await eventually(() => creates.get("abcdef012345", "alice")?.position === 1, 5_000, { intervalMs: 5, what: "the re-sent create to be queued at 1" });
   expect(node.seen.map((r) => (r.body as { ticket?: string }).ticket)).toEqual([undefined, "a.b"]);
   expect(creates.get("abcdef012345", "alice")).toMatchObject({ state: "queued", position: 1, error: null });
   expect(creates.get("abcdef012345", "bob")).toBeNull();
@@ -55,7 +55,7 @@ test("a node that does not come back within the bound ends the create with a lin
   const first = creates.start("alice", "n1", request);
   expect(await first).toMatchObject({ kind: "started" });
   node.setLinked(false);
-  for (let i = 0; i < 100 && creates.get("abcdef012345", "alice")?.state !== "failed"; i++) await Bun.sleep(10);
+  await eventually(() => creates.get("abcdef012345", "alice")?.state === "failed", 5_000, { intervalMs: 10, what: "the create to fail" });
   expect(creates.get("abcdef012345", "alice")?.error?.message).toBe("node n1 did not come back within 0.2 s");
 });
 

@@ -11,7 +11,7 @@ import { notLinked } from "../../src/server/web-creates.ts";
 import { escapeHtml } from "../../src/server/html.ts";
 import type { TerminalSocketData } from "../../src/server/terminal-bridge.ts";
 import { emptyTables } from "../store-harness.ts";
-import { removeDir, tempDir } from "../harness.ts";
+import { eventually, removeDir, tempDir } from "../harness.ts";
 import { FakeLink, FakeLinks, post, signIn } from "../web-fakes.ts";
 
 const base = "http://server";
@@ -240,8 +240,10 @@ describe("the create form", () => {
     const res = await create({ image: "debian:nope" });
     const id = res.headers.get("location")!.replace("/sessions/", "");
     link.sessions.delete(id);
-    await Bun.sleep(10);
-    const page = await (await get(`/sessions/${id}`, alice)).text();
+    const page = await eventually(async () => {
+      const text = await (await get(`/sessions/${id}`, alice)).text();
+      return text.includes("manifest unknown") && text;
+    }, 5_000, { intervalMs: 10, what: "the create's error on the session's page" });
     expect(page).toContain("image debian:nope: manifest unknown");
     expect(page).toContain('<td id="status">failed</td>');
   });

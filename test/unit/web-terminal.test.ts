@@ -10,7 +10,7 @@ import { createApp } from "../../src/server/app.ts";
 import { migrate, openDb, type Db } from "../../src/server/db.ts";
 import { Store } from "../../src/server/store.ts";
 import { bridgeLimits, terminalBridge, terminalData, type TerminalSocketData } from "../../src/server/terminal-bridge.ts";
-import { removeDir, tempDir } from "../harness.ts";
+import { eventually, removeDir, tempDir } from "../harness.ts";
 import { FakeLink, FakeLinks, type FakeSocket } from "../web-fakes.ts";
 
 /** A browser socket as the bridge sees it: what it was sent, how it was closed, how much it has not read. */
@@ -144,7 +144,7 @@ describe("through Bun.serve", () => {
     node.onmessage!(new TextEncoder().encode("42\r\n"));
     expect(await got).toBe("42\r\n");
     ws.send(new TextEncoder().encode("echo hi\r"));
-    for (let i = 0; i < 100 && node.sent.length === 0; i++) await Bun.sleep(10);
+    await eventually(() => node.sent.length > 0, 5_000, { intervalMs: 10, what: "the keys to reach the node" });
     expect(new TextDecoder().decode(node.sent[0] as Uint8Array)).toBe("echo hi\r");
     const closed = new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
     node.onclose!(1012, "executor restarting");
